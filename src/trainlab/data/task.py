@@ -1,0 +1,70 @@
+"""The :class:`Task` every trainer consumes: resident tensors for three splits plus what to optimise."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Split:
+    """Inputs ``x`` (N, *input_shape) float and targets ``y``: class indices (N,) long or values (N, 1) float."""
+
+    x: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device: str | torch.device) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class Task:
+    """A data set with its splits, default loss and headline metric, and the record of its preprocessing."""
+
+    name: str
+    kind: Literal["classification", "regression"]
+    train: Split
+    val: Split
+    test: Split
+    n_outputs: int
+    loss: str
+    metric: str
+    classes: list[str] | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.x.device
+
+    def split(self, name: str) -> Split:
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"split: got {name!r}; allowed: train, val, test")
+        return getattr(self, name)
+
+    def to(self, device: str | torch.device) -> Task:
+        return dataclasses.replace(
+            self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device)
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (no tensors)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "input_shape": list(self.input_shape),
+            "n_outputs": self.n_outputs,
+            "sizes": {s: len(self.split(s)) for s in ("train", "val", "test")},
+            "loss": self.loss,
+            "metric": self.metric,
+            "preprocessing": self.preprocessing,
+        }

@@ -1,0 +1,209 @@
+"""The trainer interface and the bookkeeping every trainer shares.
+
+A trainer is configured once (a frozen dataclass of options) and then ``fit(model, task, budget, seed)``
+returns a :class:`~trainlab.result.RunResult`. :class:`Monitor` does what all trainers have in common:
+count spending, record one history row per epoch, keep the best-validation weights, notice divergence,
+call the callbacks and decide when the budget is spent.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from trainlab.budget import Budget, Spending
+from trainlab.callbacks import Callback, Penalty, TrainState
+from trainlab.data.task import Split, Task
+from trainlab.environment import environment
+from trainlab.losses import Loss, get_loss
+from trainlab.metrics import METRICS
+from trainlab.registry import Registry
+from trainlab.result import RunResult
+
+TRAINERS: Registry[Callable[..., "Trainer"]] = Registry("trainer")
+SPLITS = ("train", "val", "test")
+
+
+class Trainer(ABC):
+    """Base class: subclasses set ``name`` and implement :meth:`fit`; ``config`` is a frozen dataclass."""
+
+    name: str = ""
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    @abstractmethod
+    def fit(
+        self,
+        model: nn.Module,
+        task: Task,
+        budget: Budget,
+        seed: int,
+        callbacks: Sequence[Callback] = (),
+        loss: Loss | None = None,
+    ) -> RunResult:
+        """Train ``model`` on ``task`` within ``budget``; ``loss`` defaults to the task's loss."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, **dataclasses.asdict(self.config)}
+
+
+def make_trainer(name: str, **options: Any) -> Trainer:
+    """The trainer registered as ``name``, configured with ``options`` (unknown options raise ConfigError)."""
+    return TRAINERS.get(name)(**options)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch_size: int = 8192) -> Tensor:
+    """Outputs of ``model`` in eval mode on ``x``, computed in chunks of ``batch_size``."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model: nn.Module, split: Split, loss: Loss, metric: str, step: int = 0) -> tuple[float, float]:
+    """(loss, metric) of ``model`` in eval mode on ``split``."""
+    outputs = predict(model, split.x)
+    return loss(outputs, split.y, step).item(), METRICS.get(metric)(outputs, split.y)
+
+
+class Monitor:
+    """Shared bookkeeping of a fit; trainers call :meth:`begin`, :meth:`tick`, :meth:`end_epoch`, :meth:`finish`.
+
+    ``tick`` after each optimizer step (or generation) with what it spent; ``end_epoch`` after each epoch.
+    Both return ``True`` when training must stop (budget spent, divergence, or a callback asked).
+    The selected model is the one with the lowest validation loss (thesis 000), epoch 0 included.
+    """
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        model: nn.Module,
+        task: Task,
+        loss: Loss,
+        budget: Budget,
+        seed: int,
+        callbacks: Sequence[Callback] = (),
+        penalty: Penalty | None = None,
+    ):
+        self.trainer, self.budget, self.callbacks = trainer, budget, list(callbacks)
+        self.state = TrainState(model=model, task=task, loss=loss, seed=seed, penalty=penalty)
+        self.monitor_loss = loss.static()
+        self.best_val = math.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, Tensor] = {}
+        self.status = "ok"
+        self.message = ""
+        self._nonfinite: Tensor | bool = False
+        self._t0 = 0.0
+
+    @property
+    def spending(self) -> Spending:
+        return self.state.spending
+
+    def begin(self) -> None:
+        self._t0 = time.perf_counter()
+        for cb in self.callbacks:
+            cb.on_fit_start(self.state)
+        self._record()
+
+    def tick(
+        self,
+        forward_samples: int = 0,
+        backward_samples: int = 0,
+        steps: int = 1,
+        evals: int = 0,
+        loss: Tensor | float | None = None,
+    ) -> bool:
+        s = self.spending
+        s.forward_samples += forward_samples
+        s.backward_samples += backward_samples
+        s.steps += steps
+        s.evals += evals
+        s.seconds = time.perf_counter() - self._t0
+        self.state.step = s.steps
+        if loss is not None:
+            bad = ~torch.isfinite(torch.as_tensor(loss)).all()
+            self._nonfinite = bad | self._nonfinite
+        for cb in self.callbacks:
+            cb.on_step_end(self.state)
+        return self._should_stop(epoch_limit=False)
+
+    def end_epoch(self) -> bool:
+        self.spending.epochs += 1
+        self.state.epoch = self.spending.epochs
+        self._record()
+        for cb in self.callbacks:
+            cb.on_epoch_end(self.state)
+        return self._should_stop(epoch_limit=True)
+
+    def _should_stop(self, epoch_limit: bool) -> bool:
+        if self.status == "diverged":
+            return True
+        if isinstance(self._nonfinite, Tensor) and bool(self._nonfinite):
+            self.status, self.message = "diverged", f"non-finite training loss at step {self.state.step}"
+            return True
+        if self.state.stop:
+            self.message = self.state.stop_reason
+            return True
+        limit = self.spending.exhausted(self.budget)
+        if limit == "epochs" and not epoch_limit:
+            return False
+        return limit is not None
+
+    def _record(self) -> None:
+        model, task = self.state.model, self.state.task
+        row: dict[str, float] = {"epoch": self.spending.epochs}
+        for name in SPLITS:
+            row[f"{name}_loss"], row[f"{name}_metric"] = evaluate(
+                model, task.split(name), self.monitor_loss, task.metric, self.state.step
+            )
+        self.spending.seconds = time.perf_counter() - self._t0
+        row.update({k: v for k, v in self.spending.to_dict().items() if k != "epochs"})
+        if self.state.lr is not None:
+            row["lr"] = self.state.lr
+        self.state.history.append(row)
+        if not math.isfinite(row["train_loss"]):
+            self.status, self.message = "diverged", f"non-finite training loss at epoch {row['epoch']}"
+        elif row["val_loss"] < self.best_val:
+            self.best_val, self.best_epoch = row["val_loss"], int(row["epoch"])
+            self.best_state = copy.deepcopy(model.state_dict())
+
+    def finish(self, config: dict[str, Any] | None = None) -> RunResult:
+        """Load the selected weights into the model and build the result."""
+        model = self.state.model
+        if self.best_state:
+            model.load_state_dict(self.best_state)
+        for cb in self.callbacks:
+            cb.on_fit_end(self.state)
+        best = self.state.history[self.best_epoch] if self.state.history else {}
+        final = {k: best[k] for k in best if k.split("_")[0] in SPLITS}
+        return RunResult(
+            status=self.status,  # type: ignore[arg-type]
+            history=self.state.history,
+            final=final,
+            best_epoch=self.best_epoch,
+            spending=self.spending,
+            config=config if config is not None else {"trainer": self.trainer.describe()},
+            environment=environment(self.state.task.device),
+            message=self.message,
+            records=self.state.records,
+            state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        )
+
+
+def resolve_loss(task: Task, loss: Loss | str | None) -> Loss:
+    """The loss to minimise: an instance, a registered name, or the task's default."""
+    if isinstance(loss, Loss):
+        return loss
+    return get_loss(loss or task.loss)

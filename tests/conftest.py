@@ -1,0 +1,22 @@
+"""Shared test set-up: one torch thread per process, and the data root pointed at shared/datasets."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+if "TRAINLAB_DATA" not in os.environ and _SHARED.is_dir():
+    os.environ["TRAINLAB_DATA"] = str(_SHARED)
+
+
+@pytest.fixture
+def data_root() -> Path:
+    """The real data root (shared/datasets); tests using it skip when it is absent."""
+    root = Path(os.environ.get("TRAINLAB_DATA", ""))
+    if not root.is_dir():
+        pytest.skip(f"raw data sets not found: TRAINLAB_DATA={root!s} is not a directory")
+    return root
