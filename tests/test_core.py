@@ -134,7 +134,7 @@ def test_monitor_selects_best_validation_epoch_and_detects_divergence(tmp_path) 
     assert result.best_epoch == best
     assert result.final["val_loss"] == mon.state.history[best]["val_loss"]
     assert torch.isfinite(model.weight).all(), "the best weights are restored"
-    assert result.spending.forward_samples == 4 * 40 and result.spending.steps == 4
+    assert result.spending.forward_samples == 3 * 40 + 1 and result.spending.steps == 4
     result.save(tmp_path)
     back = RunResult.load(tmp_path)
     assert back.to_dict() == result.to_dict()
