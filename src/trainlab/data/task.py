@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +38,8 @@ class Task:
     metric: str
     classes: list[str] | None = None
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
+    """Optional training-time augmentation applied by trainers to each training mini-batch on its device."""
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -83,6 +83,8 @@ class Monitor:
     ``tick`` after each optimizer step (or generation) with what it spent; ``end_epoch`` after each epoch.
     Both return ``True`` when training must stop (budget spent, divergence, or a callback asked).
     The selected model is the one with the lowest validation loss (thesis 000), epoch 0 included.
+    History rows are recorded every ``eval_every`` epochs and at the last epoch; only recorded epochs
+    are candidates for selection.
     """
 
     def __init__(
@@ -95,8 +97,10 @@ class Monitor:
         seed: int,
         callbacks: Sequence[Callback] = (),
         penalty: Penalty | None = None,
+        eval_every: int = 1,
     ):
         self.trainer, self.budget, self.callbacks = trainer, budget, list(callbacks)
+        self.eval_every = eval_every
         self.state = TrainState(model=model, task=task, loss=loss, seed=seed, penalty=penalty)
         self.monitor_loss = loss.static()
         self.best_val = math.inf
@@ -142,7 +146,8 @@ class Monitor:
     def end_epoch(self) -> bool:
         self.spending.epochs += 1
         self.state.epoch = self.spending.epochs
-        self._record()
+        if self.state.epoch % self.eval_every == 0:
+            self._record()
         for cb in self.callbacks:
             cb.on_epoch_end(self.state)
         return self._should_stop(epoch_limit=True)
@@ -182,11 +187,13 @@ class Monitor:
     def finish(self, config: dict[str, Any] | None = None) -> RunResult:
         """Load the selected weights into the model and build the result."""
         model = self.state.model
+        if self.state.history and self.state.history[-1]["epoch"] != self.spending.epochs:
+            self._record()
         if self.best_state:
             model.load_state_dict(self.best_state)
         for cb in self.callbacks:
             cb.on_fit_end(self.state)
-        best = self.state.history[self.best_epoch] if self.state.history else {}
+        best = next(row for row in self.state.history if row["epoch"] == self.best_epoch)
         final = {k: best[k] for k in best if k.split("_")[0] in SPLITS}
         return RunResult(
             status=self.status,  # type: ignore[arg-type]

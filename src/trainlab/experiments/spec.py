@@ -1,0 +1,129 @@
+"""One run, fully described: :class:`RunSpec`, its identity hash, and :func:`execute`.
+
+Every way of running something (``trainlab train``, experiment grids, sweeps, the quick start) goes
+through a ``RunSpec``, so a run's identity is the same wherever it was started.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainlab.budget import Budget, Spending
+from trainlab.callbacks import Callback
+from trainlab.config import ConfigError, check_number
+from trainlab.environment import environment
+from trainlab.result import RunResult
+from trainlab.seeding import torch_generator
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """task × model × trainer (with options) × loss × budget × seed, on a device."""
+
+    task: str
+    model: str
+    trainer: str
+    budget: Budget
+    seed: int = 0
+    loss: str | None = None
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    trainer_options: Mapping[str, Any] = field(default_factory=dict)
+    loss_options: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        check_number("seed", self.seed, low=0, integer=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["budget"] = self.budget.to_dict()
+        for key in ("task_options", "model_options", "trainer_options", "loss_options"):
+            out[key] = dict(out[key])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        data = dict(data)
+        data["budget"] = Budget(**data["budget"])
+        return cls(**data)
+
+    def resolved(self) -> RunSpec:
+        """The same spec with every default filled in, so that equal runs get equal identities."""
+        from trainlab.data import task_config
+        from trainlab.losses import get_loss
+        from trainlab.models import model_config
+        from trainlab.trainers import make_trainer
+
+        trainer = make_trainer(self.trainer, **self.trainer_options).describe()
+        trainer.pop("name")
+        loss_options = dict(self.loss_options)
+        if self.loss is not None:
+            loss_options = get_loss(self.loss, **self.loss_options).config()
+            loss_options.pop("name")
+        return dataclasses.replace(
+            self,
+            task_options=task_config(self.task, **self.task_options),
+            model_options=model_config(self.model, **self.model_options),
+            trainer_options=trainer,
+            loss_options=loss_options,
+        )
+
+    def run_id(self) -> str:
+        """A 16-hex-digit hash of the resolved configuration."""
+        text = json.dumps(self.resolved().to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def execute(
+    spec: RunSpec,
+    data_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> RunResult:
+    """Load the task, build and initialise the model from the run seed, and fit.
+
+    Configuration errors raise :class:`ConfigError`; any other exception becomes a ``failed`` result
+    carrying the traceback, so that one bad run never stops an experiment.
+    """
+    from trainlab.data import load_task
+    from trainlab.losses import get_loss
+    from trainlab.models import build_model
+    from trainlab.trainers import make_trainer
+
+    resolved = spec.resolved()
+    config = {"run_id": resolved.run_id(), **resolved.to_dict()}
+    try:
+        task = load_task(spec.task, data_dir=data_dir, device=spec.device, **spec.task_options)
+        model = build_model(
+            spec.model,
+            task.input_shape,
+            task.n_outputs,
+            generator=torch_generator(spec.seed, "init"),
+            **spec.model_options,
+        ).to(spec.device)
+        trainer = make_trainer(spec.trainer, **spec.trainer_options)
+        loss = get_loss(spec.loss, **spec.loss_options) if spec.loss else None
+        result = trainer.fit(model, task, spec.budget, spec.seed, callbacks, loss=loss)
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a failed run is a result, not a crash
+        return RunResult(
+            status="failed",
+            history=[],
+            final={},
+            best_epoch=0,
+            spending=Spending(),
+            config=config,
+            environment=environment(torch.device(spec.device)),
+            message=f"{type(err).__name__}: {err}\n{traceback.format_exc()}",
+        )
+    result.config = config
+    return result
