@@ -2,17 +2,32 @@
 
 ``step`` is the optimisation step ``t``; static losses ignore it, dynamic losses (thesis 002) use it.
 All losses are pure tensor functions, so they work under ``torch.func`` transforms (vmap, grad, hessian).
+
+Static losses (seed 001, appendix B; per sample, then averaged over samples): ``mse``, ``mae``,
+``huber``, ``cross_entropy``, ``kl_divergence``, ``hellinger``. Classification outputs are logits; the
+probability-based losses apply a softmax first. Class-index targets are one-hot encoded.
+
+Dynamic losses (thesis 002, Ruiz-García et al. 2021 "Tilting the playing field"): ``dynamic_ce``,
+``dynamic_mse1``, ``dynamic_mse2``, driven by the class factors Γ(t) of :class:`DynamicSchedule`.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainlab.config import ConfigError, check_number, from_mapping
 from trainlab.registry import Registry
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 LOSSES: Registry[type["Loss"]] = Registry("loss")
 
@@ -33,7 +48,9 @@ class Loss(ABC):
         return self
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name}
+        """The name and every parameter, such that ``get_loss(**config())`` rebuilds the loss."""
+        params = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+        return {"name": self.name, **params}
 
 
 def as_target_matrix(outputs: Tensor, targets: Tensor) -> Tensor:
@@ -43,7 +60,14 @@ def as_target_matrix(outputs: Tensor, targets: Tensor) -> Tensor:
     return targets.reshape(outputs.shape).to(outputs.dtype)
 
 
+def _class_indices(loss: str, targets: Tensor) -> Tensor:
+    if targets.dtype not in (torch.int64, torch.int32):
+        raise ConfigError(f"{loss}.targets", f"tensor of {targets.dtype}", "class indices (int64), one per sample")
+    return targets
+
+
 @LOSSES.register("cross_entropy")
+@dataclass(frozen=True)
 class CrossEntropy(Loss):
     """ℓ(z, y) = −log softmax(z)_y."""
 
@@ -54,8 +78,12 @@ class CrossEntropy(Loss):
 
 
 @LOSSES.register("mse")
+@dataclass(frozen=True)
 class MSE(Loss):
-    """ℓ(z, y) = Σ_k (z_k − y_k)², summed over outputs (one-hot targets for class indices)."""
+    """ℓ(z, y) = Σ_k (z_k − y_k)², summed over outputs (one-hot targets for class indices).
+
+    This is thesis 002's convention (``mean((f − Y)²)·C``), so its learning rates mean the same here.
+    """
 
     name = "mse"
 
@@ -63,6 +91,244 @@ class MSE(Loss):
         return ((outputs - as_target_matrix(outputs, targets)) ** 2).sum(dim=-1)
 
 
+@LOSSES.register("mae")
+@dataclass(frozen=True)
+class MAE(Loss):
+    """ℓ(z, y) = ‖z − y‖₁ = Σ_k |z_k − y_k| (seed 001, B.2.1)."""
+
+    name = "mae"
+
+    def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        return (outputs - as_target_matrix(outputs, targets)).abs().sum(dim=-1)
+
+
+@LOSSES.register("huber")
+@dataclass(frozen=True)
+class Huber(Loss):
+    """ℓ(z, y) = Σ_k L_δ(z_k − y_k), L_δ(r) = r²/2 if |r| ≤ δ else δ(|r| − δ/2) (seed 001, B.2.1)."""
+
+    delta: float = 1.0
+    name = "huber"
+
+    def __post_init__(self) -> None:
+        check_number("delta", self.delta, low=0, low_open=True)
+
+    def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        target = as_target_matrix(outputs, targets)
+        return F.huber_loss(outputs, target, reduction="none", delta=self.delta).sum(dim=-1)
+
+
+@LOSSES.register("kl_divergence")
+@dataclass(frozen=True)
+class KLDivergence(Loss):
+    """ℓ(z, y) = D_KL(y ‖ softmax(z)) = Σ_k y_k log(y_k / softmax(z)_k), with 0·log 0 = 0 (seed 001, B.2.2).
+
+    Targets are class indices (one-hot, where this equals cross-entropy) or rows of probabilities.
+    """
+
+    name = "kl_divergence"
+
+    def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        target = as_target_matrix(outputs, targets)
+        return F.kl_div(F.log_softmax(outputs, dim=-1), target, reduction="none").sum(dim=-1)
+
+
+@LOSSES.register("hellinger")
+@dataclass(frozen=True)
+class Hellinger(Loss):
+    """ℓ(z, y) = ‖√softmax(z) − √y‖₂ / √2, the Hellinger distance (seed 001, B.2.2)."""
+
+    name = "hellinger"
+
+    def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        root_p = torch.exp(0.5 * F.log_softmax(outputs, dim=-1))
+        root_y = as_target_matrix(outputs, targets).clamp_min(0).sqrt()
+        return torch.linalg.vector_norm(root_p - root_y, dim=-1) / math.sqrt(2.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Dynamic losses (thesis 002)
+
+
+@dataclass(frozen=True)
+class DynamicSchedule:
+    """The class factors Γ(t) of thesis 002, eqs. (3.2)–(3.5).
+
+    With period T, amplitude A ≥ 1 and C classes, at step t: t_T = t mod T, the emphasised class is
+    i = ⌊t / T⌋ mod C, and g(t_T) = 1 + m·min(t_T, T − t_T) with m = 2(A − 1)/T rises linearly from 1
+    to A over the first half of the period and falls back to 1 over the second. Raw factors:
+    Γ̂_i = g(t_T), Γ̂_j = 1 for j ≠ i. Normalised factors: Γ_j = C·Γ̂_j / Σ_k Γ̂_k (they sum to C).
+
+    Oscillations stop (A = 1) from step ``stop_at`` on, or — with ``total_steps`` — for the last
+    period, t ≥ total_steps − T (the thesis's ``last_period_no_osc``); give at most one of the two.
+    """
+
+    amplitude: float = 1.0
+    period: float = 100
+    normalise: bool = True
+    stop_at: int | None = None
+    total_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        check_number("amplitude", self.amplitude, low=1)
+        check_number("period", self.period, low=0, low_open=True)
+        if not isinstance(self.normalise, bool):
+            raise ConfigError("normalise", self.normalise, "true or false")
+        for key in ("stop_at", "total_steps"):
+            if getattr(self, key) is not None:
+                check_number(key, getattr(self, key), low=0, integer=True)
+        if self.stop_at is not None and self.total_steps is not None:
+            raise ConfigError("stop_at", self.stop_at, "None when total_steps is given (use one of the two)")
+
+    @property
+    def static_from(self) -> float:
+        """First step without oscillations (∞ when they never stop)."""
+        if self.stop_at is not None:
+            return self.stop_at
+        if self.total_steps is not None:
+            return self.total_steps - self.period
+        return math.inf
+
+    def g(self, t: Tensor | int) -> Tensor:
+        """g(t_T) as float64, elementwise over ``t`` (1 where oscillations are stopped)."""
+        t = torch.as_tensor(t, dtype=torch.float64)
+        t_in = torch.remainder(t, self.period)
+        slope = 2.0 * (self.amplitude - 1.0) / self.period
+        g = 1.0 + slope * torch.minimum(t_in, self.period - t_in)
+        return torch.where(t >= self.static_from, torch.ones_like(g), g)
+
+    def factors(self, t: Tensor | int | Sequence[int], n_classes: int) -> Tensor:
+        """Γ(t) (or Γ̂(t) when ``normalise`` is false): float64 of shape (C,) for a scalar t, (len(t), C) else."""
+        check_number("n_classes", n_classes, low=1, integer=True)
+        t = torch.as_tensor(t, dtype=torch.float64)
+        g = self.g(t)
+        emphasised = torch.remainder(torch.floor(t / self.period), n_classes).long()
+        raw = 1.0 + (g - 1.0).unsqueeze(-1) * F.one_hot(emphasised, n_classes).to(torch.float64)
+        if self.normalise:
+            return n_classes * raw / raw.sum(dim=-1, keepdim=True)
+        return raw
+
+    def plot(self, steps: int, n_classes: int, ax: Axes | None = None) -> Axes:
+        """Draw Γ_j(t) for t = 0 … steps − 1, one line per class (thesis 002, fig. 3.1)."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            ax = plt.subplots(figsize=(7, 2.5))[1]
+        t = torch.arange(steps)
+        values = self.factors(t, n_classes).numpy()
+        for j in range(n_classes):
+            ax.plot(t.numpy(), values[:, j], label=f"class {j}")
+        ax.set_xlabel("step t")
+        ax.set_ylabel("Γ(t)" if self.normalise else "Γ̂(t)")
+        ax.legend(loc="upper right", fontsize="small")
+        return ax
+
+
+def gamma(
+    t: Tensor | int | Sequence[int],
+    n_classes: int,
+    *,
+    amplitude: float,
+    period: float,
+    normalise: bool = True,
+    stop_at: int | None = None,
+    total_steps: int | None = None,
+) -> Tensor:
+    """Γ(t) of thesis 002 (see :class:`DynamicSchedule`): shape (C,) for a scalar ``t``, (len(t), C) else."""
+    schedule = DynamicSchedule(amplitude, period, normalise, stop_at, total_steps)
+    return schedule.factors(t, n_classes)
+
+
+@dataclass(frozen=True)
+class DynamicLoss(Loss):
+    """A loss whose class factors follow a :class:`DynamicSchedule`; ``weighted`` takes the factors
+    explicitly, so that batched engines can supply one factor vector per configuration."""
+
+    amplitude: float = 1.0
+    period: float = 100
+    normalise: bool = True
+    stop_at: int | None = None
+    total_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        schedule = DynamicSchedule(self.amplitude, self.period, self.normalise, self.stop_at, self.total_steps)
+        object.__setattr__(self, "_schedule", schedule)
+
+    @property
+    def schedule(self) -> DynamicSchedule:
+        return self._schedule  # type: ignore[attr-defined,no-any-return]
+
+    def factors(self, step: int, n_classes: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        return self.schedule.factors(step, n_classes).to(dtype=dtype, device=device)
+
+    def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        factors = self.factors(step, outputs.shape[-1], outputs.dtype, outputs.device)
+        return self.weighted(outputs, _class_indices(self.name, targets), factors)
+
+    @abstractmethod
+    def weighted(self, outputs: Tensor, targets: Tensor, factors: Tensor) -> Tensor:
+        """Per-sample loss for class-index ``targets`` given the class factors ``factors`` of shape (C,)."""
+
+
+@LOSSES.register("dynamic_ce")
+@dataclass(frozen=True)
+class DynamicCrossEntropy(DynamicLoss):
+    """F = (1/N) Σ_j Γ_{y_j}(t) · (−log softmax(f(x_j))_{y_j}), thesis 002 eq. (3.1)."""
+
+    name = "dynamic_ce"
+
+    def weighted(self, outputs: Tensor, targets: Tensor, factors: Tensor) -> Tensor:
+        return factors[targets] * F.cross_entropy(outputs, targets, reduction="none")
+
+    def static(self) -> Loss:
+        return CrossEntropy()
+
+
+@LOSSES.register("dynamic_mse1")
+@dataclass(frozen=True)
+class DynamicMSE1(DynamicLoss):
+    """F = (1/N) Σ_j Γ_{y_j}(t) · Σ_k (f_k(x_j) − ŷ_{jk})², thesis 002 version 1 (``weighted_loss_MSE_old``)."""
+
+    name = "dynamic_mse1"
+
+    def weighted(self, outputs: Tensor, targets: Tensor, factors: Tensor) -> Tensor:
+        return factors[targets] * ((outputs - as_target_matrix(outputs, targets)) ** 2).sum(dim=-1)
+
+    def static(self) -> Loss:
+        return MSE()
+
+
+@LOSSES.register("dynamic_mse2")
+@dataclass(frozen=True)
+class DynamicMSE2(DynamicLoss):
+    """F = (1/N) Σ_j Σ_k (f_k(x_j) − Γ̂_k(t) ŷ_{jk})², thesis 002 version 2, eq. (4.5).
+
+    The one-hot target is multiplied by the raw factors, so the emphasised class's target becomes
+    g(t_T) (``normalise`` defaults to false here). With ``rescale`` the loss is also multiplied by
+    C / Σ_k Γ̂_k², as the thesis's code does (``weighted_loss_MSE_new``: ``·C²/(2 + amp²)`` for C = 3),
+    which keeps the step size of the emphasised class bounded as A grows.
+    """
+
+    normalise: bool = False
+    rescale: bool = False
+    name = "dynamic_mse2"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.rescale, bool):
+            raise ConfigError("rescale", self.rescale, "true or false")
+
+    def weighted(self, outputs: Tensor, targets: Tensor, factors: Tensor) -> Tensor:
+        target = as_target_matrix(outputs, targets) * factors
+        loss = ((outputs - target) ** 2).sum(dim=-1)
+        if self.rescale:
+            loss = loss * (factors.shape[-1] / (factors**2).sum(dim=-1))
+        return loss
+
+    def static(self) -> Loss:
+        return MSE()
+
+
 def get_loss(name: str, **params: Any) -> Loss:
-    """Instantiate the loss registered under ``name`` with ``params``."""
-    return LOSSES.get(name)(**params)
+    """Instantiate the loss registered under ``name`` with ``params`` (unknown ones raise ConfigError)."""
+    return from_mapping(LOSSES.get(name), params, where=f"loss.{name}")

@@ -1,0 +1,10 @@
+"""Training algorithms behind one interface; importing this package registers every trainer."""
+from trainlab.trainers.base import TRAINERS, Monitor, Trainer, make_trainer
+from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer
+
+__all__ = ["OPTIMIZERS", "TRAINERS", "Monitor", "Trainer", "make_optimizer", "make_trainer"]
+
+# Trainer modules register themselves on import (one line per module, appended by their owners).
+from trainlab.trainers import gradient  # noqa: E402,F401
+from trainlab.trainers import second_order  # noqa: E402,F401
+from trainlab.trainers import population  # noqa: E402,F401

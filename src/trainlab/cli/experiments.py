@@ -1,0 +1,135 @@
+"""``trainlab run``, ``status``, ``export`` and ``quickstart``: thin commands over :mod:`trainlab.experiments`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from trainlab.config import ConfigError
+from trainlab.experiments.config import Experiment, load_experiment
+from trainlab.experiments.executors import EXECUTORS
+from trainlab.experiments.quickstart import DEFAULT_OUT, quickstart_experiment
+from trainlab.experiments.runner import Plan, RunReport, default_out_dir, experiment_status, run_experiment
+from trainlab.experiments.store import ResultStore
+
+
+def _load(path: str) -> Experiment:
+    try:
+        return load_experiment(path)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _plan_table(plan: Plan) -> Table:
+    table = Table(title=f"{plan.experiment.name}: {plan.summary()}")
+    for column in ("label", "task", "model", "runs", "ok", "diverged", "failed", "to run"):
+        table.add_column(column, justify="left" if column in ("label", "task", "model") else "right")
+    todo = {r.run_id for r in plan.todo}
+    rows: dict[tuple[str, str, str], list[int]] = {}
+    for run in plan.experiment.runs:
+        row = rows.setdefault((run.label, run.spec.task, run.spec.model), [0, 0, 0, 0, 0])
+        status = plan.status.get(run.run_id)
+        row[0] += 1
+        for i, name in enumerate(("ok", "diverged", "failed"), start=1):
+            row[i] += status == name
+        row[4] += run.run_id in todo
+    for key, counts in rows.items():
+        table.add_row(*key, *map(str, counts))
+    return table
+
+
+def _execute(experiment: Experiment, out: Path, executor: str | None, workers: int, address: str | None,
+             retry_failed: bool, data_dir: str | None, progress: bool, console: Console) -> RunReport:
+    name = executor or ("process" if workers > 1 else "inline")
+    try:
+        return run_experiment(experiment, out, executor=name, workers=workers, address=address,
+                              retry_failed=retry_failed, data_dir=data_dir, progress=progress, console=console)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: rerun the same command to resume ({out})")
+        raise SystemExit(130) from None
+
+
+_EXECUTION = [
+    click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+                 help="Experiment folder holding store.sqlite (default ./runs/<experiment name>)."),
+    click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Parallel worker processes (implies --executor process when > 1)."),
+    click.option("--executor", type=click.Choice(EXECUTORS), default=None,
+                 help="inline (default), process (local pool) or ray."),
+    click.option("--address", default=None, help="Ray cluster address (with --executor ray), e.g. ray://host:10001."),
+    click.option("--retry-failed", is_flag=True, help="Also rerun runs stored as failed."),
+    click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                 help="Raw data root (default $TRAINLAB_DATA)."),
+    click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar."),
+]
+
+
+def _execution_options(command):  # type: ignore[no-untyped-def]
+    for option in reversed(_EXECUTION):
+        command = option(command)
+    return command
+
+
+@click.command("run")
+@click.argument("experiment_file", type=click.Path(exists=True, dir_okay=False))
+@_execution_options
+@click.option("--dry-run", is_flag=True, help="Validate and show the plan without running anything.")
+def run(experiment_file: str, out: str | None, workers: int, executor: str | None, address: str | None,
+        retry_failed: bool, data_dir: str | None, progress: bool, dry_run: bool) -> None:
+    """Expand EXPERIMENT_FILE (TOML), show the plan and run the runs not yet in the store."""
+    console = Console(stderr=True)
+    experiment = _load(experiment_file)
+    folder = Path(out) if out else default_out_dir(experiment)
+    plan = experiment_status(experiment, folder)
+    console.print(_plan_table(plan))
+    if dry_run:
+        return
+    report = _execute(experiment, folder, executor, workers, address, retry_failed, data_dir, progress, console)
+    console.print(f"ran {sum(report.counts.values())} runs {report.counts or ''} → {report.store_path}")
+
+
+@click.command("status")
+@click.argument("experiment_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Experiment folder (default ./runs/<experiment name>).")
+def status(experiment_file: str, out: str | None) -> None:
+    """Show how many runs of EXPERIMENT_FILE are done, failed or still to run."""
+    experiment = _load(experiment_file)
+    Console().print(_plan_table(experiment_status(experiment, Path(out) if out else None)))
+
+
+@click.command("export")
+@click.argument("experiment_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (default <dir>/export).")
+def export(experiment_dir: str, fmt: str, out: str | None) -> None:
+    """Export EXPERIMENT_DIR's store (runs, histories, records) to CSV or Parquet files."""
+    try:
+        with ResultStore.open(experiment_dir) as store:
+            paths = store.export(out or Path(experiment_dir) / "export", fmt)
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from None
+    for path in paths:
+        click.echo(str(path))
+
+
+@click.command("quickstart")
+@_execution_options
+@click.option("--report/--no-report", default=True, show_default=True, help="Write the report at the end.")
+def quickstart(out: str | None, workers: int, executor: str | None, address: str | None, retry_failed: bool,
+               data_dir: str | None, progress: bool, report: bool) -> None:
+    """Run the packaged quick-start experiment (offline data, a few minutes) and write its report."""
+    console = Console(stderr=True)
+    folder = Path(out) if out else DEFAULT_OUT
+    experiment = quickstart_experiment()
+    console.print(_plan_table(experiment_status(experiment, folder)))
+    _execute(experiment, folder, executor, workers, address, retry_failed, data_dir, progress, console)
+    if report:
+        from trainlab.report import write_report
+
+        console.print(f"report: {write_report(folder)}")
+    console.print(f"store: {folder / 'store.sqlite'}")

@@ -1,0 +1,425 @@
+"""Experiment files: TOML → validated grid of :class:`~trainlab.experiments.spec.RunSpec` runs.
+
+An experiment file has these sections (see ``docs/experiments.md`` for the full reference)::
+
+    [experiment]            # name, master seed, seeds (count or list of indices), device, engine, eval_every
+    [defaults]              # task, model, trainer, loss, budget and *_options tables shared by every run
+    [trainers.<label>]      # named trainer variants: algorithm = "adam", then its options
+    [grid]                  # axes: lists of values; keys task/model/trainer/loss/budget or "<section>.<option>"
+    [[exclude]]             # drop the cells that match every key given
+    [[override]]            # match = {...}, set = {...}: change options of matching cells
+
+``[[grid]]`` may also be an array of tables: the experiment is then the union of those sub-grids.
+Runs of one cell differ only in their seed: run ``i`` gets ``derive_seed(master seed, i)``, the same for
+every cell, so runs with the same seed index are paired across trainers.
+
+Every error is a :class:`~trainlab.config.ConfigError` whose field names the file and the TOML key path
+(for example ``exp.toml: trainers.fast.lr`` or ``exp.toml: grid.trainer[1]``), raised before anything runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainlab.budget import Budget
+from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.experiments.spec import RunSpec
+from trainlab.seeding import derive_seed
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+NAMES = ("task", "model", "trainer", "loss")
+SECTIONS = ("task_options", "model_options", "trainer_options", "loss_options", "budget")
+TOP_LEVEL = ("experiment", "defaults", "trainers", "grid", "exclude", "override")
+EXPERIMENT_KEYS = ("name", "description", "seed", "seeds", "device", "engine", "eval_every", "weights")
+ENGINES = ("default", "sweep")
+
+Flat = dict[str, tuple[Any, str]]
+"""A cell under construction: dotted key → (value, TOML key path it came from)."""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of an expanded experiment."""
+
+    run_id: str
+    label: str
+    seed_index: int
+    spec: RunSpec
+    resolved: dict[str, Any]
+    """``spec.resolved().to_dict()``: every default filled in; this is what the store saves."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An expanded, validated experiment."""
+
+    name: str
+    runs: tuple[PlannedRun, ...]
+    seed: int = 0
+    seeds: tuple[int, ...] = (0,)
+    engine: str = "default"
+    weights: bool = True
+    description: str = ""
+    source: str = "<experiment>"
+    text: str = ""
+    """The experiment file's text, saved in the store for provenance."""
+
+    @property
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys(r.label for r in self.runs))
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read, validate and expand the TOML experiment file at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(str(path), None, f"a readable TOML file ({err.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(str(path), None, f"valid TOML ({err})") from None
+    return parse_experiment(data, source=path.name, default_name=path.stem, text=text)
+
+
+def parse_experiment(
+    data: Mapping[str, Any], source: str = "<experiment>", default_name: str = "experiment", text: str = ""
+) -> Experiment:
+    """Validate and expand an experiment given as a mapping (the parsed TOML)."""
+    return _Parser(source).parse(data, default_name, text)
+
+
+def _matches(view: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
+    """A cell matches if every key equals the given value, or is one of the values when a list is given."""
+    for key, want in match.items():
+        have = view.get(key)
+        if have == want:
+            continue
+        if isinstance(want, list) and have in want:
+            continue
+        return False
+    return True
+
+
+def _split_options(flat: Flat) -> dict[str, dict[str, Any]]:
+    options: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for key, (value, _) in flat.items():
+        if "." in key:
+            section, option = key.split(".", 1)
+            options[section][option] = value
+    return options
+
+
+def auto_device(device: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is available, else ``cpu``; other values pass through."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class _Parser:
+    def __init__(self, source: str):
+        self.source = source
+
+    def error(self, where: str, value: Any, allowed: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {where}", value, allowed)
+
+    def relabel(self, err: ConfigError, where: str) -> ConfigError:
+        last = where.rsplit(".", 1)[-1].split("[")[0]
+        field = where if err.field.split(".")[-1] == last else f"{where} ({err.field})"
+        return self.error(field, err.value, err.allowed)
+
+    # ------------------------------------------------------------------ sections
+    def parse(self, data: Mapping[str, Any], default_name: str, text: str) -> Experiment:
+        for key in data:
+            if key not in TOP_LEVEL:
+                raise self.error(key, data[key], "a section among " + ", ".join(TOP_LEVEL))
+        exp = self.table(data, "experiment")
+        for key in exp:
+            if key not in EXPERIMENT_KEYS:
+                raise self.error(f"experiment.{key}", exp[key], "a key among " + ", ".join(EXPERIMENT_KEYS))
+        name = exp.get("name", default_name)
+        if not isinstance(name, str) or not name or "/" in name:
+            raise self.error("experiment.name", name, "a non-empty string without '/'")
+        seed = self.number("experiment.seed", exp.get("seed", 0), low=0)
+        seeds = self.seeds(exp.get("seeds", 1))
+        device = exp.get("device", "auto")
+        if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+            raise self.error("experiment.device", device, "auto, cpu, cuda or cuda:N")
+        engine = exp.get("engine", "default")
+        try:
+            check_choice("engine", engine, ENGINES)
+        except ConfigError as err:
+            raise self.relabel(err, "experiment.engine") from None
+        eval_every = exp.get("eval_every")
+        if eval_every is not None:
+            self.number("experiment.eval_every", eval_every, low=1)
+        weights = exp.get("weights", True)
+        if not isinstance(weights, bool):
+            raise self.error("experiment.weights", weights, "true or false")
+
+        defaults: Flat = {}
+        for key, value in self.table(data, "defaults").items():
+            self.check_key(key, f"defaults.{key}", whole_sections=True)
+            self.put(defaults, key, value, f"defaults.{key}")
+        variants = self.variants(self.table(data, "trainers"))
+        excludes = [self.match(m, f"exclude[{i}]") for i, m in enumerate(self.array(data, "exclude"))]
+        overrides = [self.override(o, f"override[{i}]") for i, o in enumerate(self.array(data, "override"))]
+
+        cells: list[tuple[str, Flat]] = []
+        for grid_where, axes in self.grids(data.get("grid")):
+            keys = [key for key, _ in axes]
+            for combo in itertools.product(*(values for _, values in axes)):
+                flat = self.compose(defaults, variants, list(zip(keys, combo)))
+                label = flat.pop("@label")[0]
+                view = {k: v for k, (v, _) in flat.items()} | {"trainer": label, "algorithm": flat["trainer"][0]}
+                if any(_matches(view, m) for m in excludes):
+                    continue
+                for match, changes in overrides:
+                    if _matches(view, match):
+                        for key, (value, where) in changes.items():
+                            self.put(flat, key, value, where)
+                        view = {k: v for k, (v, _) in flat.items()} | {"trainer": label, "algorithm": view["algorithm"]}
+                if eval_every is not None:
+                    flat.setdefault("@eval_every", (eval_every, "experiment.eval_every"))
+                flat["device"] = (auto_device(device), "experiment.device")
+                cells.append((label, flat))
+        runs = self.expand(cells, seed, seeds)
+        return Experiment(
+            name=name, runs=tuple(runs), seed=seed, seeds=seeds, engine=engine, weights=weights,
+            description=str(exp.get("description", "")), source=self.source, text=text,
+        )
+
+    def table(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, Mapping):
+            raise self.error(key, value, "a table")
+        return value
+
+    def array(self, data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+            raise self.error(key, value, f"an array of tables ([[{key}]])")
+        return value
+
+    def number(self, where: str, value: Any, low: int) -> int:
+        try:
+            return check_number(where, value, low=low, integer=True)
+        except ConfigError as err:
+            raise self.relabel(err, where) from None
+
+    def seeds(self, value: Any) -> tuple[int, ...]:
+        if isinstance(value, list):
+            for i, v in enumerate(value):
+                self.number(f"experiment.seeds[{i}]", v, low=0)
+            if not value or len(set(value)) != len(value):
+                raise self.error("experiment.seeds", value, "a non-empty list of distinct seed indices")
+            return tuple(value)
+        return tuple(range(self.number("experiment.seeds", value, low=1)))
+
+    def check_key(self, key: str, where: str, whole_sections: bool = False) -> None:
+        section = key.split(".", 1)[0]
+        if key in NAMES or (whole_sections and key in SECTIONS) or (section in SECTIONS and "." in key):
+            return
+        allowed = list(NAMES) + [f"{s}.<option>" for s in SECTIONS]
+        if whole_sections:
+            allowed += list(SECTIONS)
+        raise self.error(where, key, "a key among " + ", ".join(allowed))
+
+    def put(self, flat: Flat, key: str, value: Any, where: str) -> None:
+        """Set ``key``; a whole section (a table) replaces that section's options."""
+        if key in SECTIONS:
+            if not isinstance(value, Mapping):
+                raise self.error(where, value, "a table of options")
+            for old in [k for k in flat if k.startswith(key + ".")]:
+                del flat[old]
+            for option, v in value.items():
+                flat[f"{key}.{option}"] = (v, f"{where}.{option}")
+        else:
+            flat[key] = (value, where)
+
+    def variants(self, trainers: Mapping[str, Any]) -> dict[str, Flat]:
+        out: dict[str, Flat] = {}
+        for label, table in trainers.items():
+            where = f"trainers.{label}"
+            if not isinstance(table, Mapping):
+                raise self.error(where, table, "a table with algorithm = <trainer name> and its options")
+            algorithm = table.get("algorithm", label)
+            if not isinstance(algorithm, str):
+                raise self.error(f"{where}.algorithm", algorithm, "a trainer name")
+            flat: Flat = {"trainer": (algorithm, f"{where}.algorithm" if "algorithm" in table else where)}
+            for option, value in table.items():
+                if option != "algorithm":
+                    flat[f"trainer_options.{option}"] = (value, f"{where}.{option}")
+            out[label] = flat
+        return out
+
+    def match(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
+        for key in table:
+            if key != "algorithm":
+                self.check_key(key, f"{where}.{key}")
+        return dict(table)
+
+    def override(self, table: Mapping[str, Any], where: str) -> tuple[dict[str, Any], Flat]:
+        for key in table:
+            if key not in ("match", "set"):
+                raise self.error(f"{where}.{key}", table[key], "match = {...} and set = {...}")
+        match = table.get("match", {})
+        changes = table.get("set")
+        if not isinstance(match, Mapping):
+            raise self.error(f"{where}.match", match, "a table of key = value conditions")
+        if not isinstance(changes, Mapping) or not changes:
+            raise self.error(f"{where}.set", changes, "a non-empty table of key = value settings")
+        flat: Flat = {}
+        for key, value in changes.items():
+            sub = f"{where}.set.{key}"
+            if key == "trainer":
+                raise self.error(sub, value, "options only; select trainers with [grid] and [[exclude]]")
+            self.check_key(key, sub, whole_sections=True)
+            flat[key] = (value, sub)
+        return self.match(match, f"{where}.match"), flat
+
+    def grids(self, grid: Any) -> list[tuple[str, list[tuple[str, list[tuple[Any, str]]]]]]:
+        """Each sub-grid as (key path, axes); an axis is (key, [(value, key path), ...])."""
+        if grid is None:
+            return [("grid", [])]
+        if isinstance(grid, Mapping):
+            tables = [("grid", grid)]
+        elif isinstance(grid, list) and grid and all(isinstance(g, Mapping) for g in grid):
+            tables = [(f"grid[{i}]", g) for i, g in enumerate(grid)]
+        else:
+            raise self.error("grid", grid, "a table ([grid]) or an array of tables ([[grid]])")
+        out = []
+        for base, table in tables:
+            axes = []
+            for key, values in table.items():
+                if key in SECTIONS and isinstance(values, Mapping):
+                    for option, sub in values.items():
+                        axes.append(self.axis(f"{key}.{option}", sub, f"{base}.{key}.{option}"))
+                    continue
+                self.check_key(key, f"{base}.{key}", whole_sections=True)
+                axes.append(self.axis(key, values, f"{base}.{key}"))
+            out.append((base, axes))
+        return out
+
+    def axis(self, key: str, values: Any, where: str) -> tuple[str, list[tuple[Any, str]]]:
+        if not isinstance(values, list) or not values:
+            raise self.error(where, values, "a non-empty list of values")
+        return key, [(v, f"{where}[{i}]") for i, v in enumerate(values)]
+
+    # ------------------------------------------------------------------ cells
+    def compose(self, defaults: Flat, variants: dict[str, Flat], combo: Sequence[tuple[str, tuple[Any, str]]]) -> Flat:
+        """defaults < trainer variant < grid values; the trainer label is kept under ``@label``."""
+        grid: Flat = {}
+        for key, (value, where) in combo:
+            self.put(grid, key, value, where)
+        label, label_where = grid.get("trainer", defaults.get("trainer", (None, "defaults.trainer")))
+        if not isinstance(label, str):
+            raise self.error(label_where, label, "a trainer name or a label from [trainers]")
+        flat = dict(defaults)
+        flat.update(variants.get(label, {"trainer": (label, label_where)}))
+        flat.update({k: v for k, v in grid.items() if k != "trainer"})
+        flat["@label"] = (label, label_where)
+        return flat
+
+    def expand(self, cells: list[tuple[str, Flat]], seed: int, seeds: tuple[int, ...]) -> list[PlannedRun]:
+        """Validate each cell once, then make one run per seed index; identical runs are merged."""
+        runs: dict[str, PlannedRun] = {}
+        for label, flat in cells:
+            base = self.validate(flat)
+            for index in seeds:
+                spec = dataclasses.replace(base, seed=derive_seed(seed, index))
+                run_id = spec.run_id()
+                known = runs.get(run_id)
+                if known is not None and known.label != label:
+                    raise self.error(
+                        flat["trainer"][1], label,
+                        f"a configuration distinct from label {known.label!r} (both resolve to run {run_id})",
+                    )
+                if known is None:
+                    runs[run_id] = PlannedRun(run_id, label, index, spec, spec.resolved().to_dict())
+        return list(runs.values())
+
+    def validate(self, flat: Flat) -> RunSpec:
+        """Build the cell's :class:`RunSpec` (seed 0), checking each part against its registry; errors point
+        at the TOML key that set the offending value."""
+        from trainlab.data import task_config
+        from trainlab.losses import get_loss
+        from trainlab.models import model_config
+        from trainlab.trainers import make_trainer
+
+        for key in ("task", "model"):
+            if key not in flat:
+                raise self.error(f"defaults.{key}", None, f"a {key} name in [defaults] or a [grid] axis")
+        options = _split_options(flat)
+        name = {key: flat[key][0] if key in flat else None for key in NAMES}
+        where = {key: flat[key][1] if key in flat else f"defaults.{key}" for key in NAMES}
+        eval_every = flat.get("@eval_every")
+        checks = (
+            ("task", lambda: task_config(name["task"], **options["task_options"])),
+            ("model", lambda: model_config(name["model"], **options["model_options"])),
+            ("trainer", lambda: make_trainer(name["trainer"], **options["trainer_options"])),
+        )
+        for key, check in checks:
+            try:
+                made = check()
+            except ConfigError as err:
+                raise self.relabel(err, self.locate(err, key, flat, where[key])) from None
+            except TypeError as err:
+                raise self.error(where[key], name[key], f"valid options ({err})") from None
+        if eval_every is not None and "eval_every" not in options["trainer_options"]:
+            if any(f.name == "eval_every" for f in dataclasses.fields(made.config)):
+                options["trainer_options"]["eval_every"] = eval_every[0]
+        if name["loss"] is not None:
+            try:
+                get_loss(name["loss"], **options["loss_options"])
+            except ConfigError as err:
+                raise self.relabel(err, self.locate(err, "loss", flat, where["loss"])) from None
+        elif options["loss_options"]:
+            first = next(k for k in flat if k.startswith("loss_options."))
+            raise self.error(flat[first][1], options["loss_options"], "loss options only with a named loss")
+        if not options["budget"]:
+            raise self.error("defaults.budget", None, "a budget table, e.g. budget = { epochs = 20 }")
+        try:
+            budget = Budget(**options["budget"])
+        except ConfigError as err:
+            raise self.relabel(err, self.locate(err, "budget", flat, "defaults.budget")) from None
+        except TypeError:
+            bad = next(k for k in options["budget"] if k not in {f.name for f in dataclasses.fields(Budget)})
+            raise self.error(
+                flat[f"budget.{bad}"][1], bad, "a limit among " + ", ".join(f.name for f in dataclasses.fields(Budget))
+            ) from None
+        spec = RunSpec(
+            task=name["task"], model=name["model"], trainer=name["trainer"], budget=budget, seed=0,
+            loss=name["loss"], task_options=options["task_options"], model_options=options["model_options"],
+            trainer_options=options["trainer_options"], loss_options=options["loss_options"],
+            device=flat["device"][0],
+        )
+        try:
+            spec.resolved()
+        except ConfigError as err:
+            raise self.relabel(err, where["trainer"]) from None
+        return spec
+
+    @staticmethod
+    def locate(err: ConfigError, key: str, flat: Flat, fallback: str) -> str:
+        """The TOML key path that set the option ``err`` is about, or ``fallback`` (the name's key path)."""
+        section = "budget" if key == "budget" else f"{key}_options"
+        parts = err.field.split(".")
+        for i in range(len(parts)):
+            option = f"{section}." + ".".join(parts[i:])
+            if option in flat:
+                return flat[option][1]
+        return fallback

@@ -1,0 +1,234 @@
+"""Where runs execute: in this process, in a local process pool, or on a Ray cluster.
+
+Every executor takes :class:`Job` objects and yields ``(job, outcomes)`` as jobs finish, in any order.
+Workers never touch the result store: they return :class:`Outcome` objects to the one process that
+writes. A run's numbers depend only on its :class:`~trainlab.experiments.spec.RunSpec` (explicit
+generators derived from its seed), so every executor gives the same results; pool and Ray workers run
+with one torch thread each.
+
+Progress events (``("start", run_id, time)`` and ``("epoch", run_id, epoch)``) reach the ``events``
+callback in the calling process.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import queue
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from trainlab.budget import Spending
+from trainlab.callbacks import Callback, TrainState
+from trainlab.config import ConfigError, check_number
+from trainlab.environment import environment
+from trainlab.experiments.spec import RunSpec, execute
+from trainlab.experiments.store import utc_now
+from trainlab.result import RunResult
+
+Event = tuple[Any, ...]
+Events = Callable[[Event], None]
+EXECUTORS = ("inline", "process", "ray")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: a single run, or several compatible runs trained together by the sweep engine."""
+
+    run_ids: tuple[str, ...]
+    specs: tuple[RunSpec, ...]
+    data_dir: str | None = None
+    sweep: bool = False
+
+
+@dataclass
+class Outcome:
+    """What a worker sends back for one run."""
+
+    run_id: str
+    result: RunResult
+    metric: str | None
+    started_at: str
+    finished_at: str
+
+
+class _Reporter(Callback):
+    """Reads the task's headline metric at fit start and reports finished epochs."""
+
+    def __init__(self, run_id: str, emit: Callable[[Event], None] | None):
+        self.run_id, self.emit, self.metric = run_id, emit, None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.metric = state.task.metric
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self.emit is not None:
+            self.emit(("epoch", self.run_id, state.epoch))
+
+
+def _failed(spec: RunSpec, run_id: str, err: BaseException) -> RunResult:
+    return RunResult(
+        status="failed",
+        history=[],
+        final={},
+        best_epoch=0,
+        spending=Spending(),
+        config={"run_id": run_id, **spec.to_dict()},
+        environment=environment(spec.device if spec.device != "cuda" or torch.cuda.is_available() else "cpu"),
+        message=f"{type(err).__name__}: {err}\n{''.join(traceback.format_exception(err))}",
+    )
+
+
+def run_job(job: Job, emit: Callable[[Event], None] | None = None) -> list[Outcome]:
+    """Run one job and return one outcome per run; never raises for a bad run (it becomes ``failed``)."""
+    if job.sweep:
+        return _run_sweep(job, emit)
+    outcomes = []
+    for run_id, spec in zip(job.run_ids, job.specs):
+        started = utc_now()
+        if emit is not None:
+            emit(("start", run_id, started))
+        reporter = _Reporter(run_id, emit)
+        try:
+            result = execute(spec, data_dir=job.data_dir, callbacks=[reporter])
+        except Exception as err:  # noqa: BLE001 - a failed run is a result, not a crash
+            result = _failed(spec, run_id, err)
+        outcomes.append(Outcome(run_id, result, reporter.metric, started, utc_now()))
+    return outcomes
+
+
+def _run_sweep(job: Job, emit: Callable[[Event], None] | None) -> list[Outcome]:
+    """Train the job's runs together with ``trainlab.sweep.run_sweep`` (same task, model and budget)."""
+    from trainlab.data import load_task
+    from trainlab.sweep import run_sweep
+
+    started = utc_now()
+    if emit is not None:
+        for run_id in job.run_ids:
+            emit(("start", run_id, started))
+    first = job.specs[0]
+    try:
+        metric = load_task(first.task, data_dir=job.data_dir, **first.task_options).metric
+        results = run_sweep(list(job.specs), data_dir=job.data_dir)
+    except Exception as err:  # noqa: BLE001 - a failed sweep fails its runs, not the experiment
+        metric, results = None, [_failed(s, r, err) for r, s in zip(job.run_ids, job.specs)]
+    finished = utc_now()
+    for run_id, spec, result in zip(job.run_ids, job.specs, results):
+        if not result.config:
+            resolved = spec.resolved()
+            result.config = {"run_id": run_id, **resolved.to_dict()}
+    return [Outcome(r, res, metric, started, finished) for r, res in zip(job.run_ids, results)]
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _pool_job(job: Job, events: Any) -> list[Outcome]:
+    return run_job(job, events.put)
+
+
+class Executor(ABC):
+    """Runs jobs and yields ``(job, outcomes)`` as each one finishes."""
+
+    @abstractmethod
+    def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]: ...
+
+
+class InlineExecutor(Executor):
+    """One run after another in this process (the default; easiest to debug)."""
+
+    def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
+        for job in jobs:
+            yield job, run_job(job, events)
+
+
+class ProcessExecutor(Executor):
+    """A local pool of ``workers`` processes (spawn start method, one torch thread each)."""
+
+    def __init__(self, workers: int = 2):
+        self.workers = check_number("workers", workers, low=1, integer=True)
+
+    def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager:
+            channel = manager.Queue()
+            pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init)
+            try:
+                pending = {pool.submit(_pool_job, job, channel): job for job in jobs}
+                while pending:
+                    done, _ = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                    _drain(channel, events)
+                    for future in done:
+                        job = pending.pop(future)
+                        yield job, _collect(job, future.result, events)
+                _drain(channel, events)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayExecutor(Executor):
+    """Ray tasks of one CPU each, on the cluster at ``address`` (``None``: connect to or start a local one)."""
+
+    def __init__(self, address: str | None = None, **init_options: Any):
+        self.address, self.init_options = address, init_options
+
+    def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("executor", "ray", "inline or process (install the extra: pip install 'trainlab[ray]')") from None
+        started_here = not ray.is_initialized()
+        if started_here:
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, **self.init_options)
+        try:
+            remote = ray.remote(num_cpus=1)(_ray_job)
+            pending = {}
+            for job in jobs:
+                pending[remote.remote(job)] = job
+                for run_id in job.run_ids:
+                    events(("start", run_id, utc_now()))
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                job = pending.pop(ready[0])
+                yield job, _collect(job, lambda: ray.get(ready[0]), events)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def _ray_job(job: Job) -> list[Outcome]:
+    torch.set_num_threads(1)
+    return run_job(job)
+
+
+def _collect(job: Job, get: Callable[[], list[Outcome]], events: Events) -> list[Outcome]:
+    """The job's outcomes; a worker that died or raised fails the job's runs instead of the experiment."""
+    try:
+        return get()
+    except Exception as err:  # noqa: BLE001 - e.g. BrokenProcessPool, RayTaskError
+        now = utc_now()
+        return [Outcome(r, _failed(s, r, err), None, now, now) for r, s in zip(job.run_ids, job.specs)]
+
+
+def _drain(channel: Any, events: Events) -> None:
+    while True:
+        try:
+            events(channel.get_nowait())
+        except queue.Empty:
+            return
+
+
+def make_executor(name: str = "inline", *, workers: int = 1, address: str | None = None) -> Executor:
+    """``inline``, ``process`` (``workers`` processes) or ``ray`` (cluster ``address``)."""
+    if name == "inline":
+        return InlineExecutor()
+    if name == "process":
+        return ProcessExecutor(workers)
+    if name == "ray":
+        return RayExecutor(address)
+    raise ConfigError("executor", name, "one of " + ", ".join(EXECUTORS))

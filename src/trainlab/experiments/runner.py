@@ -1,0 +1,232 @@
+"""Plan and run an experiment into its result store, resuming where it stopped.
+
+Resume rule: a run whose stored status is ``ok`` or ``diverged`` is done; ``failed`` is done unless
+``retry_failed``; ``pending`` or ``running`` (an experiment killed mid-run) or absent is (re)run, and its
+earlier rows, if any, are replaced in one transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from trainlab.experiments.config import Experiment, PlannedRun, load_experiment
+from trainlab.experiments.executors import Event, Executor, Job, Outcome, make_executor
+from trainlab.experiments.store import STORE_NAME, ResultStore
+
+DONE = ("ok", "diverged")
+
+
+@dataclass
+class Plan:
+    """Which runs of an experiment are already in its store and which remain."""
+
+    experiment: Experiment
+    status: dict[str, str | None]
+    todo: list[PlannedRun]
+
+    @property
+    def total(self) -> int:
+        return len(self.experiment.runs)
+
+    def summary(self) -> str:
+        """For example ``"24 runs: 20 done (ok 19, diverged 1), 1 failed (kept), 3 to run"``."""
+        counts: dict[str, int] = {}
+        for status in self.status.values():
+            counts[str(status)] = counts.get(str(status), 0) + 1
+        todo = {r.run_id for r in self.todo}
+        failed_kept = sum(1 for r, s in self.status.items() if s == "failed" and r not in todo)
+        done = sum(counts.get(s, 0) for s in DONE)
+        parts = [f"{self.total} runs: {done} done (ok {counts.get('ok', 0)}, diverged {counts.get('diverged', 0)})"]
+        if failed_kept:
+            parts.append(f"{failed_kept} failed (kept; --retry-failed reruns them)")
+        parts.append(f"{len(self.todo)} to run")
+        return ", ".join(parts)
+
+
+@dataclass
+class RunReport:
+    """What one ``run_experiment`` call did."""
+
+    out_dir: Path
+    plan: Plan
+    counts: dict[str, int] = field(default_factory=dict)
+    """Statuses of the runs executed by this call."""
+
+    @property
+    def store_path(self) -> Path:
+        return self.out_dir / STORE_NAME
+
+
+def plan_experiment(experiment: Experiment, store: ResultStore, retry_failed: bool = False) -> Plan:
+    """Compare the experiment's runs with the store."""
+    status = {r.run_id: store.status(r.run_id) for r in experiment.runs}
+    skip = DONE + (() if retry_failed else ("failed",))
+    todo = [r for r in experiment.runs if status[r.run_id] not in skip]
+    return Plan(experiment, status, todo)
+
+
+def default_out_dir(experiment: Experiment) -> Path:
+    """``./runs/<experiment name>``."""
+    return Path("runs") / experiment.name
+
+
+def _jobs(plan: Plan, data_dir: str | None) -> list[Job]:
+    if plan.experiment.engine != "sweep":
+        return [Job((r.run_id,), (r.spec,), data_dir) for r in plan.todo]
+    groups: dict[str, list[PlannedRun]] = {}
+    for run in plan.todo:
+        groups.setdefault(_sweep_key(run), []).append(run)
+    return [
+        Job(tuple(r.run_id for r in runs), tuple(r.spec for r in runs), data_dir, sweep=len(runs) > 1)
+        for runs in groups.values()
+    ]
+
+
+def _sweep_key(run: PlannedRun) -> str:
+    """Runs the sweep engine can train together: all but seed, loss options and learning rate equal."""
+    spec = dict(run.resolved)
+    spec.pop("seed")
+    spec.pop("loss_options")
+    spec["trainer_options"] = {k: v for k, v in spec["trainer_options"].items() if k != "lr"}
+    return repr(sorted((k, repr(v)) for k, v in spec.items()))
+
+
+class _Display:
+    """One progress bar for the whole experiment: done/failed/remaining, ETA and the epochs of live runs."""
+
+    def __init__(self, plan: Plan, console: Console | None, enabled: bool):
+        self.labels = {r.run_id: r for r in plan.todo}
+        self.live: dict[str, int] = {}
+        self.counts = {"ok": 0, "diverged": 0, "failed": 0}
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console or Console(stderr=True),
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.progress.add_task(plan.experiment.name, total=len(plan.todo), status="")
+
+    def __enter__(self) -> _Display:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.refresh()
+        self.progress.stop()
+
+    def event(self, event: Event) -> None:
+        kind, run_id, value = event[0], event[1], event[2]
+        if kind == "start":
+            self.live[run_id] = 0
+        elif kind == "epoch" and run_id in self.live:
+            self.live[run_id] = int(value)
+        self.refresh()
+
+    def finished(self, outcome: Outcome) -> None:
+        self.live.pop(outcome.run_id, None)
+        self.counts[outcome.result.status] = self.counts.get(outcome.result.status, 0) + 1
+        self.progress.advance(self.task)
+        self.refresh()
+
+    def refresh(self) -> None:
+        parts = [f"ok {self.counts['ok']}", f"diverged {self.counts['diverged']}", f"failed {self.counts['failed']}"]
+        live = []
+        for run_id, epoch in list(self.live.items())[:3]:
+            run = self.labels.get(run_id)
+            if run is not None:
+                total = run.spec.budget.epochs
+                live.append(f"{run.label}/{run.spec.task}/{run.spec.model}#{run.seed_index} "
+                            f"epoch {epoch}{f'/{total}' if total else ''}")
+        if len(self.live) > 3:
+            live.append(f"+{len(self.live) - 3} more")
+        status = " · ".join(parts) + (" | " + "; ".join(live) if live else "")
+        self.progress.update(self.task, status=status)
+
+
+def run_experiment(
+    experiment: Experiment | str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    executor: Executor | str = "inline",
+    workers: int = 1,
+    address: str | None = None,
+    retry_failed: bool = False,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+    limit: int | None = None,
+) -> RunReport:
+    """Run the experiment's missing runs into ``out_dir/store.sqlite`` (default ``./runs/<name>``).
+
+    ``executor`` is an :class:`Executor` or a name (``inline``, ``process`` with ``workers``, ``ray`` with
+    ``address``). ``limit`` runs at most that many of the missing runs (for trying a grid out).
+    The store is written only from this process, one transaction per finished run.
+    """
+    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(experiment)
+    if isinstance(executor, str):
+        executor = make_executor(executor, workers=workers, address=address)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(experiment)
+    store = ResultStore(out / STORE_NAME)
+    try:
+        store.set_meta("experiment", experiment.name)
+        if experiment.text:
+            store.set_meta("experiment_file", experiment.text)
+        for run in experiment.runs:
+            store.register(
+                run.run_id, run.resolved, experiment=experiment.name, label=run.label, seed_index=run.seed_index
+            )
+        plan = plan_experiment(experiment, store, retry_failed)
+        if limit is not None:
+            plan = Plan(plan.experiment, plan.status, plan.todo[:limit])
+        report = RunReport(out, plan)
+        if not plan.todo:
+            return report
+        runs = {r.run_id: r for r in plan.todo}
+        jobs = _jobs(plan, None if data_dir is None else str(data_dir))
+        started: dict[str, str] = {}
+
+        with _Display(plan, console, progress) as display:
+
+            def on_event(event: Event) -> None:
+                if event[0] == "start":
+                    started[event[1]] = event[2]
+                    store.mark_running(event[1], event[2])
+                display.event(event)
+
+            for _job, outcomes in executor.run(jobs, on_event):
+                for outcome in outcomes:
+                    run = runs[outcome.run_id]
+                    store.save(
+                        run.run_id, run.resolved, outcome.result,
+                        experiment=experiment.name, label=run.label, seed_index=run.seed_index,
+                        metric=outcome.metric, started_at=started.get(run.run_id, outcome.started_at),
+                        finished_at=outcome.finished_at, weights=experiment.weights,
+                    )
+                    report.counts[outcome.result.status] = report.counts.get(outcome.result.status, 0) + 1
+                    display.finished(outcome)
+        return report
+    finally:
+        store.close()
+
+
+def experiment_status(experiment: Experiment | str | Path, out_dir: str | Path | None = None) -> Plan:
+    """The plan of an experiment against its store, without running anything."""
+    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(experiment)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(experiment)
+    path = out / STORE_NAME
+    if not path.is_file():
+        return Plan(experiment, {r.run_id: None for r in experiment.runs}, list(experiment.runs))
+    with ResultStore(path) as store:
+        return plan_experiment(experiment, store)
+

@@ -1,0 +1,186 @@
+"""SHADE: success-history based parameter adaptation for DE (Tanabe & Fukunaga, CEC 2013).
+
+Per generation and individual i: pick r_i uniformly in {1..H}; CR_i ~ N(M_CR[r_i], 0.1) clipped to
+[0, 1]; F_i ~ Cauchy(M_F[r_i], 0.1), redrawn while ≤ 0 and truncated to 1; p_i ~ U[2/N, p_max].
+Mutation current-to-pbest/1: v_i = x_i + F_i (x_pbest − x_i) + F_i (x_r1 − x_r2), x_pbest uniform among
+the max(2, round(p_i N)) best, r1 ∈ P \\ {i}, r2 ∈ P ∪ A \\ {i, r1}; coordinates out of the box go halfway
+between the parent and the bound; binomial crossover; u_i replaces x_i if f(u_i) ≤ f(x_i). Parents
+strictly improved upon go to the archive A (|A| ≤ round(archive_rate · N), random deletions); their
+F_i, CR_i and Δf_i = |f(u_i) − f(x_i)| update memory slot k (cyclic): with w = Δf / ΣΔf,
+M_F[k] = Σ w F² / Σ w F (weighted Lehmer mean) and M_CR[k] = Σ w CR (weighted arithmetic mean).
+Defaults are the paper's: H = 100, p_max = 0.2, |A| = N, memories initialised to 0.5.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from trainlab.config import ConfigError, check_choice, check_number, from_mapping
+from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher
+from trainlab.metaheuristics.de import binomial_crossover, repair
+
+
+@dataclass(frozen=True)
+class SHADEConfig:
+    memory_size: int = 100
+    p_max: float = 0.2
+    p: float | None = None
+    """A fixed p-best rate (L-SHADE uses 0.11); ``None`` draws p_i ~ U[2/N, p_max] (SHADE)."""
+    archive_rate: float = 1.0
+    cr_mean: str = "arithmetic"
+    terminal_cr: bool = False
+    """L-SHADE's terminal value ⊥: a memory slot whose successful CRs were all 0 stays CR = 0 for good."""
+    memory_init: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_number("memory_size", self.memory_size, low=1, integer=True)
+        check_number("p_max", self.p_max, low=0, high=1, low_open=True)
+        if self.p is not None:
+            check_number("p", self.p, low=0, high=1, low_open=True)
+        check_number("archive_rate", self.archive_rate, low=0)
+        check_choice("cr_mean", self.cr_mean, ("arithmetic", "lehmer"))
+        check_choice("terminal_cr", self.terminal_cr, (True, False))
+        check_number("memory_init", self.memory_init, low=0, high=1)
+
+
+def weighted_lehmer_mean(values: Tensor, weights: Tensor) -> Tensor:
+    """Σ w s² / Σ w s."""
+    return (weights * values * values).sum() / (weights * values).sum()
+
+
+def update_memory(
+    m_f: Tensor, m_cr: Tensor, k: int, s_f: Tensor, s_cr: Tensor, delta: Tensor, cr_mean: str, terminal: bool
+) -> int:
+    """Write slot ``k`` of the memories from the successful F, CR and their improvements Δf (in place);
+    return the next slot. Nothing changes when there was no success. NaN in ``m_cr`` is the terminal ⊥."""
+    if len(s_f) == 0:
+        return k
+    w = delta / delta.sum() if float(delta.sum()) > 0 else torch.full_like(delta, 1.0 / len(delta))
+    m_f[k] = weighted_lehmer_mean(s_f, w)
+    if terminal and (bool(torch.isnan(m_cr[k])) or float(s_cr.max()) == 0.0):
+        m_cr[k] = math.nan
+    elif cr_mean == "lehmer":
+        m_cr[k] = weighted_lehmer_mean(s_cr, w) if float(s_cr.max()) > 0 else 0.0
+    else:
+        m_cr[k] = (w * s_cr).sum()
+    return (k + 1) % len(m_f)
+
+
+@SEARCHERS.register("shade")
+class SHADE(Searcher):
+    """SHADE as ask/tell; the first ``ask`` returns the initial population."""
+
+    name = "shade"
+    config_class: type = SHADEConfig
+
+    def __init__(self, problem: Problem, population: Tensor, generator: torch.Generator, **options: object):
+        super().__init__(problem, population, generator)
+        self.config = from_mapping(self.config_class, options, where=self.name)
+        if len(population) < 4:
+            raise ConfigError("population_size", len(population), "at least 4 for current-to-pbest/1")
+        self.reset_memory()
+        self.archive = population[:0].clone()
+        self._trial: Tensor | None = None
+        self._F = self._CR = population.new_empty(0)
+
+    def reset_memory(self) -> None:
+        h = self.config.memory_size
+        self.m_f = torch.full((h,), self.config.memory_init, dtype=torch.float64)
+        self.m_cr = torch.full((h,), self.config.memory_init, dtype=torch.float64)
+        self.k = 0
+
+    @property
+    def archive_capacity(self) -> int:
+        return int(round(self.config.archive_rate * len(self.x)))
+
+    def sample_parameters(self, n: int) -> tuple[Tensor, Tensor]:
+        """F_i (Cauchy, redrawn while ≤ 0, truncated at 1) and CR_i (normal, clipped) from random slots."""
+        g = self.generator
+        r = (torch.rand(n, generator=g, dtype=torch.float64) * len(self.m_f)).long()
+        mu_cr = self.m_cr[r]
+        cr = (mu_cr + 0.1 * torch.randn(n, generator=g, dtype=torch.float64)).clamp(0.0, 1.0)
+        cr = torch.where(torch.isnan(mu_cr), torch.zeros_like(cr), cr)
+        f = torch.zeros(n, dtype=torch.float64)
+        todo = torch.ones(n, dtype=torch.bool)
+        while todo.any():
+            u = torch.rand(int(todo.sum()), generator=g, dtype=torch.float64)
+            f[todo] = self.m_f[r[todo]] + 0.1 * torch.tan(math.pi * (u - 0.5))
+            todo = f <= 0
+        return f.clamp(max=1.0), cr
+
+    def pbest(self) -> Tensor:
+        """For each i, an index drawn uniformly among the max(2, round(p_i N)) best individuals."""
+        assert self.f is not None
+        n = len(self.x)
+        if self.config.p is None:
+            p = 2.0 / n + torch.rand(n, generator=self.generator, dtype=torch.float64) * (self.config.p_max - 2.0 / n)
+        else:
+            p = torch.full((n,), self.config.p, dtype=torch.float64)
+        count = torch.clamp(torch.round(p * n), min=2, max=n)
+        order = torch.argsort(self.f.cpu(), stable=True)
+        pick = (torch.rand(n, generator=self.generator, dtype=torch.float64) * count).long()
+        return order[pick].to(self.device)
+
+    def partners(self) -> tuple[Tensor, Tensor]:
+        """r1 ∈ P \\ {i}; r2 ∈ P ∪ A \\ {i, r1} (indices ≥ N address the archive)."""
+        n, total = len(self.x), len(self.x) + len(self.archive)
+        i = torch.arange(n)
+        r1 = torch.zeros(n, dtype=torch.long)
+        r2 = torch.zeros(n, dtype=torch.long)
+        todo = torch.ones(n, dtype=torch.bool)
+        while todo.any():
+            r1[todo] = (torch.rand(int(todo.sum()), generator=self.generator, dtype=torch.float64) * n).long()
+            todo = r1 == i
+        todo = torch.ones(n, dtype=torch.bool)
+        while todo.any():
+            r2[todo] = (torch.rand(int(todo.sum()), generator=self.generator, dtype=torch.float64) * total).long()
+            todo = (r2 == i) | (r2 == r1)
+        return r1.to(self.device), r2.to(self.device)
+
+    def mutate(self, F: Tensor) -> Tensor:
+        union = torch.cat([self.x, self.archive])
+        r1, r2 = self.partners()
+        fx = F.to(self.device, self.x.dtype)[:, None]
+        return self.x + fx * (self.x[self.pbest()] - self.x) + fx * (self.x[r1] - union[r2])
+
+    def ask(self) -> Tensor:
+        if self.f is None:
+            return self.x
+        self._F, self._CR = self.sample_parameters(len(self.x))
+        v = repair(self, self.mutate(self._F), self.x, "midpoint")
+        self._trial = binomial_crossover(self, self.x, v, self._CR.to(self.device, self.x.dtype))
+        return self._trial
+
+    def add_to_archive(self, parents: Tensor) -> None:
+        """Append ``parents``; while over capacity, delete random members."""
+        self.archive = torch.cat([self.archive, parents])
+        excess = len(self.archive) - self.archive_capacity
+        if excess > 0:
+            keep = torch.randperm(len(self.archive), generator=self.generator)[excess:].sort().values
+            self.archive = self.archive[keep.to(self.device)]
+
+    def tell(self, fitness: Tensor) -> None:
+        if self.f is None:
+            self.f = fitness.clone()
+            self._note_best(self.x, self.f)
+            return
+        assert self._trial is not None
+        improved = (fitness < self.f).cpu()
+        accept = fitness <= self.f
+        delta = (self.f - fitness).abs().cpu().double()[improved]
+        self.add_to_archive(self.x[improved.to(self.device)])
+        self.k = update_memory(
+            self.m_f, self.m_cr, self.k, self._F[improved], self._CR[improved], delta,
+            self.config.cr_mean, self.config.terminal_cr,
+        )
+        self.x = torch.where(accept[:, None], self._trial, self.x)
+        self.f = torch.where(accept, fitness, self.f)
+        self._note_best(self.x, self.f)
+        self.generation += 1
+        self.after_generation()
+
+    def after_generation(self) -> None:
+        """Hook for subclasses (L-SHADE's population reduction)."""

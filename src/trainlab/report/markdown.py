@@ -1,0 +1,282 @@
+"""The Markdown report of an experiment: :func:`build_report` from the store's frames, and
+:func:`write_report` that opens an experiment folder's store and calls it.
+
+Layout of ``out`` (default ``<experiment_dir>/report``): ``report.md``, ``tables/*.{md,csv,tex}``,
+``figures/*.{png,svg}``; every name is derived from task/model/label names, so reruns overwrite.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.report import plots, stats, tables
+
+CURVE_X = ("epoch", "sample_evals", "seconds")
+SWEEP_AXES = ("loss_options.period", "loss_options.amplitude")
+
+
+def _slug(text: object) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", str(text)).strip("_") or "x"
+
+
+class _Report:
+    """Accumulates Markdown text, tables and figures under one output folder."""
+
+    def __init__(self, out: Path, formats: Sequence[str], table_formats: Sequence[str]):
+        self.out, self.formats, self.table_formats = out, tuple(formats), tuple(table_formats)
+        self.lines: list[str] = []
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def table(self, frame: pd.DataFrame, name: str, caption: str) -> None:
+        paths = tables.write_table(frame, self.out / "tables" / name, self.table_formats, caption=caption)
+        links = " · ".join(f"[{p.suffix[1:]}]({p.relative_to(self.out).as_posix()})" for p in paths)
+        self.add(tables.to_markdown(frame), f"*{caption}* ({links})" if links else f"*{caption}*", "")
+
+    def figure(self, fig: Any, name: str, caption: str) -> None:
+        paths = plots.save_figure(fig, self.out / "figures" / name, self.formats)
+        image = next((p for p in paths if p.suffix in (".png", ".svg")), None)
+        if image is not None:
+            self.add(f"![{caption}]({image.relative_to(self.out).as_posix()})", "")
+        others = " · ".join(f"[{p.suffix[1:]}]({p.relative_to(self.out).as_posix()})" for p in paths)
+        self.add(f"*{caption}* ({others})", "")
+
+    def write(self) -> Path:
+        path = self.out / "report.md"
+        path.write_text("\n".join(self.lines).rstrip() + "\n")
+        return path
+
+
+def build_report(
+    runs: pd.DataFrame,
+    history: pd.DataFrame,
+    out: str | Path,
+    *,
+    records: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]] | None = None,
+    value: str = "final_test_metric",
+    higher_is_better: bool | None = None,
+    alpha: float = 0.05,
+    failed: str = "worst",
+    target: float | Mapping[str, float] | None = None,
+    quantile: float = 0.5,
+    curve_y: str = "val_metric",
+    curve_x: Sequence[str] = CURVE_X,
+    formats: Sequence[str] = plots.FIGURE_FORMATS,
+    table_formats: Sequence[str] = tables.TABLE_FORMATS,
+    title: str = "Experiment report",
+) -> Path:
+    """Write the report of the runs in ``runs`` (one row per run, as ``ResultStore.runs_frame()``) and
+    their per-epoch ``history`` (as ``history_frame()``) into ``out``; return the path of ``report.md``.
+
+    Sections: status counts; per task a summary table (mean ± std, median over ok seeds, counts, spending,
+    ranks), Wilcoxon + Holm between trainer labels paired on (model, seed), time-to-target and learning
+    curves against each ``curve_x``; across tasks (blocks = task × model, seed means) Friedman, Nemenyi
+    and a critical-difference diagram, plus Wilcoxon + Holm; contour plots for (period, amplitude)
+    sweeps; curvature panels of ``records`` (run_id → ``RunResult.records``); failed-run messages.
+    ``higher_is_better`` defaults to False when ``value`` names a loss. ``failed`` is the policy of
+    :func:`trainlab.report.stats.paired_table` ("worst" or "exclude").
+    """
+    check_number("alpha", alpha, low=0, high=1, low_open=True, high_open=True)
+    check_choice("failed", failed, stats.FAILED_POLICIES)
+    for x in curve_x:
+        check_choice("curve_x", x, ("epoch", "evals", "sample_evals", "steps", "seconds"))
+    if value not in runs.columns:
+        raise ConfigError("value", value, "a column of the runs frame: " + ", ".join(map(str, runs.columns)))
+    higher = ("loss" not in value) if higher_is_better is None else higher_is_better
+    out = Path(out)
+    report = _Report(out, formats, table_formats)
+    report.add(f"# {title}", "")
+    _overview(report, runs, value, higher, failed)
+    if runs.empty:
+        return report.write()
+    summary = tables.summary_table(runs, value=value, higher_is_better=higher)
+    ttt = None
+    if not history.empty and curve_y in history.columns:
+        ttt = tables.time_to_target(history, runs, target=target, quantile=quantile, metric=curve_y,
+                                    higher_is_better="loss" not in curve_y)
+    for task in sorted(runs["task"].dropna().unique(), key=str):
+        _task_section(report, runs, history, summary, ttt, str(task), value, higher, alpha, failed, curve_y, curve_x)
+    _across_tasks(report, runs, value, higher, alpha, failed)
+    _sweeps(report, runs)
+    if records:
+        _curvature(report, runs, records)
+    _failures(report, runs)
+    return report.write()
+
+
+def _overview(report: _Report, runs: pd.DataFrame, value: str, higher: bool, failed: str) -> None:
+    counts = runs["status"].value_counts() if "status" in runs else pd.Series(dtype=int)
+    experiments = sorted(map(str, runs["experiment"].dropna().unique())) if "experiment" in runs else []
+    metrics = sorted(map(str, runs["metric"].dropna().unique())) if "metric" in runs else []
+    report.add(
+        f"- experiment: {', '.join(experiments) or '–'}",
+        f"- runs: {len(runs)} ({', '.join(f'{k} {v}' for k, v in counts.items()) or 'none'})",
+        f"- compared value: `{value}` ({'higher' if higher else 'lower'} is better)"
+        + (f"; headline metric: {', '.join(metrics)}" if metrics else ""),
+        "- statistics use the runs that finished; pending/running runs are listed as missing. "
+        + ("Failed and diverged runs count as worse than every finished run in tests and ranks; "
+           "means, medians and curves use `ok` runs only."
+           if failed == "worst" else
+           "Blocks containing a failed or diverged run are excluded from the tests; "
+           "means, medians and curves use `ok` runs only."),
+        "",
+    )
+
+
+def _task_section(
+    report: _Report, runs: pd.DataFrame, history: pd.DataFrame, summary: pd.DataFrame, ttt: pd.DataFrame | None,
+    task: str, value: str, higher: bool, alpha: float, failed: str, curve_y: str, curve_x: Sequence[str],
+) -> None:
+    slug = _slug(task)
+    part = summary[summary["task"].astype(str) == task].sort_values("rank")
+    metric = runs.loc[runs["task"].astype(str) == task, "metric"].dropna() if "metric" in runs else pd.Series([])
+    report.add(f"## Task `{task}`" + (f" (metric: {metric.iloc[0]})" if len(metric) else ""), "")
+    report.table(tables.display_summary(part).drop(columns="task"), f"summary_{slug}",
+                 f"{value} over seeds per model × trainer, ranked within the task")
+    task_runs = runs[runs["task"].astype(str) == task]
+    if task_runs["label"].nunique() >= 2:
+        paired = stats.paired_table(task_runs, value, blocks=("model", "seed"), higher_is_better=higher, failed=failed)
+        report.add(f"### Wilcoxon signed-rank tests, Holm-corrected (α = {alpha:g})", "",
+                   f"Pairs of trainers compared on the same (model, seed); n = {len(paired.values)} blocks. "
+                   + paired.note(), "")
+        if len(paired.values) >= 1 and paired.values.shape[1] >= 2:
+            report.table(_format_wilcoxon(stats.pairwise_wilcoxon(paired.values, alpha=alpha)),
+                         f"wilcoxon_{slug}", "wins/losses/ties of a against b; R+ = rank sum where a is better")
+    if ttt is not None:
+        tpart = ttt[ttt["task"].astype(str) == task].drop(columns="task")
+        if len(tpart):
+            goal = tpart["target"].iloc[0]
+            report.add("### Time to target", "",
+                       f"First point where `{curve_y}` reached {goal:.4g}; medians over the seeds that reached it.", "")
+            report.table(tpart.drop(columns="target"), f"time_to_target_{slug}", f"time to {curve_y} = {goal:.4g}")
+    if not history.empty and curve_y in history.columns:
+        for x in curve_x:
+            if x not in history.columns:
+                continue
+            curves = tables.learning_curves(history, task_runs, y=curve_y, x=x)
+            if curves.empty:
+                continue
+            ax = plots.plot_learning_curves(curves, x=x, y=curve_y, title=f"{task}: {curve_y} against {x}",
+                                            log_x=x == "seconds")
+            report.figure(ax.figure, f"curves_{slug}_{_slug(x)}", f"{task}: mean {curve_y} ± std over seeds against {x}")
+
+
+def _format_wilcoxon(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame[["a", "b", "n", "wins", "losses", "ties", "r_plus", "r_minus", "p", "p_holm", "better"]].copy()
+    for col in ("p", "p_holm"):
+        out[col] = [f"{p:.3g}" for p in out[col]]
+    return out
+
+
+def _across_tasks(report: _Report, runs: pd.DataFrame, value: str, higher: bool, alpha: float, failed: str) -> None:
+    paired = stats.paired_table(runs, value, blocks=("task", "model"), higher_is_better=higher, failed=failed)
+    table = paired.values
+    report.add("## Across tasks", "",
+               f"Blocks are task × model cells ({len(table)}), values are means over seeds. " + paired.note(), "")
+    if table.shape[1] < 3 or len(table) < 2:
+        report.add(f"Friedman needs at least 3 trainers and 2 blocks; here {table.shape[1]} × {len(table)}.", "")
+        if table.shape[1] == 2 and len(table) >= 1:
+            report.table(_format_wilcoxon(stats.pairwise_wilcoxon(table, alpha=alpha)), "wilcoxon_across",
+                         "Wilcoxon signed-rank test across blocks")
+        return
+    fr = stats.friedman(table)
+    k, n = fr.n_methods, fr.n_blocks
+    cd = stats.critical_difference(k, n, alpha)
+    report.add(
+        f"Friedman (tie-corrected): χ²_F = {fr.chi2:.3f} (p = {fr.p_chi2:.3g}); Iman–Davenport "
+        f"F_F = {fr.ff:.3f} with ({k - 1}, {(k - 1) * (n - 1)}) d.f. (p = {fr.p_ff:.3g}). "
+        f"Nemenyi critical difference at α = {alpha:g}: CD = {cd:.3f}.", "",
+    )
+    ranks = fr.mean_ranks.sort_values()
+    report.table(ranks.rename("mean rank").rename_axis("trainer").reset_index(), "mean_ranks",
+                 "average rank across blocks (1 = best)")
+    pvalues = stats.nemenyi(table)
+    report.table(pvalues.map(lambda p: f"{p:.3g}").rename_axis("trainer").reset_index(), "nemenyi",
+                 "Nemenyi post-hoc p-values")
+    ax = plots.cd_diagram(ranks, pvalues, cd=cd, alpha=alpha, title=f"Critical difference (Nemenyi, α = {alpha:g})")
+    report.figure(ax.figure, "cd_diagram", "critical-difference diagram: bars join trainers not significantly different")
+    report.table(_format_wilcoxon(stats.pairwise_wilcoxon(table, alpha=alpha)), "wilcoxon_across",
+                 f"Wilcoxon signed-rank tests across blocks, Holm-corrected (α = {alpha:g})")
+
+
+def _sweeps(report: _Report, runs: pd.DataFrame) -> None:
+    x, y = SWEEP_AXES
+    if not {x, y} <= set(runs.columns):
+        return
+    ok = runs[runs["status"].eq("ok")]
+    keys = [c for c in ("task", "model", "loss", "label") if c in ok.columns]
+    header = False
+    for key, part in ok.groupby(keys, sort=True, dropna=False):
+        if part[x].nunique() < 2 or part[y].nunique() < 2:
+            continue
+        if not header:
+            report.add("## Dynamic-loss sweeps", "", "Mean over seeds of the final metric on the (period, amplitude) "
+                       "grid; the dashed line is the static loss (A = 1).", "")
+            header = True
+        name = " / ".join(map(str, key))
+        fig = plots.new_axes((11.0, 4.2), 1, 2)[0].figure
+        for ax, column in zip(fig.axes[:2], ("final_train_metric", "final_test_metric")):
+            plots.contour(part, x, y, column, ax=ax, vmin=0.0 if "metric" in column else None,
+                          vmax=1.0 if "metric" in column else None, title=f"{name}: {column}")
+        report.figure(fig, "contour_" + "_".join(_slug(k) for k in key), f"{name}: final train/test metric")
+
+
+def _curvature(report: _Report, runs: pd.DataFrame, records: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> None:
+    report.add("## Curvature and dynamics panels", "")
+    lrs = runs.set_index("run_id")["trainer_options.lr"] if "trainer_options.lr" in runs else pd.Series(dtype=float)
+    for run_id, recs in records.items():
+        named = {k: v for k, v in recs.items() if v}
+        if not named:
+            continue
+        x = "step" if all("step" in v[0] for v in named.values()) else "epoch"
+        lr = lrs.get(run_id)
+        fig = plots.records_panel(named, x=x, lr=float(lr) if lr is not None and pd.notna(lr) else None,
+                                  title=f"run {run_id}")
+        report.figure(fig, f"records_{_slug(run_id)}", f"records of run {run_id}")
+
+
+def _failures(report: _Report, runs: pd.DataFrame) -> None:
+    bad = runs[runs["status"].isin(("diverged", "failed"))]
+    if bad.empty:
+        return
+    cols = [c for c in ("run_id", "task", "model", "label", "seed", "status", "message") if c in bad.columns]
+    frame = bad[cols].copy()
+    if "message" in frame:
+        frame["message"] = [(str(m).strip().splitlines() or [""])[-1][:120] for m in frame["message"]]
+    report.add("## Failed and diverged runs", "")
+    report.table(frame, "failures", "runs that did not finish ok (last line of their message)")
+
+
+def write_report(
+    experiment_dir: str | Path,
+    out: str | Path | None = None,
+    formats: Sequence[str] = plots.FIGURE_FORMATS,
+    *,
+    panels: int = 4,
+    **options: Any,
+) -> Path:
+    """Open ``experiment_dir``'s result store and write its report to ``out`` (default
+    ``<experiment_dir>/report``); return the path of ``report.md``. Curvature panels are drawn for the
+    first ``panels`` ok runs that have callback records; ``options`` go to :func:`build_report`."""
+    from trainlab.experiments.store import ResultStore
+
+    check_number("panels", panels, low=0, integer=True)
+    experiment_dir = Path(experiment_dir)
+    with ResultStore.open(experiment_dir) as store:
+        runs, history = store.runs_frame(), store.history_frame()
+        records: dict[str, Any] = {}
+        for run_id in runs.loc[runs["status"].eq("ok"), "run_id"] if len(runs) else []:
+            if len(records) >= panels:
+                break
+            recs = store.result(run_id, weights=False).records
+            if recs:
+                records[run_id] = recs
+    name = str(runs["experiment"].dropna().iloc[0]) if len(runs) and runs["experiment"].notna().any() else experiment_dir.name
+    return build_report(runs, history, out if out is not None else experiment_dir / "report", records=records,
+                        formats=formats, title=f"Report: {name}", **options)

@@ -1,0 +1,440 @@
+"""Gradient-based training: mini-batch (or full-batch) descent with a ``torch.optim`` optimizer.
+
+One trainer class, registered under each optimizer's name: ``gd`` (full-batch SGD), ``sgd``, ``momentum``,
+``nag``, ``adagrad``, ``rmsprop``, ``adam``, ``adamw`` and ``lbfgs``. Per optimizer step t (0-based):
+
+    η_t ← schedule(t);  g ← ∇[ℓ_t(f(x_B), y_B) + penalty(θ)];  clip g;
+    W ← W − η_t λ_dec W (decoupled decay, as AdamW);  θ ← optimizer step(g);  update the average.
+
+Mini-batches come from a ``torch.randperm`` of the training split on its device, with a generator
+derived from the run seed; a trailing batch of a single sample is merged into the previous one (batch
+norm cannot train on one sample). ``train_epoch`` is public so that memetic hybrids can apply "one
+epoch of a chosen optimizer" to any model.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from trainlab.budget import Budget
+from trainlab.callbacks import Callback, Penalty
+from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.data.task import Task
+from trainlab.losses import Loss
+from trainlab.result import RunResult
+from trainlab.seeding import torch_generator
+from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
+from trainlab.trainers.regularization import (
+    EarlyStopping,
+    WeightAverager,
+    decay_weights,
+    make_penalty,
+    set_dropout,
+    weight_names,
+)
+from trainlab.trainers.schedules import NEEDS_TOTAL, SCHEDULES, Schedule, apply_schedule, make_schedule
+
+GRADIENT_TRAINERS = ("gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
+_OPTIMIZER_OF = {"gd": "sgd"}
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gd": {"batch_size": None},
+    "lbfgs": {"batch_size": None, "line_search_fn": "strong_wolfe"},
+}
+AVERAGING = ("none", "polyak", "ema")
+
+
+@dataclass(frozen=True)
+class GradientConfig:
+    """Options of a gradient trainer; ``optimizer_options`` holds the optimizer's own (lr, momentum, betas...).
+
+    ``batch_size=None`` means full batch. Schedule options: ``step_epochs``/``gamma`` (step),
+    ``min_lr`` (cosine), ``warmup_epochs`` (warmup), ``pct_start``/``div``/``div_final``/``moms``
+    (one-cycle, fastai defaults). ``lr_find`` runs the LR finder first and uses its suggestion as lr
+    (as lr_max for one-cycle). Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
+    ``decoupled_weight_decay``, ``dropout``, ``patience``/``min_delta`` (early stopping),
+    ``clip_norm``/``clip_value``, ``averaging`` (none/polyak/ema with ``ema_decay``).
+    """
+
+    optimizer: str = "sgd"
+    optimizer_options: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int | None = 64
+    schedule: str = "constant"
+    step_epochs: float = 10.0
+    gamma: float = 0.1
+    min_lr: float = 0.0
+    warmup_epochs: float = 1.0
+    pct_start: float = 0.25
+    div: float = 25.0
+    div_final: float = 1e5
+    moms: tuple[float, float, float] | None = (0.95, 0.85, 0.95)
+    lr_find: bool = False
+    lr_find_min: float = 1e-7
+    lr_find_max: float = 10.0
+    lr_find_steps: int = 100
+    l1: float = 0.0
+    l2: float = 0.0
+    lm: float = 0.0
+    m: float = 3.0
+    decoupled_weight_decay: float = 0.0
+    dropout: float | None = None
+    patience: int | None = None
+    min_delta: float = 0.0
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    averaging: str = "none"
+    ema_decay: float = 0.999
+    eval_every: int = 1
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS.names())
+        object.__setattr__(
+            self, "optimizer_options", optimizer_options(self.optimizer, **dict(self.optimizer_options))
+        )
+        if self.batch_size is not None:
+            check_number("batch_size", self.batch_size, low=1, integer=True)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_number("step_epochs", self.step_epochs, low=0, low_open=True)
+        check_number("gamma", self.gamma, low=0, high=1, low_open=True)
+        check_number("min_lr", self.min_lr, low=0)
+        check_number("warmup_epochs", self.warmup_epochs, low=0, low_open=True)
+        check_number("pct_start", self.pct_start, low=0, high=1, low_open=True, high_open=True)
+        check_number("div", self.div, low=1)
+        check_number("div_final", self.div_final, low=1)
+        if self.moms is not None:
+            if not isinstance(self.moms, (list, tuple)) or len(self.moms) != 3:
+                raise ConfigError("moms", self.moms, "three momenta [start, middle, end] in [0, 1), or null")
+            moms = tuple(check_number(f"moms[{i}]", v, low=0, high=1, high_open=True) for i, v in enumerate(self.moms))
+            object.__setattr__(self, "moms", moms)
+        check_choice("lr_find", self.lr_find, (False, True))
+        check_number("lr_find_min", self.lr_find_min, low=0, low_open=True)
+        check_number("lr_find_max", self.lr_find_max, low=self.lr_find_min, low_open=True)
+        check_number("lr_find_steps", self.lr_find_steps, low=2, integer=True)
+        for name in ("l1", "l2", "lm", "decoupled_weight_decay", "min_delta"):
+            check_number(name, getattr(self, name), low=0)
+        check_number("m", self.m, low=1)
+        if self.dropout is not None:
+            check_number("dropout", self.dropout, low=0, high=1, high_open=True)
+        if self.patience is not None:
+            check_number("patience", self.patience, low=1, integer=True)
+        for name in ("clip_norm", "clip_value"):
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), low=0, low_open=True)
+        check_choice("averaging", self.averaging, AVERAGING)
+        check_number("ema_decay", self.ema_decay, low=0, high=1, low_open=True, high_open=True)
+        check_number("eval_every", self.eval_every, low=1, integer=True)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer_options["lr"])
+
+
+def gradient_config(name: str, options: Mapping[str, Any]) -> GradientConfig:
+    """Build the configuration of trainer ``name`` from flat ``options`` (trainer and optimizer options mixed).
+
+    Errors name ``trainer.<name>.<option>`` and list the allowed options.
+    """
+    optimizer = _OPTIMIZER_OF.get(name, name)
+    spec = OPTIMIZERS.get(optimizer)
+    own = {f.name for f in dataclasses.fields(GradientConfig)} - {"optimizer", "optimizer_options"}
+    allowed = sorted(own | set(spec.defaults))
+    merged = {**_DEFAULTS.get(name, {}), **options}
+    if name == "gd" and merged.get("batch_size") is not None:
+        raise ConfigError(f"trainer.{name}.batch_size", merged["batch_size"], "null (gd is full batch; use sgd)")
+    trainer_opts: dict[str, Any] = {}
+    opt_opts: dict[str, Any] = {}
+    for key, value in merged.items():
+        if key in own:
+            trainer_opts[key] = value
+        elif key in spec.defaults:
+            opt_opts[key] = value
+        else:
+            raise ConfigError(f"trainer.{name}.{key}", value, "an option among " + ", ".join(allowed))
+    try:
+        return GradientConfig(optimizer=optimizer, optimizer_options=opt_opts, **trainer_opts)
+    except ConfigError as err:
+        field_name = err.field.split(".")[-1] if err.field.startswith("optimizer.") else err.field
+        raise ConfigError(f"trainer.{name}.{field_name}", err.value, err.allowed) from None
+
+
+@dataclass
+class StepRule:
+    """What happens around each optimizer step besides the gradient itself."""
+
+    schedule: Schedule | None = None
+    momentum_key: str | None = None
+    penalty: Penalty | None = None
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    decoupled_weight_decay: float = 0.0
+    averager: WeightAverager | None = None
+
+
+@dataclass
+class EpochStats:
+    """What one call of :func:`train_epoch` spent, and the mean training loss of its batches."""
+
+    forward_samples: int = 0
+    backward_samples: int = 0
+    steps: int = 0
+    loss: float = float("nan")
+    stopped: bool = False
+
+
+def batch_starts(n: int, batch_size: int | None) -> list[int]:
+    """Start indices of the mini-batches of an epoch; a trailing single sample joins the previous batch."""
+    if batch_size is None or batch_size >= n:
+        return [0]
+    starts = list(range(0, n, batch_size))
+    if n - starts[-1] == 1:
+        starts.pop()
+    return starts
+
+
+def train_epoch(
+    model: nn.Module,
+    task: Task,
+    loss: Loss,
+    optimizer: torch.optim.Optimizer,
+    *,
+    batch_size: int | None,
+    generator: torch.Generator,
+    monitor: Monitor | None = None,
+    rule: StepRule | None = None,
+    step: int = 0,
+    augment_generator: torch.Generator | None = None,
+) -> EpochStats:
+    """One pass of mini-batch training over ``task.train`` (full batch when ``batch_size`` is None).
+
+    ``step`` is the index of the first optimizer step (for dynamic losses and schedules); with a
+    ``monitor`` its step count is used instead, every step is ticked and the epoch ends early when the
+    monitor says stop. Returns the spending of this epoch.
+    """
+    rule = rule or StepRule()
+    model.train()
+    x_all, y_all = task.train.x, task.train.y
+    n = len(y_all)
+    starts = batch_starts(n, batch_size)
+    perm = torch.randperm(n, generator=generator, device=x_all.device) if len(starts) > 1 else None
+    ends = starts[1:] + [n]
+    params = dict(model.named_parameters())
+    trainable = [p for p in params.values() if p.requires_grad]
+    weights = [params[name] for name in weight_names(model)] if rule.decoupled_weight_decay > 0 else []
+    augment = task.augment
+    closure_needed = isinstance(optimizer, torch.optim.LBFGS)
+    stats = EpochStats()
+    loss_sum: Tensor | float = 0.0
+    seen = 0
+    t = monitor.state.step if monitor is not None else step
+    for start, end in zip(starts, ends):
+        if perm is None:
+            x, y = x_all, y_all
+        else:
+            idx = perm[start:end]
+            x, y = x_all[idx], y_all[idx]
+        if augment is not None:
+            x = augment(x, augment_generator if augment_generator is not None else generator)
+        lr = None
+        if rule.schedule is not None:
+            lr, mom = apply_schedule(optimizer, rule.schedule, t, rule.momentum_key)
+            if monitor is not None:
+                monitor.state.lr = lr
+                if mom is not None and rule.momentum_key == "momentum":
+                    monitor.state.momentum = mom
+        b = end - start
+        calls = 0
+
+        def closure() -> Tensor:
+            nonlocal calls
+            calls += 1
+            optimizer.zero_grad(set_to_none=True)
+            value = loss(model(x), y, t)
+            objective = value + rule.penalty(params) if rule.penalty is not None else value
+            objective.backward()
+            if rule.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(trainable, rule.clip_norm)
+            if rule.clip_value is not None:
+                torch.nn.utils.clip_grad_value_(trainable, rule.clip_value)
+            return value.detach()
+
+        if closure_needed:
+            if weights:
+                decay_weights(weights, optimizer.param_groups[0]["lr"] * rule.decoupled_weight_decay)
+            value = optimizer.step(closure)  # type: ignore[arg-type]
+        else:
+            value = closure()
+            if weights:
+                decay_weights(weights, optimizer.param_groups[0]["lr"] * rule.decoupled_weight_decay)
+            optimizer.step()
+        fwd = bwd = b * max(calls, 1)
+        stats.forward_samples += fwd
+        stats.backward_samples += bwd
+        if rule.averager is not None:
+            rule.averager.update(model)
+        stats.steps += 1
+        seen += b
+        t += 1
+        loss_sum = loss_sum + value * b
+        if monitor is not None and monitor.tick(fwd, bwd, loss=value):
+            stats.stopped = True
+            break
+    if seen:
+        stats.loss = float(loss_sum) / seen
+    return stats
+
+
+def planned_steps(budget: Budget, n_train: int, batch_size: int | None, lbfgs: bool = False) -> int | None:
+    """Total optimizer steps the budget allows, when it can be known in advance (else ``None``)."""
+    starts = batch_starts(n_train, batch_size)
+    sizes = [e - s for s, e in zip(starts, starts[1:] + [n_train])]
+    options = []
+    if budget.steps is not None:
+        options.append(budget.steps)
+    if budget.epochs is not None:
+        options.append(budget.epochs * len(sizes))
+    if budget.sample_evals is not None and not lbfgs:
+        full, rest = divmod(budget.sample_evals, 2 * n_train)
+        steps, spent = full * len(sizes), 0
+        for size in sizes:
+            if spent >= rest:
+                break
+            spent += 2 * size
+            steps += 1
+        options.append(steps)
+    return min(options) if options else None
+
+
+class GradientTrainer(Trainer):
+    """Mini-batch training with one ``torch.optim`` optimizer (see the module docstring)."""
+
+    def __init__(self, config: GradientConfig, name: str = "sgd"):
+        super().__init__(config)
+        self.name = name
+
+    def describe(self) -> dict[str, Any]:
+        """Flat options (trainer and optimizer), valid input to ``make_trainer(self.name, ...)``."""
+        out = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
+        out.pop("optimizer")
+        opts = dict(out.pop("optimizer_options"))
+        if self.name == "gd":
+            out.pop("batch_size")
+        return {"name": self.name, **out, **opts}
+
+    def fit(
+        self,
+        model: nn.Module,
+        task: Task,
+        budget: Budget,
+        seed: int,
+        callbacks: Sequence[Callback] = (),
+        loss: Loss | None = None,
+    ) -> RunResult:
+        cfg = self.config
+        where = f"trainer.{self.name}"
+        loss_fn = resolve_loss(task, loss)
+        if cfg.dropout is not None:
+            set_dropout(model, cfg.dropout, where=f"{where}.dropout")
+        spec = OPTIMIZERS.get(cfg.optimizer)
+        n_train = len(task.train)
+        total = planned_steps(budget, n_train, cfg.batch_size, lbfgs=cfg.optimizer == "lbfgs")
+        if cfg.schedule in NEEDS_TOTAL and total is None:
+            raise ConfigError(
+                f"{where}.schedule", cfg.schedule, "a budget in epochs, steps or sample_evals (needs the total steps)"
+            )
+        penalty = make_penalty(model, cfg.l1, cfg.l2, cfg.lm, cfg.m)
+        extra: list[Callback] = [EarlyStopping(cfg.patience, cfg.min_delta)] if cfg.patience else []
+        monitor = Monitor(
+            self, model, task, loss_fn, budget, seed, [*callbacks, *extra], penalty=penalty, eval_every=cfg.eval_every
+        )
+        lr = cfg.lr
+        if cfg.lr_find:
+            lr = self._find_lr(model, task, loss_fn, seed, penalty, monitor)
+        optimizer = make_optimizer(cfg.optimizer, model.parameters(), **{**cfg.optimizer_options, "lr": lr})
+        steps_per_epoch = len(batch_starts(n_train, cfg.batch_size))
+        schedule = None
+        if cfg.schedule != "constant":
+            schedule = make_schedule(
+                cfg.schedule,
+                lr=lr,
+                steps_per_epoch=steps_per_epoch,
+                total_steps=total,
+                step_epochs=cfg.step_epochs,
+                gamma=cfg.gamma,
+                min_lr=cfg.min_lr,
+                warmup_epochs=cfg.warmup_epochs,
+                pct_start=cfg.pct_start,
+                div=cfg.div,
+                div_final=cfg.div_final,
+                moms=cfg.moms,
+                where=f"{where}.schedule",
+            )
+        momentum_key = spec.momentum_key if _base_momentum(cfg.optimizer_options) > 0 else None
+        averager = WeightAverager(model, cfg.averaging, cfg.ema_decay) if cfg.averaging != "none" else None
+        rule = StepRule(schedule, momentum_key, penalty, cfg.clip_norm, cfg.clip_value, cfg.decoupled_weight_decay, averager)
+        monitor.state.lr = schedule.lr(0) if schedule is not None else lr
+        if spec.momentum_key == "momentum" and spec.cls is torch.optim.SGD:
+            monitor.state.momentum = float(cfg.optimizer_options["momentum"])
+        batches = torch_generator(seed, "batches", device=task.device)
+        augment = torch_generator(seed, "augment", device=task.device) if task.augment is not None else None
+        swap = averager.swapped if averager is not None else contextlib.nullcontext
+        monitor.begin()
+        stop = monitor.status != "ok"
+        while not stop:
+            stats = train_epoch(
+                model, task, loss_fn, optimizer, batch_size=cfg.batch_size, generator=batches,
+                monitor=monitor, rule=rule, augment_generator=augment,
+            )
+            if stats.stopped and monitor.status != "ok":
+                break
+            with swap():
+                stop = monitor.end_epoch()
+        if averager is not None:
+            averager.load_into()
+        return monitor.finish({"trainer": self.describe()})
+
+    def _find_lr(
+        self, model: nn.Module, task: Task, loss_fn: Loss, seed: int, penalty: Penalty | None, monitor: Monitor
+    ) -> float:
+        from trainlab.trainers.lr_finder import lr_find
+
+        cfg = self.config
+        found = lr_find(
+            model, task, loss_fn,
+            optimizer=cfg.optimizer,
+            optimizer_options=dict(cfg.optimizer_options),
+            batch_size=cfg.batch_size,
+            lr_min=cfg.lr_find_min,
+            lr_max=cfg.lr_find_max,
+            num_steps=cfg.lr_find_steps,
+            seed=seed,
+            penalty=penalty,
+        )
+        monitor.spending.forward_samples += found.forward_samples
+        monitor.spending.backward_samples += found.backward_samples
+        monitor.state.records["lr_find"] = [found.to_record()]
+        return found.suggestion
+
+
+def _base_momentum(options: Mapping[str, Any]) -> float:
+    """The configured momentum (β1 for Adam-type optimizers), 0 when the optimizer has none."""
+    if "betas" in options:
+        return float(options["betas"][0])
+    return float(options.get("momentum", 0.0))
+
+
+def _register(name: str) -> None:
+    def build(**options: Any) -> GradientTrainer:
+        return GradientTrainer(gradient_config(name, options), name)
+
+    build.__doc__ = f"The ``{name}`` gradient trainer; options: see :class:`GradientConfig`."
+    TRAINERS.register(name)(build)
+
+
+for _name in GRADIENT_TRAINERS:
+    _register(_name)

@@ -1,0 +1,150 @@
+"""Gradient optimizers by name: thin, validated wrappers over ``torch.optim``.
+
+Every optimizer is PyTorch's implementation with PyTorch's defaults, except where PyTorch has no
+sensible default for the variant:
+
+* ``sgd``: ``torch.optim.SGD`` without momentum, ``lr = 0.01`` (PyTorch's 1e-3 is too small for plain
+  SGD in the 20-epoch budgets of thesis 000, whose range is 0.01–0.001; 0.01 is also Keras's default).
+* ``momentum``: heavy ball, v ← μv + g, θ ← θ − ηv, with ``momentum = 0.9``, ``lr = 0.01``.
+* ``nag``: Nesterov momentum as in PyTorch (Sutskever et al. 2013 form), ``momentum = 0.9``, ``lr = 0.01``.
+* ``adagrad`` (lr 0.01), ``rmsprop`` (lr 0.01, α 0.99), ``adam`` (lr 1e-3, β 0.9/0.999), ``adamw``
+  (lr 1e-3, decoupled weight decay 0.01), ``lbfgs`` (lr 1, 20 inner iterations, history 100).
+
+``make_optimizer(name, params, **options)`` rejects unknown options and invalid values with
+:class:`~trainlab.config.ConfigError` naming ``optimizer.<name>.<option>``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.registry import Registry
+
+
+def _positive(field_name: str, value: Any) -> Any:
+    return check_number(field_name, value, low=0, low_open=True)
+
+
+def _non_negative(field_name: str, value: Any) -> Any:
+    return check_number(field_name, value, low=0)
+
+
+def _unit(field_name: str, value: Any) -> Any:
+    return check_number(field_name, value, low=0, high=1, high_open=True)
+
+
+def _flag(field_name: str, value: Any) -> Any:
+    return check_choice(field_name, value, (False, True))
+
+
+def _count(field_name: str, value: Any) -> Any:
+    return check_number(field_name, value, low=1, integer=True)
+
+
+def _betas(field_name: str, value: Any) -> tuple[float, float]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ConfigError(field_name, value, "a pair [beta1, beta2] of numbers in [0, 1)")
+    return (_unit(f"{field_name}[0]", value[0]), _unit(f"{field_name}[1]", value[1]))
+
+
+def _line_search(field_name: str, value: Any) -> Any:
+    return check_choice(field_name, value, (None, "strong_wolfe"))
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "lr": _positive,
+    "momentum": _unit,
+    "dampening": _unit,
+    "weight_decay": _non_negative,
+    "alpha": _unit,
+    "eps": _positive,
+    "centered": _flag,
+    "betas": _betas,
+    "amsgrad": _flag,
+    "lr_decay": _non_negative,
+    "initial_accumulator_value": _non_negative,
+    "max_iter": _count,
+    "history_size": _count,
+    "tolerance_grad": _non_negative,
+    "tolerance_change": _non_negative,
+    "line_search_fn": _line_search,
+}
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """A ``torch.optim`` class, its configurable options with their defaults, and fixed arguments."""
+
+    cls: type[torch.optim.Optimizer]
+    defaults: Mapping[str, Any]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    momentum_key: str | None = None
+    """Where one-cycle's momentum lives in a param group: ``"momentum"``, ``"betas"`` (β1) or none."""
+
+    def resolve(self, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """All options of this optimizer with ``options`` applied, validated."""
+        for key in options:
+            if key not in self.defaults:
+                raise ConfigError(
+                    f"optimizer.{name}.{key}", options[key], "an option among " + ", ".join(sorted(self.defaults))
+                )
+        merged = {**self.defaults, **options}
+        return {key: _CHECKS[key](f"optimizer.{name}.{key}", value) for key, value in merged.items()}
+
+
+OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
+
+_SGD_DEFAULTS = {"lr": 0.01, "weight_decay": 0.0}
+_ADAM_DEFAULTS = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False}
+
+OPTIMIZERS.register("sgd")(OptimizerSpec(torch.optim.SGD, _SGD_DEFAULTS, {"momentum": 0.0}))
+OPTIMIZERS.register("momentum")(
+    OptimizerSpec(torch.optim.SGD, {**_SGD_DEFAULTS, "momentum": 0.9, "dampening": 0.0}, {}, "momentum")
+)
+OPTIMIZERS.register("nag")(
+    OptimizerSpec(torch.optim.SGD, {**_SGD_DEFAULTS, "momentum": 0.9}, {"nesterov": True}, "momentum")
+)
+OPTIMIZERS.register("adagrad")(
+    OptimizerSpec(
+        torch.optim.Adagrad,
+        {"lr": 0.01, "lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10},
+    )
+)
+OPTIMIZERS.register("rmsprop")(
+    OptimizerSpec(
+        torch.optim.RMSprop,
+        {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
+        {},
+        "momentum",
+    )
+)
+OPTIMIZERS.register("adam")(OptimizerSpec(torch.optim.Adam, _ADAM_DEFAULTS, {}, "betas"))
+OPTIMIZERS.register("adamw")(OptimizerSpec(torch.optim.AdamW, {**_ADAM_DEFAULTS, "weight_decay": 0.01}, {}, "betas"))
+OPTIMIZERS.register("lbfgs")(
+    OptimizerSpec(
+        torch.optim.LBFGS,
+        {
+            "lr": 1.0,
+            "max_iter": 20,
+            "history_size": 100,
+            "tolerance_grad": 1e-7,
+            "tolerance_change": 1e-9,
+            "line_search_fn": None,
+        },
+    )
+)
+
+
+def optimizer_options(name: str, **options: Any) -> dict[str, Any]:
+    """Every option of optimizer ``name`` with defaults filled in and ``options`` validated."""
+    return OPTIMIZERS.get(name).resolve(name, options)
+
+
+def make_optimizer(name: str, params: Iterable[Any], **options: Any) -> torch.optim.Optimizer:
+    """The ``torch.optim`` optimizer registered as ``name`` over ``params`` (tensors or param groups)."""
+    spec = OPTIMIZERS.get(name)
+    return spec.cls(params, **spec.resolve(name, options), **spec.fixed)

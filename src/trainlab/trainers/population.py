@@ -1,0 +1,245 @@
+"""Population trainers: a searcher of :mod:`trainlab.metaheuristics` on a network through the engine.
+
+Registered names: ``de``, ``shade``, ``lshade``, ``shade-ils`` and the memetic hybrids of thesis 000,
+``shade-gd`` and ``shade-ils-gd``, which every ``gd_every`` epochs train the best individual for one
+epoch of ``gd_optimizer`` (:func:`trainlab.trainers.gradient.train_epoch`, a fresh optimizer each time)
+and offer the result back to the search (it replaces the worst member, or SHADE-ILS's current point,
+when better).
+
+Fitness = the training loss (the task's loss or the one given to ``fit``) of each genome, on the whole
+training split or, with ``fitness_batch``, on one minibatch shared by a generation. One "epoch" is
+``evals_per_epoch`` fitness evaluations (thesis 000: 210, so ``Budget(epochs=20)`` = 4,200 evaluations);
+at its end the best individual is loaded into the model, its batch-norm statistics are recalibrated
+over the training split (monitoring, not counted in the spending), and the history row is recorded.
+
+Spending: ``evals`` counts individual fitness evaluations (a gradient evaluation of L-BFGS-B counts one);
+``forward_samples`` counts the samples of every fitness evaluation, ``backward_samples`` those
+back-propagated by L-BFGS-B and by the gradient epochs; ``steps`` counts generations, local searches
+and optimizer steps.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from trainlab.budget import Budget
+from trainlab.callbacks import Callback
+from trainlab.config import ConfigError, check_choice, check_number, from_mapping
+from trainlab.data.task import Task
+from trainlab.losses import Loss
+from trainlab.metaheuristics.base import Problem, Searcher, make_searcher
+from trainlab.population import BN_MODES, MODES, ParamLayout, PopulationEvaluator, initial_population, recalibrate_bn
+from trainlab.result import RunResult
+from trainlab.seeding import torch_generator
+from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
+
+ALGORITHMS: dict[str, tuple[str, bool]] = {
+    "de": ("de", False),
+    "shade": ("shade", False),
+    "lshade": ("lshade", False),
+    "shade-ils": ("shade-ils", False),
+    "shade-gd": ("shade", True),
+    "shade-ils-gd": ("shade-ils", True),
+}
+"""Trainer name → (searcher, memetic)."""
+SEARCHER_DEFAULTS: dict[str, dict[str, Any]] = {"shade-ils": {"de_evals": 200, "ls_evals": 10}}
+"""Thesis 000's iteration: 20 generations of 10 (200 evaluations) and 10 of local search."""
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    """Options of a population trainer; ``options`` go to the searcher (F, CR, memory_size, de_evals...).
+
+    ``lower``/``upper``: box of every gene (thesis 000: ±50). ``init``: initial population scheme
+    (:func:`trainlab.population.initial_population`; row 0 is the model's own initialisation, and the
+    population derives from the run seed only, so every algorithm starts from the same one).
+    ``fitness_batch``: samples of the shared minibatch per generation (``None``: whole training split).
+    ``batch_size``/``chunk_size``/``mode``/``bn``: engine options (:class:`PopulationEvaluator`).
+    ``gd_*``: the memetic gradient epoch (hybrids only).
+    """
+
+    population_size: int = 10
+    evals_per_epoch: int = 210
+    lower: float = -50.0
+    upper: float = 50.0
+    init: str = "glorot"
+    fitness_batch: int | None = None
+    batch_size: int | None = None
+    chunk_size: int | None = None
+    mode: str = "auto"
+    bn: str = "batch"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    gd_optimizer: str = "adam"
+    gd_options: Mapping[str, Any] = field(default_factory=dict)
+    gd_batch_size: int | None = 64
+    gd_every: int = 1
+
+    def __post_init__(self) -> None:
+        check_number("population_size", self.population_size, low=4, integer=True)
+        check_number("evals_per_epoch", self.evals_per_epoch, low=1, integer=True)
+        check_number("lower", self.lower)
+        check_number("upper", self.upper)
+        if not self.lower < self.upper:
+            raise ConfigError("upper", self.upper, f"a number greater than lower={self.lower}")
+        check_choice("init", self.init, ("glorot", "model"))
+        for key in ("fitness_batch", "batch_size", "chunk_size", "gd_batch_size"):
+            if getattr(self, key) is not None:
+                check_number(key, getattr(self, key), low=1, integer=True)
+        check_choice("mode", self.mode, MODES)
+        check_choice("bn", self.bn, BN_MODES)
+        check_number("gd_every", self.gd_every, low=1, integer=True)
+        object.__setattr__(self, "options", dict(self.options))
+        object.__setattr__(self, "gd_options", dict(self.gd_options))
+
+
+def max_evals_of(budget: Budget, config: PopulationConfig, n_train: int) -> int | None:
+    """The total fitness evaluations the budget allows, when known in advance."""
+    samples = config.fitness_batch or n_train
+    limits = [
+        budget.evals,
+        budget.epochs * config.evals_per_epoch if budget.epochs is not None else None,
+        budget.sample_evals // samples if budget.sample_evals is not None else None,
+    ]
+    known = [v for v in limits if v is not None]
+    return min(known) if known else None
+
+
+class PopulationTrainer(Trainer):
+    """One searcher (and optionally a gradient epoch) behind the trainer interface."""
+
+    def __init__(self, name: str, config: PopulationConfig):
+        super().__init__(config)
+        self.name = name
+        self.searcher_name, self.memetic = ALGORITHMS[name]
+
+    def fit(
+        self,
+        model: nn.Module,
+        task: Task,
+        budget: Budget,
+        seed: int,
+        callbacks: Sequence[Callback] = (),
+        loss: Loss | None = None,
+    ) -> RunResult:
+        cfg = self.config
+        loss = resolve_loss(task, loss)
+        monitor = Monitor(self, model, task, loss, budget, seed, callbacks)
+        layout = ParamLayout.of(model)
+        x_train, y_train = task.train.x, task.train.y
+        recalibrate_bn(model, x_train, cfg.batch_size)
+        evaluator = PopulationEvaluator(
+            model, loss, mode=cfg.mode, bn=cfg.bn, chunk_size=cfg.chunk_size, batch_size=cfg.batch_size
+        )
+        batch_gen = torch_generator(seed, "fitness-batch", device=task.device)
+        data = [x_train, y_train]
+        pending = {"forward": 0, "backward": 0, "evals": 0}
+
+        def fitness(pop: Tensor) -> Tensor:
+            return evaluator(pop, data[0], data[1], monitor.state.step)
+
+        def value_and_grad(genome: Tensor) -> tuple[Tensor, Tensor]:
+            return evaluator.value_and_grad(genome, data[0], data[1], monitor.state.step)
+
+        def spent(n: int, _f: Tensor, grad: bool) -> None:
+            pending["forward"] += n * len(data[1])
+            pending["backward"] += n * len(data[1]) if grad else 0
+            pending["evals"] += n
+
+        def sample(n: int, gen: torch.Generator) -> Tensor:
+            return initial_population(model, n + 1, gen, scheme=cfg.init, layout=layout)[1:]
+
+        problem = Problem(fitness, layout.dim, cfg.lower, cfg.upper, value_and_grad, sample, spent)
+        population = initial_population(model, cfg.population_size, torch_generator(seed, "population"),
+                                        scheme=cfg.init, layout=layout).clamp(cfg.lower, cfg.upper)
+        options = {**SEARCHER_DEFAULTS.get(self.searcher_name, {}), **cfg.options}
+        if self.searcher_name == "lshade" and "max_evals" not in options:
+            total = max_evals_of(budget, cfg, len(y_train))
+            if total is None:
+                raise ConfigError("budget", budget.to_dict(), "lshade needs evals, epochs or sample_evals")
+            options["max_evals"] = total
+        searcher = make_searcher(self.searcher_name, problem, population, torch_generator(seed, "searcher"),
+                                 **options)
+        gd_gen = torch_generator(seed, "gd-batches", device=task.device)
+
+        def draw_batch() -> None:
+            if cfg.fitness_batch is not None and cfg.fitness_batch < len(y_train):
+                idx = torch.randperm(len(y_train), generator=batch_gen, device=task.device)[: cfg.fitness_batch]
+                data[0], data[1] = x_train[idx], y_train[idx]
+
+        def tick() -> bool:
+            stop = monitor.tick(pending["forward"], pending["backward"], steps=1, evals=pending["evals"],
+                                loss=torch.tensor(searcher.best_f))
+            pending.update(forward=0, backward=0, evals=0)
+            return stop
+
+        monitor.begin()
+        epoch = 0
+        stop = False
+        while not stop:
+            target = (epoch + 1) * cfg.evals_per_epoch
+            while problem.evals < target and not stop:
+                draw_batch()
+                searcher.step(target - problem.evals)
+                stop = tick()
+            epoch += 1
+            if self.memetic and not stop and epoch % cfg.gd_every == 0:
+                data[0], data[1] = x_train, y_train
+                stop = self._gradient_epoch(model, task, loss, layout, searcher, problem, monitor, gd_gen)
+                stop = tick() or stop
+            layout.load(model, searcher.best_x.to(next(model.parameters()).dtype))
+            recalibrate_bn(model, x_train, cfg.batch_size)
+            stop = monitor.end_epoch() or stop
+        result = monitor.finish({"trainer": self.describe(), "engine_mode": evaluator.mode_used})
+        result.records.setdefault("search", []).append(
+            {"evals": problem.evals, "best_fitness": searcher.best_f, "generations": searcher.generation,
+             "restarts": getattr(searcher, "restarts", 0)}
+        )
+        return result
+
+    def _gradient_epoch(
+        self,
+        model: nn.Module,
+        task: Task,
+        loss: Loss,
+        layout: ParamLayout,
+        searcher: Searcher,
+        problem: Problem,
+        monitor: Monitor,
+        generator: torch.Generator,
+    ) -> bool:
+        """One epoch of ``gd_optimizer`` from the search's best point; the result is offered back."""
+        from trainlab.trainers.gradient import train_epoch
+        from trainlab.trainers.optimizers import make_optimizer
+
+        cfg = self.config
+        layout.load(model, searcher.best_x.to(next(model.parameters()).dtype))
+        optimizer = make_optimizer(cfg.gd_optimizer, [p for p in model.parameters() if p.requires_grad],
+                                   **cfg.gd_options)
+        stats = train_epoch(model, task, loss, optimizer, batch_size=cfg.gd_batch_size, generator=generator,
+                            monitor=monitor)
+        genome = layout.flatten(model).clamp(cfg.lower, cfg.upper).to(searcher.x.dtype)
+        f = float(problem.evaluate(genome[None])[0])
+        searcher.inject(genome, f)
+        return stats.stopped
+
+
+def population_config(name: str, options: Mapping[str, Any]) -> PopulationConfig:
+    return from_mapping(PopulationConfig, dict(options), where=f"trainer.{name}")
+
+
+def _register(name: str) -> None:
+    def build(**options: Any) -> PopulationTrainer:
+        return PopulationTrainer(name, population_config(name, options))
+
+    build.__doc__ = f"The ``{name}`` population trainer; options: see :class:`PopulationConfig`."
+    TRAINERS.register(name)(build)
+
+
+for _name in ALGORITHMS:
+    _register(_name)
+
+__all__ = ["ALGORITHMS", "PopulationConfig", "PopulationTrainer", "max_evals_of", "population_config"]

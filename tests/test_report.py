@@ -1,0 +1,335 @@
+"""Tables, figures, the Markdown report and the ``report`` command of trainlab.report, on synthetic
+frames (oracles: direct NumPy/pandas/SciPy computations of the same quantities) and on a real
+ResultStore."""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy import stats
+
+from trainlab.budget import Spending
+from trainlab.config import ConfigError
+from trainlab.report import (
+    build_report,
+    cd_diagram,
+    contour,
+    contour_grid,
+    friedman,
+    learning_curves,
+    mean_ranks,
+    nemenyi,
+    paired_table,
+    plot_learning_curves,
+    records_panel,
+    save_figure,
+    summary_table,
+    time_to_target,
+    write_report,
+    write_table,
+)
+from trainlab.report.tables import default_targets, to_latex, to_markdown
+from trainlab.result import RunResult
+
+LABELS = {"adam": 0.9, "sgd": 0.8, "de": 0.6}
+EVAL_COST = {"adam": 100, "sgd": 100, "de": 300}
+
+
+def synthetic(tasks=("t1", "t2"), seeds=5, epochs=6, diverged=("t1", "sgd", 3)):
+    """Runs and histories of a small grid: val metric rises towards a per-trainer plateau."""
+    rng = np.random.default_rng(0)
+    runs, hist = [], []
+    for task in tasks:
+        for label, top in LABELS.items():
+            for seed in range(seeds):
+                run_id = f"{task}-{label}-{seed}"
+                status = "diverged" if (task, label, seed) == diverged else "ok"
+                curve = top * (1 - np.exp(-np.arange(epochs + 1) / 2)) + rng.normal(0, 0.01, epochs + 1)
+                seconds = np.cumsum(rng.uniform(0.5, 1.5, epochs + 1)) - 0.5
+                for e in range(epochs + 1):
+                    hist.append({"run_id": run_id, "epoch": e, "val_metric": curve[e], "test_metric": curve[e],
+                                 "sample_evals": EVAL_COST[label] * e, "evals": 10 * e, "seconds": seconds[e]})
+                runs.append({"run_id": run_id, "experiment": "demo", "task": task, "model": "mlp1",
+                             "label": label, "trainer": label, "seed": seed, "status": status,
+                             "message": "loss became nan\nat epoch 3" if status != "ok" else "",
+                             "final_test_metric": curve[-1] if status == "ok" else math.nan,
+                             "final_train_metric": curve[-1] + 0.02, "metric": "accuracy",
+                             "evals": 10 * epochs, "sample_evals": EVAL_COST[label] * epochs,
+                             "seconds": seconds[-1]})
+    return pd.DataFrame(runs), pd.DataFrame(hist)
+
+
+# --------------------------------------------------------------------------------------------- tables
+def test_summary_table_statistics_and_ranks():
+    runs, _ = synthetic()
+    runs.loc[runs["run_id"] == "t2-de-0", "status"] = "pending"
+    s = summary_table(runs)
+    row = s[(s.task == "t1") & (s.label == "sgd")].iloc[0]
+    vals = runs[(runs.task == "t1") & (runs.label == "sgd") & (runs.status == "ok")]["final_test_metric"]
+    assert (row["n"], row["ok"], row["diverged"], row["failed"], row["missing"]) == (5, 4, 1, 0, 0)
+    assert row["mean"] == pytest.approx(vals.mean())
+    assert row["std"] == pytest.approx(np.std(vals.to_numpy(), ddof=1))
+    assert row["median"] == pytest.approx(np.median(vals))
+    assert s[(s.task == "t2") & (s.label == "de")]["missing"].iloc[0] == 1
+    for task, part in s.groupby("task"):
+        np.testing.assert_allclose(part["rank"], stats.rankdata(-part["mean"].to_numpy()))
+    assert set(s[s.label == "adam"]["rank"]) == {1.0}
+
+
+def test_summary_ranks_ties_and_empty_groups():
+    runs = pd.DataFrame({"task": "t", "model": "m", "label": ["a", "b", "c", "d"], "seed": 0,
+                         "status": ["ok", "ok", "ok", "failed"], "final_test_loss": [0.5, 0.5, 0.2, math.nan]})
+    s = summary_table(runs, value="final_test_loss", higher_is_better=False).set_index("label")
+    assert s["rank"].to_dict() == {"a": 2.5, "b": 2.5, "c": 1.0, "d": 4.0}
+    with pytest.raises(ConfigError, match="runs"):
+        summary_table(runs, value="final_test_metric")
+
+
+def test_learning_curves_by_epoch_and_interpolated_time():
+    runs, hist = synthetic()
+    curves = learning_curves(hist, runs, y="val_metric", x="epoch")
+    part = curves[(curves.task == "t1") & (curves.label == "sgd")]
+    ok_ids = runs[(runs.task == "t1") & (runs.label == "sgd") & (runs.status == "ok")]["run_id"]
+    ref = hist[hist.run_id.isin(ok_ids)].pivot(index="epoch", columns="run_id", values="val_metric")
+    np.testing.assert_allclose(part["mean"], ref.mean(axis=1))
+    np.testing.assert_allclose(part["std"], ref.std(axis=1, ddof=1))
+    assert set(part["n"]) == {4}  # the diverged seed is left out
+
+    timed = learning_curves(hist, runs, x="seconds", points=7)
+    part = timed[(timed.task == "t2") & (timed.label == "de")]
+    ids = [f"t2-de-{s}" for s in range(5)]
+    series = [hist[hist.run_id == i] for i in ids]
+    lo, hi = max(s["seconds"].min() for s in series), min(s["seconds"].max() for s in series)
+    grid = np.linspace(lo, hi, 7)
+    values = np.stack([np.interp(grid, s["seconds"], s["val_metric"]) for s in series])
+    np.testing.assert_allclose(part["x"], grid)
+    np.testing.assert_allclose(part["mean"], values.mean(axis=0))
+    np.testing.assert_allclose(part["std"], values.std(axis=0, ddof=1))
+
+    # deterministic spending is shared by all seeds: no interpolation, exact values
+    evals = learning_curves(hist, runs, x="sample_evals")
+    assert set(evals[evals.label == "de"]["x"]) == {300 * e for e in range(7)}
+
+
+def test_learning_curves_early_stopped_run_counts():
+    runs, hist = synthetic(tasks=("t1",), diverged=None)
+    hist = hist[~((hist.run_id == "t1-adam-0") & (hist.epoch > 3))]
+    curves = learning_curves(hist, runs, x="epoch")
+    part = curves[curves.label == "adam"].set_index("x")
+    assert part.loc[3, "n"] == 5 and part.loc[4, "n"] == 4
+
+
+def test_time_to_target_first_crossing():
+    runs, hist = synthetic()
+    out = time_to_target(hist, runs, target=0.5)
+    for (task, label), row in out.set_index(["task", "label"]).iterrows():
+        firsts = []
+        for run_id in runs[(runs.task == task) & (runs.label == label) & (runs.status == "ok")]["run_id"]:
+            h = hist[hist.run_id == run_id].sort_values("epoch")
+            above = h[h.val_metric >= 0.5]
+            if len(above):
+                firsts.append(above.iloc[0])
+        assert row["reached"] == len(firsts)
+        if firsts:
+            assert row["epoch"] == pytest.approx(np.median([f["epoch"] for f in firsts]))
+            assert row["seconds"] == pytest.approx(np.median([f["seconds"] for f in firsts]))
+    assert out.set_index(["task", "label"]).loc[("t1", "de"), "reached"] == 5
+
+    targets = default_targets(hist, runs, quantile=0.5)
+    ok = runs[runs.status == "ok"]
+    best = hist[hist.run_id.isin(ok.run_id)].groupby("run_id")["val_metric"].max()
+    t1 = best[[i for i in best.index if i.startswith("t1")]]
+    assert targets["t1"] == pytest.approx(np.quantile(t1, 0.5))
+    auto = time_to_target(hist, runs)
+    assert (auto.groupby("task")["reached"].sum() >= 7).all()  # about half of the ok runs reach the median
+    with pytest.raises(ConfigError, match="target"):
+        time_to_target(hist, runs, target={"t1": 0.5})
+
+
+def test_markdown_and_latex_writers(tmp_path):
+    frame = pd.DataFrame({"name": ["a|b", "c"], "mean ± std": ["0.5 ± 0.1", "–"], "x": [1.5, math.nan]})
+    text = to_markdown(frame)
+    lines = text.strip().splitlines()
+    assert lines[0] == "| name | mean ± std | x |" and lines[1] == "|---|---|---:|"
+    assert lines[2] == r"| a\|b | 0.5 ± 0.1 | 1.5 |" and lines[3] == "| c | – | – |"
+    tex = to_latex(frame)
+    assert r"\toprule" in tex and r"$\pm$" in tex and "±" not in tex
+    paths = write_table(frame, tmp_path / "tables" / "t", ("md", "csv", "tex"))
+    assert [p.name for p in paths] == ["t.md", "t.csv", "t.tex"]
+    back = pd.read_csv(paths[1])
+    assert back["name"].tolist() == ["a|b", "c"]
+    with pytest.raises(ConfigError, match="formats"):
+        write_table(frame, tmp_path / "t", ("xlsx",))
+
+
+# -------------------------------------------------------------------------------------------- figures
+def sweep_frame():
+    rows = []
+    for a in (1.0, 5.0, 10.0):
+        for t in (50, 100, 200, 400):
+            for seed in range(3):
+                if (a, t) == (10.0, 400):
+                    continue
+                rows.append({"loss_options.amplitude": a, "loss_options.period": t, "seed": seed, "status": "ok",
+                             "final_train_metric": 0.6 + 0.03 * a - t / 4000 + 0.01 * seed})
+    return pd.DataFrame(rows)
+
+
+def test_contour_grid_is_mean_over_seeds():
+    frame = sweep_frame()
+    grid = contour_grid(frame, "loss_options.period", "loss_options.amplitude", "final_train_metric")
+    assert list(grid.index) == [1.0, 5.0, 10.0] and list(grid.columns) == [50, 100, 200, 400]
+    ref = frame.groupby(["loss_options.amplitude", "loss_options.period"])["final_train_metric"].mean()
+    for (a, t), v in ref.items():
+        assert grid.loc[a, t] == pytest.approx(v)
+    assert math.isnan(grid.loc[10.0, 400])
+    with pytest.raises(ConfigError, match="frame"):
+        contour_grid(frame, "loss_options.period", "nope", "final_train_metric")
+    with pytest.raises(ConfigError, match="agg"):
+        contour_grid(frame, "loss_options.period", "loss_options.amplitude", "final_train_metric", agg="sum")
+
+
+def test_contour_marks_static_line_and_saves(tmp_path):
+    ax = contour(sweep_frame(), "loss_options.period", "loss_options.amplitude", "final_train_metric",
+                 vmin=0.0, vmax=1.0, log_x=True)
+    static = [ln for ln in ax.lines if list(ln.get_ydata()) == [1.0, 1.0]]
+    assert len(static) == 1 and "static" in static[0].get_label()
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "loss_options.period"
+    paths = save_figure(ax.figure, tmp_path / "c")
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<svg" in paths[1].read_text()
+    # amplitude on the x axis: a vertical line; no amplitude column: no line
+    ax = contour(sweep_frame(), "loss_options.amplitude", "loss_options.period", "final_train_metric")
+    assert any(list(ln.get_xdata()) == [1.0, 1.0] for ln in ax.lines)
+    frame = sweep_frame().rename(columns={"loss_options.amplitude": "lr"})
+    ax = contour(frame, "loss_options.period", "lr", "final_train_metric", show_points=False)
+    assert not ax.lines
+
+
+def test_learning_curve_plot_and_cd_diagram_draw():
+    runs, hist = synthetic()
+    curves = learning_curves(hist, runs[runs.task == "t1"])
+    ax = plot_learning_curves(curves, title="t1")
+    assert len(ax.lines) == 3 and len(ax.collections) == 3
+    mean_line = [ln for ln in ax.lines if ln.get_label().endswith("adam")][0]
+    np.testing.assert_allclose(mean_line.get_ydata(), curves[curves.label == "adam"].sort_values("x")["mean"])
+
+    from tests.test_report_stats import TABLE6
+
+    ax = cd_diagram(mean_ranks(TABLE6), nemenyi(TABLE6), cd=1.25, alpha=0.10, title="Demšar Fig. 1a")
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "C4.5+m+cf" in texts and "1.96" in texts
+
+
+def test_records_panel_draws_stability_limit():
+    records = {"hessian": [{"step": s, "eig1": 10 + s, "eig2": 5.0} for s in range(5)],
+               "ntk": [{"step": s, "top": 100.0 * s} for s in range(5)]}
+    fig = records_panel(records, lr=0.5, momentum=0.9)
+    h, ntk = fig.axes
+    limit = [ln for ln in h.lines if "lr" in ln.get_label()]
+    assert len(limit) == 1 and limit[0].get_ydata()[0] == pytest.approx(2 * 1.9 / 0.5)
+    assert len(ntk.lines) == 1 and list(ntk.lines[0].get_ydata()) == [0.0, 100.0, 200.0, 300.0, 400.0]
+    with pytest.raises(ConfigError, match="records"):
+        records_panel({})
+    with pytest.raises(ConfigError, match="columns"):
+        records_panel(records, columns={"ntk": ["missing"]})
+
+
+# --------------------------------------------------------------------------------------------- report
+def _links(md: str) -> list[str]:
+    return re.findall(r"\]\(([^)]+)\)", md)
+
+
+def test_build_report_end_to_end(tmp_path):
+    runs, hist = synthetic(tasks=("t1", "t2", "t3", "t4"))
+    sweep = sweep_frame().assign(task="spiral", model="spiral-mlp", label="gd", loss="cross_entropy",
+                                 final_test_metric=lambda f: f["final_train_metric"] - 0.05,
+                                 run_id=lambda f: [f"s{i}" for i in range(len(f))])
+    all_runs = pd.concat([runs, sweep], ignore_index=True)
+    records = {"t1-adam-0": {"hessian": [{"step": s, "eig1": 1.0 + s} for s in range(4)]}}
+    path = build_report(all_runs, hist, tmp_path / "rep", records=records, title="Demo")
+    md = path.read_text()
+    assert md.startswith("# Demo")
+    for link in _links(md):
+        assert (path.parent / link).is_file(), link
+    for name in ("summary_t1.md", "summary_t1.csv", "summary_t1.tex", "wilcoxon_t1.csv", "time_to_target_t1.csv",
+                 "mean_ranks.csv", "nemenyi.csv", "wilcoxon_across.csv", "failures.csv"):
+        assert (path.parent / "tables" / name).is_file(), name
+    for name in ("curves_t1_epoch", "curves_t1_sample_evals", "curves_t1_seconds", "cd_diagram",
+                 "contour_spiral_spiral-mlp_cross_entropy_gd", "records_t1-adam-0"):
+        assert (path.parent / "figures" / f"{name}.png").is_file(), name
+        assert (path.parent / "figures" / f"{name}.svg").is_file(), name
+    # the Friedman numbers in the text are those of the paired table of task × model means
+    table = paired_table(runs, "final_test_metric", blocks=("task", "model")).values
+    fr = friedman(table)
+    assert f"χ²_F = {fr.chi2:.3f}" in md and f"F_F = {fr.ff:.3f}" in md
+    assert "1 failed/diverged run(s) counted as worse" in md
+    assert "loss became nan" not in md and "at epoch 3" in md  # last line of the message
+    summary = pd.read_csv(path.parent / "tables" / "summary_t1.csv")
+    assert summary["label"].tolist() == ["adam", "sgd", "de"]  # sorted by rank
+
+
+def test_build_report_validates_options(tmp_path):
+    runs, hist = synthetic(tasks=("t1",))
+    with pytest.raises(ConfigError, match="value"):
+        build_report(runs, hist, tmp_path, value="nope")
+    with pytest.raises(ConfigError, match="curve_x"):
+        build_report(runs, hist, tmp_path, curve_x=("minutes",))
+    with pytest.raises(ConfigError, match="failed"):
+        build_report(runs, hist, tmp_path, failed="ignore")
+    md = build_report(runs, hist, tmp_path / "r", failed="exclude", formats=("png",), table_formats=("csv",)).read_text()
+    assert "Friedman needs at least 3 trainers and 2 blocks" in md and "excluded from the tests" in md
+    assert not list((tmp_path / "r" / "figures").glob("*.svg"))
+
+
+def _store_dir(tmp_path: Path) -> Path:
+    from trainlab.experiments.store import ResultStore
+
+    runs, hist = synthetic(tasks=("t1", "t2"), seeds=3, diverged=None)
+    exp = tmp_path / "exp"
+    store = ResultStore(exp / "store.sqlite")
+    for row in runs.itertuples():
+        h = hist[hist.run_id == row.run_id]
+        history = [{"epoch": int(r.epoch), "val_metric": r.val_metric, "test_metric": r.test_metric,
+                    "sample_evals": int(r.sample_evals), "evals": int(r.evals), "seconds": float(r.seconds)}
+                   for r in h.itertuples()]
+        result = RunResult(status="ok", history=history, final={"test_metric": row.final_test_metric},
+                           best_epoch=6, spending=Spending(forward_samples=row.sample_evals, evals=row.evals,
+                                                           seconds=row.seconds),
+                           records={"hessian": [{"step": 0, "eig1": 2.0}, {"step": 1, "eig1": 3.0}]}
+                           if row.run_id == "t1-adam-0" else {})
+        spec = {"task": row.task, "model": row.model, "trainer": row.trainer, "seed": row.seed,
+                "trainer_options": {"lr": 0.1}}
+        store.save(row.run_id, spec, result, experiment="demo", label=row.label, metric="accuracy")
+    store.close()
+    return exp
+
+
+def test_write_report_from_store_and_cli(tmp_path):
+    exp = _store_dir(tmp_path)
+    path = write_report(exp, panels=1)
+    assert path == exp / "report" / "report.md"
+    md = path.read_text()
+    assert md.startswith("# Report: demo") and "records_t1-adam-0.png" in md
+    summary = pd.read_csv(exp / "report" / "tables" / "summary_t1.csv")
+    assert list(summary["ok/div/fail"]) == ["3/0/0"] * 3
+
+    from trainlab.cli.report import report
+
+    out = tmp_path / "cli-out"
+    result = CliRunner().invoke(report, [str(exp), "--out", str(out), "--format", "png", "--alpha", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert (out / "report.md").is_file() and "report written" in result.output
+    assert not list((out / "figures").glob("*.svg"))
+    assert "α = 0.1" in (out / "report.md").read_text()
+    bad = CliRunner().invoke(report, [str(tmp_path / "missing")])
+    assert bad.exit_code == 2 and "does not exist" in bad.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nostore = CliRunner().invoke(report, [str(empty)])
+    assert nostore.exit_code != 0 and "no result store" in str(nostore.exception)

@@ -1,0 +1,225 @@
+"""Second-order trainers: Newton, nonlinear CG and BFGS against closed forms, SciPy and scikit-learn."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from torch import Tensor, nn
+
+from trainlab.budget import Budget
+from trainlab.config import ConfigError
+from trainlab.data.task import Split, Task
+from trainlab.losses import CrossEntropy, Loss
+from trainlab.models import build_model
+from trainlab.seeding import torch_generator
+from trainlab.trainers import TRAINERS, make_trainer
+from trainlab.trainers.second_order import FlatObjective, damped_newton_direction
+
+
+def _task(x: np.ndarray, y: np.ndarray, kind: str = "regression", n_outputs: int = 1) -> Task:
+    """A task whose validation split is the training split, so the selected model is the best on train."""
+    xt = torch.tensor(x, dtype=torch.float32)
+    yt = torch.tensor(y, dtype=torch.float32).reshape(len(y), -1) if kind == "regression" else torch.tensor(y)
+    split = Split(xt, yt)
+    loss, metric = ("mse", "r2") if kind == "regression" else ("cross_entropy", "accuracy")
+    return Task("toy", kind, split, split, split, n_outputs, loss, metric)  # type: ignore[arg-type]
+
+
+def _least_squares(n: int = 120, d: int = 5) -> tuple[Task, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, d))
+    y = x @ rng.normal(size=d) + 0.3 + 0.5 * rng.normal(size=n)
+    return _task(x, y), x, y
+
+
+def _blobs(n: int = 300) -> tuple[Task, np.ndarray, np.ndarray]:
+    """Three overlapping Gaussian classes in 2-D (not separable, so the logistic MLE exists)."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, size=n)
+    centres = np.array([[0.0, 0.0], [1.5, 0.5], [0.5, 1.5]])
+    x = centres[y] + rng.normal(size=(n, 2))
+    return _task(x, y, "classification", 3), x, y
+
+
+class Rosenbrock(nn.Module):
+    """Outputs (1 − a, 10(b − a²)) for every sample: with MSE against zero targets the loss is
+    Rosenbrock's function (1 − a)² + 100(b − a²)², minimum 0 at (1, 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.theta = nn.Parameter(torch.tensor([-1.2, 1.0]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = self.theta[0], self.theta[1]
+        row = torch.stack([1 - a, 10 * (b - a**2)])
+        return row.expand(len(x), 2) + 0 * x[:, :1]
+
+
+def _linear(d_in: int, d_out: int, seed: int = 0) -> nn.Linear:
+    model = nn.Linear(d_in, d_out)
+    gen = torch_generator(seed, "test")
+    with torch.no_grad():
+        model.weight.normal_(0, 0.5, generator=gen)
+        model.bias.zero_()
+    return model
+
+
+def test_registered_and_options_validated() -> None:
+    assert {"newton", "cg", "bfgs"} <= set(TRAINERS.names())
+    with pytest.raises(ConfigError, match=r"trainer\.newton\.damping: got -1"):
+        make_trainer("newton", damping=-1)
+    with pytest.raises(ConfigError, match=r"trainer\.newton\.line_search: got 'wolfe'; allowed: one of armijo, none"):
+        make_trainer("newton", line_search="wolfe")
+    with pytest.raises(ConfigError, match=r"trainer\.cg\.lr: .*an option among"):
+        make_trainer("cg", lr=0.1)
+    with pytest.raises(ConfigError, match=r"trainer\.bfgs\.dtype: got 'float16'"):
+        make_trainer("bfgs", dtype="float16")
+    assert make_trainer("bfgs").describe()["max_params"] == 10_000
+
+
+def test_newton_solves_least_squares_in_one_step() -> None:
+    task, x, y = _least_squares()
+    model = _linear(5, 1)
+    result = make_trainer("newton", damping=0.0).fit(model, task, Budget(epochs=1), seed=0)
+    design = np.c_[x, np.ones(len(x))]
+    solution, residual, *_ = np.linalg.lstsq(design, y, rcond=None)
+    got = np.r_[model.weight.detach().numpy().ravel(), model.bias.detach().numpy()]
+    np.testing.assert_allclose(got, solution, atol=1e-5)
+    assert result.status == "ok" and result.best_epoch == 1
+    assert result.history[1]["train_loss"] == pytest.approx(residual[0] / len(x), rel=1e-5)
+    # one gradient + D = 6 Hessian-vector products + one Armijo probe, over N = 120 samples
+    assert result.spending.forward_samples == 120 * (1 + 6) + 120
+    assert result.spending.backward_samples == 120 * (1 + 6)
+    assert result.spending.steps == 1
+
+
+def test_newton_stops_when_converged() -> None:
+    task, *_ = _least_squares()
+    result = make_trainer("newton", damping=0.0, gtol=1e-6).fit(_linear(5, 1), task, Budget(epochs=10), seed=0)
+    assert result.spending.steps == 1 and result.spending.epochs == 1
+    assert result.message.startswith("converged")
+
+
+def test_hessian_matches_finite_differences_with_batch_norm() -> None:
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(40, 3)), rng.integers(0, 2, size=40)
+    task = _task(x, y, "classification", 2)
+    model = build_model("mlp1", (3,), 2, generator=torch_generator(0, "init")).double()
+    task.train = Split(task.train.x.double(), task.train.y)
+    objective = FlatObjective(model, task.train, CrossEntropy(), torch.float64)
+    theta = objective.get()
+    value, grad, hessian = objective.value_grad_hessian(theta, chunk_size=7)
+
+    def plain_gradient(t: Tensor) -> Tensor:
+        """Gradient by ordinary autograd on a copy of the model in training mode (batch statistics)."""
+        clone = copy.deepcopy(model).train()
+        torch.nn.utils.vector_to_parameters(t, clone.parameters())
+        out = nn.functional.cross_entropy(clone(task.train.x), task.train.y)
+        return torch.autograd.grad(out, list(clone.parameters()))[0 : len(objective.params)]
+
+    flat = lambda t: torch.cat([g.reshape(-1) for g in plain_gradient(t)])  # noqa: E731
+    np.testing.assert_allclose(grad.numpy(), flat(theta).numpy(), atol=1e-10)
+    eps = 1e-5
+    columns = [(flat(theta + eps * e) - flat(theta - eps * e)) / (2 * eps) for e in torch.eye(len(theta), dtype=torch.float64)]
+    np.testing.assert_allclose(hessian.numpy(), torch.stack(columns, 1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(hessian.numpy(), hessian.numpy().T, atol=1e-10)
+
+
+def test_damped_direction_raises_damping_until_positive_definite() -> None:
+    hessian = torch.diag(torch.tensor([2.0, -1.0], dtype=torch.float64))
+    grad = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    direction, lam = damped_newton_direction(hessian, grad, 0.0)
+    assert lam > 1.0
+    np.testing.assert_allclose(direction.numpy(), -np.linalg.solve(hessian.numpy() + lam * np.eye(2), grad.numpy()))
+
+
+@pytest.mark.parametrize("name", ["cg", "bfgs", "newton"])
+def test_logistic_regression_matches_sklearn(name: str) -> None:
+    task, x, y = _blobs()
+    model = _linear(2, 3)
+    result = make_trainer(name).fit(model, task, Budget(epochs=200), seed=0)
+    reference = LogisticRegression(penalty=None, tol=1e-12, max_iter=10_000).fit(x, y)
+    best = log_loss(y, reference.predict_proba(x))
+    assert result.status == "ok"
+    assert result.final["train_loss"] == pytest.approx(best, abs=1e-6)
+    with torch.no_grad():
+        probs = torch.softmax(model(task.train.x.double().float()), 1).numpy()
+    np.testing.assert_allclose(probs, reference.predict_proba(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["cg", "bfgs"])
+def test_rosenbrock_minimum(name: str) -> None:
+    task = _task(np.zeros((4, 1)), np.zeros((4, 2)), n_outputs=2)
+    model = Rosenbrock()
+    result = make_trainer(name, gtol=1e-8).fit(model, task, Budget(epochs=2_000), seed=0)
+    np.testing.assert_allclose(model.theta.detach().numpy(), [1.0, 1.0], atol=1e-4)
+    assert result.final["train_loss"] < 1e-8
+    assert result.history[0]["train_loss"] == pytest.approx(24.2)  # f(-1.2, 1)
+    assert result.spending.forward_samples == result.spending.backward_samples  # fun always returns the gradient
+
+
+def test_budget_limits_are_exact() -> None:
+    task = _task(np.zeros((4, 1)), np.zeros((4, 2)), n_outputs=2)
+    for name in ("cg", "bfgs", "newton"):
+        result = make_trainer(name).fit(Rosenbrock(), task, Budget(epochs=3), seed=0)
+        assert result.spending.epochs == 3 and result.spending.steps == 3 and len(result.history) == 4
+    result = make_trainer("bfgs").fit(Rosenbrock(), task, Budget(sample_evals=80), seed=0)
+    assert result.spending.sample_evals >= 80
+    assert result.spending.steps < 20
+
+
+def test_batch_norm_running_stats_are_full_batch_statistics() -> None:
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(2.0, 3.0, size=(60, 4)), rng.integers(0, 2, size=60)
+    task = _task(x, y, "classification", 2)
+    model = build_model("mlp1", (4,), 2, dropout=0.5, generator=torch_generator(0, "init"))
+    result = make_trainer("newton").fit(model, task, Budget(epochs=2), seed=0)
+    assert result.status == "ok"
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    first_bn = model[0]
+    np.testing.assert_allclose(first_bn.running_mean.numpy(), x.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(first_bn.running_var.numpy(), x.var(0, ddof=1), rtol=1e-4)
+    # spending: per iteration gradient + D HVPs, probes, and one refresh pass
+    d = sum(p.numel() for p in model.parameters())
+    assert result.spending.backward_samples == 2 * 60 * (1 + d)
+    assert result.spending.forward_samples >= 2 * 60 * (1 + d + 1 + 1)
+
+
+def test_too_large_model_raises_with_size_and_limit() -> None:
+    model = build_model("mlp2", (30,), 2)
+    with pytest.raises(ConfigError, match=r"model: got '6,462 trainable parameters'.*max_params=5,000.*'newton'"):
+        make_trainer("newton").fit(model, _least_squares(d=30)[0], Budget(epochs=1), seed=0)
+    with pytest.raises(ConfigError, match=r"max_params=100 for trainer 'cg'"):
+        make_trainer("cg", max_params=100).fit(model, _least_squares(d=30)[0], Budget(epochs=1), seed=0)
+
+
+class _Drifting(Loss):
+    name = "drifting"
+
+    def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        return (1 + step) * ((outputs - targets) ** 2).sum(-1)
+
+    def static(self) -> Loss:
+        return make_loss_mse()
+
+
+def make_loss_mse() -> Loss:
+    from trainlab.losses import get_loss
+
+    return get_loss("mse")
+
+
+def test_time_dependent_loss_rejected_by_line_search_methods() -> None:
+    task, *_ = _least_squares()
+    with pytest.raises(ConfigError, match=r"loss: got 'drifting'; allowed: a static loss"):
+        make_trainer("bfgs").fit(_linear(5, 1), task, Budget(epochs=1), seed=0, loss=_Drifting())
+
+
+def test_deterministic() -> None:
+    task, *_ = _blobs(90)
+    runs = [make_trainer("newton").fit(_linear(2, 3), task, Budget(epochs=3), seed=0) for _ in range(2)]
+    assert [r["train_loss"] for r in runs[0].history] == [r["train_loss"] for r in runs[1].history]
