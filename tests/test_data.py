@@ -440,7 +440,7 @@ def test_affine_shift_and_rotation_exact_cases() -> None:
     torch.testing.assert_close(turned[0], torch.rot90(x[0], -1, (-2, -1)), atol=1e-4, rtol=0)
     torch.testing.assert_close(turned[1], torch.rot90(x[1], 1, (-2, -1)), atol=1e-4, rtol=0)
     filled = affine(x, torch.zeros(2), torch.tensor([[1.0, 0.0], [1.0, 0.0]]), fill=-3.0)
-    assert (filled[:, :, :, 0] == -3.0).all()
+    torch.testing.assert_close(filled[:, :, :, 0], torch.full((2, 1, 6), -3.0), atol=1e-5, rtol=0)
 
 
 def test_random_affine_reproducible_and_bounded(tmp_path: Path) -> None:
@@ -485,3 +485,74 @@ def test_cli_download_from_file_url(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     result = CliRunner().invoke(data_cli, ["download", "toy", "--data-dir", str(tmp_path / "root")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "root" / "toy" / "t.csv").read_text() == "1;2\n"
+
+
+# ----------------------------------------------------------------------------- UCI text formats through load_task
+def _write_housing(path: Path, rows: int = 60) -> np.ndarray:
+    rng = np.random.default_rng(9)
+    table = rng.normal(size=(rows, 14)) + 5
+    table[:, -1] = table[:, 5] * 2 + rng.normal(scale=0.1, size=rows)  # MEDV follows RM
+    path.write_text("\n".join(" ".join(f"{v:.6f}" for v in row) for row in table) + "\n")
+    return table
+
+
+def test_auto_download_only_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "uci" / "housing.data"
+    source.parent.mkdir()
+    table = _write_housing(source)
+    monkeypatch.setitem(
+        DATASETS, "boston-housing",
+        Dataset("boston-housing", "boston-housing", (DataFile("housing.data", sha256=sha256(source), url=source.as_uri()),)),
+    )  # fmt: skip
+    monkeypatch.delenv("TRAINLAB_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(MissingDataError):
+        load_task("bhp", data_dir=tmp_path / "explicit")  # a named folder is never written to
+    assert not (tmp_path / "explicit").exists()
+    task = load_task("bhp", corr_threshold=0.0, z_threshold=None)
+    assert (tmp_path / "cache" / "trainlab" / "datasets" / "boston-housing" / "housing.data").is_file()
+    y = torch.cat([task.train.y, task.val.y, task.test.y]).squeeze(1).numpy()
+    np.testing.assert_allclose(np.sort(y), np.sort(table[:, -1]), atol=1e-5)
+    assert (len(task.train), len(task.val), len(task.test)) == (42, 6, 12)
+
+
+def test_housing_with_wrong_columns_is_a_format_error(tmp_path: Path) -> None:
+    from trainlab.data.tabular import housing_table
+
+    (tmp_path / "housing.data").write_text("1 2 3\n4 5 6\n")
+    with pytest.raises(FormatError, match="expected 14 columns"):
+        housing_table(tmp_path / "housing.data")
+
+
+def test_wine_csv_class_mapping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainlab.data.tabular import WINE_COLUMNS
+
+    folder = tmp_path / "wine-quality"
+    folder.mkdir()
+    rng = np.random.default_rng(10)
+    quality = np.repeat([4, 5, 7], [20, 30, 10])  # 6 absent: classes are the scores present
+    frame = pd.DataFrame(rng.normal(size=(60, 11)) + 3, columns=WINE_COLUMNS[:-1])
+    frame["alcohol"] += quality
+    frame["quality"] = quality
+    for variant in ("red", "white"):
+        frame.to_csv(folder / f"winequality-{variant}.csv", sep=";", index=False)
+    monkeypatch.setitem(DATASETS, "wine-quality", manifest("wine-quality", folder, [
+        "winequality-red.csv", "winequality-white.csv"]))  # fmt: skip
+    task = load_task("wqc", data_dir=tmp_path, z_threshold=None)
+    assert task.classes == ["4", "5", "7"] and task.n_outputs == 3
+    assert task.preprocessing["source"]["class_mapping"] == {"4": 0, "5": 1, "7": 2}
+    counts = sum(torch.bincount(s.y, minlength=3) for s in (task.train, task.val, task.test))
+    assert counts.tolist() == [20, 30, 10]
+    assert torch.bincount(task.train.y).tolist() == [14, 21, 7]
+    assert "alcohol" in task.preprocessing["features"]
+
+
+def test_registry_metadata_matches_loaded_task(tmp_path: Path) -> None:
+    from trainlab.data import TASKS
+
+    for name, options in (("spiral", {}), ("bcw", {})):
+        task, entry = load_task(name, **options), TASKS.get(name)
+        assert (entry.kind, entry.loss, entry.metric) == (task.kind, task.loss, task.metric)
+    ds = mnist_folder(tmp_path)
+    task = load_image_task("mnist", ImageOptions(n_train=100, n_test=40), tmp_path, dataset=ds)
+    assert (TASKS.get("mnist").loss, TASKS.get("mnist").metric) == (task.loss, task.metric)

@@ -75,7 +75,7 @@ class StepWeighted(Loss):
 
 
 @pytest.mark.parametrize("bn", ["eval", "train"])
-@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("mode", ["graph", "forward", "reverse"])
 def test_hvp_matches_dense_autograd_hessian(bn: str, mode: str) -> None:
     x, y = _data()
     objective = Objective(_net(), x, y, get_loss("cross_entropy"), bn=bn, hvp_mode=mode)
@@ -218,12 +218,11 @@ def test_slq_density_integrates_to_dimension_and_matches_dense_histogram() -> No
     assert np.trapezoid(phi, grid) == pytest.approx(objective.dim, rel=1e-3)
     dense = np.exp(-0.5 * ((grid[:, None] - eigs[None]) / sigma) ** 2).sum(1) / (sigma * math.sqrt(2 * math.pi))
     assert np.trapezoid(np.abs(phi - dense), grid) / objective.dim < 0.1
-    edges = np.quantile(eigs, [0, 0.25, 0.5, 0.75, 0.95, 1.0])
-    edges[0], edges[-1] = -np.inf, np.inf
+    edges = np.linspace(eigs.min() - 3 * sigma, eigs.max() + 3 * sigma, 9)
     counts = np.histogram(eigs, edges)[0]
-    mass = [slq.expectation(lambda t, lo=lo, hi=hi: ((t > lo) & (t <= hi)).astype(float)) for lo, hi in zip(edges, edges[1:])]
-    np.testing.assert_allclose(mass, counts, atol=0.1 * objective.dim)
-    assert slq.expectation(lambda t: t) == pytest.approx(float(eigs.sum()), rel=0.25)
+    inside = [(grid >= lo) & (grid <= hi) for lo, hi in zip(edges, edges[1:])]
+    mass = [np.trapezoid(phi[m], grid[m]) for m in inside]
+    np.testing.assert_allclose(mass, counts, atol=0.05 * objective.dim)
 
 
 def test_hutchinson_interval_contains_the_dense_trace() -> None:
@@ -303,11 +302,11 @@ def test_stability_limit_separates_convergence_from_divergence(momentum: float) 
     for curvature, converges in ((0.97 * limit, True), (1.03 * limit, False)):
         x = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
         opt = torch.optim.SGD([x], lr=lr, momentum=momentum)
-        for _ in range(3000):
+        for _ in range(400):
             opt.zero_grad()
             (0.5 * curvature * x.square()).sum().backward()
             opt.step()
-        assert (abs(float(x)) < 1e-3) == converges
+        assert (abs(x.item()) < 1e-3 if converges else abs(x.item()) > 1e3)
 
 
 def test_bad_options_raise_config_errors_naming_the_field() -> None:

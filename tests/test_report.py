@@ -20,6 +20,8 @@ from trainlab.report import (
     cd_diagram,
     contour,
     contour_grid,
+    curvature_panel,
+    expand_records,
     friedman,
     learning_curves,
     mean_ranks,
@@ -157,8 +159,9 @@ def test_markdown_and_latex_writers(tmp_path):
     lines = text.strip().splitlines()
     assert lines[0] == "| name | mean ± std | x |" and lines[1] == "|---|---|---:|"
     assert lines[2] == r"| a\|b | 0.5 ± 0.1 | 1.5 |" and lines[3] == "| c | – | – |"
-    tex = to_latex(frame)
+    tex = to_latex(frame.rename(columns={"x": "final_x"}), caption="50% of runs × 2")
     assert r"\toprule" in tex and r"$\pm$" in tex and "±" not in tex
+    assert r"final\_x" in tex and r"\caption{50\% of runs $\times$ 2}" in tex and "c & -- & --" in tex
     paths = write_table(frame, tmp_path / "tables" / "t", ("md", "csv", "tex"))
     assert [p.name for p in paths] == ["t.md", "t.csv", "t.tex"]
     back = pd.read_csv(paths[1])
@@ -219,11 +222,14 @@ def test_learning_curve_plot_and_cd_diagram_draw():
     mean_line = [ln for ln in ax.lines if ln.get_label().endswith("adam")][0]
     np.testing.assert_allclose(mean_line.get_ydata(), curves[curves.label == "adam"].sort_values("x")["mean"])
 
-    from tests.test_report_stats import TABLE6
-
-    ax = cd_diagram(mean_ranks(TABLE6), nemenyi(TABLE6), cd=1.25, alpha=0.10, title="Demšar Fig. 1a")
-    texts = " ".join(t.get_text() for t in ax.texts)
-    assert "C4.5+m+cf" in texts and "1.96" in texts
+    table = pd.DataFrame({"a": [0.9, 0.8, 0.7, 0.9], "b": [0.8, 0.9, 0.6, 0.7], "c": [0.1, 0.2, 0.3, 0.8]})
+    ranks = mean_ranks(table)
+    assert ranks.to_dict() == {"a": 1.25, "b": 2.0, "c": 2.75}  # by hand: a 2,1,1,1; b 1,2,2,3; c 3,3,3,2
+    ax = cd_diagram(ranks, nemenyi(table), cd=1.66, alpha=0.10, title="CD")
+    texts = [t.get_text() for t in ax.texts]
+    assert "a (1.25)" in texts and "(2.75) c" in texts and "CD = 1.66" in texts
+    bar = [ln for ln in ax.lines if list(ln.get_xdata()) == [1.25, 1.25 + 1.66]]
+    assert len(bar) == 1
 
 
 def test_records_panel_draws_stability_limit():
@@ -240,18 +246,39 @@ def test_records_panel_draws_stability_limit():
         records_panel(records, columns={"ntk": ["missing"]})
 
 
+def test_expand_records_and_curvature_panel():
+    rows = [{"step": s, "epoch": s, "loss": 1.0 / (s + 1), "eigenvalues": [3.0 + s, 2.0, 1.0], "sharpness": 3.0 + s,
+             "limit": 4.0, "ratio": (3.0 + s) / 4.0, "ntk": [100.0 + s, 50.0],
+             "grad_norms": {"0": 0.1 * (s + 1), "total": 0.2 * (s + 1)}} for s in range(4)]
+    flat = expand_records(rows)
+    assert flat["eigenvalues[0]"].tolist() == [3.0, 4.0, 5.0, 6.0] and flat["ntk[1]"].tolist() == [50.0] * 4
+    assert flat["grad_norms.total"].tolist() == pytest.approx([0.2, 0.4, 0.6, 0.8])
+    ragged = expand_records([{"step": 0, "v": [1.0]}, {"step": 1, "v": [2.0, 3.0]}])
+    assert math.isnan(ragged.loc[0, "v[1]"]) and ragged.loc[1, "v[1]"] == 3.0
+    fig = curvature_panel(rows)
+    names = [ax.get_ylabel() for ax in fig.axes]
+    assert names == ["loss", "Hessian eigenvalues", "sharpness / limit", "NTK eigenvalues", "gradient norms"]
+    eig = fig.axes[1]
+    limit = [ln for ln in eig.lines if ln.get_label() == "2(1+β)/lr"]
+    assert len(limit) == 1 and list(limit[0].get_ydata()) == [4.0] * 4
+    assert fig.axes[3].get_yscale() == "log"
+    with pytest.raises(ConfigError, match="rows"):
+        curvature_panel([{"step": 0, "other": 1.0}])
+
+
 # --------------------------------------------------------------------------------------------- report
 def _links(md: str) -> list[str]:
     return re.findall(r"\]\(([^)]+)\)", md)
 
 
 def test_build_report_end_to_end(tmp_path):
-    runs, hist = synthetic(tasks=("t1", "t2", "t3", "t4"))
+    runs, hist = synthetic(tasks=("t1", "t2"))
     sweep = sweep_frame().assign(task="spiral", model="spiral-mlp", label="gd", loss="cross_entropy",
                                  final_test_metric=lambda f: f["final_train_metric"] - 0.05,
                                  run_id=lambda f: [f"s{i}" for i in range(len(f))])
     all_runs = pd.concat([runs, sweep], ignore_index=True)
-    records = {"t1-adam-0": {"hessian": [{"step": s, "eig1": 1.0 + s} for s in range(4)]}}
+    records = {"t1-adam-0": {"hessian": [{"step": s, "eig1": 1.0 + s} for s in range(4)],
+                             "curvature": [{"step": s, "loss": 1.0, "eigenvalues": [1.0, 0.5]} for s in range(3)]}}
     path = build_report(all_runs, hist, tmp_path / "rep", records=records, title="Demo")
     md = path.read_text()
     assert md.startswith("# Demo")
@@ -261,14 +288,15 @@ def test_build_report_end_to_end(tmp_path):
                  "mean_ranks.csv", "nemenyi.csv", "wilcoxon_across.csv", "failures.csv"):
         assert (path.parent / "tables" / name).is_file(), name
     for name in ("curves_t1_epoch", "curves_t1_sample_evals", "curves_t1_seconds", "cd_diagram",
-                 "contour_spiral_spiral-mlp_cross_entropy_gd", "records_t1-adam-0"):
+                 "contour_spiral_spiral-mlp_cross_entropy_gd", "records_t1-adam-0", "curvature_t1-adam-0"):
         assert (path.parent / "figures" / f"{name}.png").is_file(), name
         assert (path.parent / "figures" / f"{name}.svg").is_file(), name
     # the Friedman numbers in the text are those of the paired table of task × model means
     table = paired_table(runs, "final_test_metric", blocks=("task", "model")).values
     fr = friedman(table)
     assert f"χ²_F = {fr.chi2:.3f}" in md and f"F_F = {fr.ff:.3f}" in md
-    assert "1 failed/diverged run(s) counted as worse" in md
+    assert "smallest possible two-sided p-value is 0.0625" in md  # 5 seeds
+    assert "1 failed/diverged run(s)" in md and "method(s) run on too few blocks left out: gd" in md
     assert "loss became nan" not in md and "at epoch 3" in md  # last line of the message
     summary = pd.read_csv(path.parent / "tables" / "summary_t1.csv")
     assert summary["label"].tolist() == ["adam", "sgd", "de"]  # sorted by rank
@@ -282,7 +310,8 @@ def test_build_report_validates_options(tmp_path):
         build_report(runs, hist, tmp_path, curve_x=("minutes",))
     with pytest.raises(ConfigError, match="failed"):
         build_report(runs, hist, tmp_path, failed="ignore")
-    md = build_report(runs, hist, tmp_path / "r", failed="exclude", formats=("png",), table_formats=("csv",)).read_text()
+    md = build_report(runs, hist, tmp_path / "r", failed="exclude", formats=("png",), table_formats=("csv",))
+    md = md.read_text()
     assert "Friedman needs at least 3 trainers and 2 blocks" in md and "excluded from the tests" in md
     assert not list((tmp_path / "r" / "figures").glob("*.svg"))
 
@@ -301,8 +330,9 @@ def _store_dir(tmp_path: Path) -> Path:
         result = RunResult(status="ok", history=history, final={"test_metric": row.final_test_metric},
                            best_epoch=6, spending=Spending(forward_samples=row.sample_evals, evals=row.evals,
                                                            seconds=row.seconds),
-                           records={"hessian": [{"step": 0, "eig1": 2.0}, {"step": 1, "eig1": 3.0}]}
-                           if row.run_id == "t1-adam-0" else {})
+                           records={"hessian": [{"step": 0, "eig1": 2.0}, {"step": 1, "eig1": 3.0}],
+                                    "curvature": [{"step": 0, "loss": 1.0, "eigenvalues": [2.0, 1.0]}]}
+                           if row.run_id in ("t1-adam-0", "t1-adam-1") else {})
         spec = {"task": row.task, "model": row.model, "trainer": row.trainer, "seed": row.seed,
                 "trainer_options": {"lr": 0.1}}
         store.save(row.run_id, spec, result, experiment="demo", label=row.label, metric="accuracy")
@@ -312,10 +342,11 @@ def _store_dir(tmp_path: Path) -> Path:
 
 def test_write_report_from_store_and_cli(tmp_path):
     exp = _store_dir(tmp_path)
-    path = write_report(exp, panels=1)
+    path = write_report(exp, formats=("png",), panels=1, curve_x=("epoch",))
     assert path == exp / "report" / "report.md"
     md = path.read_text()
-    assert md.startswith("# Report: demo") and "records_t1-adam-0.png" in md
+    assert md.startswith("# Report: demo") and "records_t1-adam-0.png" in md and "curvature_t1-adam-0.png" in md
+    assert "t1-adam-1.png" not in md  # panels=1
     summary = pd.read_csv(exp / "report" / "tables" / "summary_t1.csv")
     assert list(summary["ok/div/fail"]) == ["3/0/0"] * 3
 

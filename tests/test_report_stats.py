@@ -182,3 +182,10 @@ def test_paired_table_lower_is_better_and_incomplete_blocks():
         paired_table(runs, "final_test_metric", failed="drop")
     with pytest.raises(ConfigError, match="runs"):
         paired_table(runs, "nope")
+
+
+def test_wilcoxon_all_ties_and_empty_pairs():
+    tied = pairwise_wilcoxon(pd.DataFrame({"a": [0.5, 0.7, 0.7], "b": [0.5, 0.7, 0.7]})).iloc[0]
+    assert (tied["ties"], tied["p"], tied["p_holm"], tied["significant"]) == (3, 1.0, 1.0, False)
+    empty = pairwise_wilcoxon(pd.DataFrame({"a": [math.nan], "b": [1.0]})).iloc[0]
+    assert empty["n"] == 0 and math.isnan(empty["p"])

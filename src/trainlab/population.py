@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from torch.func import functional_call, vmap
 from trainlab.config import ConfigError, check_choice, check_number
 from trainlab.losses import Loss
 
-MODES = ("auto", "vmap", "loop")
+MODES = ("auto", "stacked", "vmap", "loop")
 BN_MODES = ("batch", "eval")
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -75,24 +76,37 @@ class ParamLayout:
             params[n].copy_(v)
 
 
+def _batch_stats_bn(self: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
+    """Batch norm with the statistics of ``x`` itself (biased variance), running statistics untouched:
+    (x − mean) / √(var + eps) · γ + β over every dimension but the channel one. Written with plain tensor
+    operations, which vmap batches far faster than ``torch.batch_norm``'s batching rule."""
+    dims = [0, *range(2, x.ndim)]
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean = x.mean(dims, keepdim=True)
+    var = x.var(dims, unbiased=False, keepdim=True)
+    y = (x - mean) * torch.rsqrt(var + self.eps)
+    if self.affine:
+        y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
+    return y
+
+
 @contextlib.contextmanager
 def fitness_mode(model: nn.Module, bn: str) -> Iterator[None]:
-    """Everything in eval mode (dropout off); with ``bn="batch"`` batch-norm layers normalise with
-    batch statistics and neither read nor update their running statistics. Restores the modes after."""
-    modes = {m: (m.training, getattr(m, "track_running_stats", None)) for m in model.modules()}
+    """Everything in eval mode (dropout off); with ``bn="batch"`` batch-norm layers normalise with the
+    statistics of their input batch and neither read nor update their running statistics. Restores
+    the model afterwards."""
+    modes = {m: m.training for m in model.modules()}
     model.eval()
-    if bn == "batch":
-        for m in model.modules():
-            if isinstance(m, _BN):
-                m.train()
-                m.track_running_stats = False
+    patched = [m for m in model.modules() if isinstance(m, _BN)] if bn == "batch" else []
+    for m in patched:
+        m.forward = types.MethodType(_batch_stats_bn, m)  # type: ignore[method-assign]
     try:
         yield
     finally:
-        for m, (training, track) in modes.items():
+        for m in patched:
+            del m.forward
+        for m, training in modes.items():
             m.training = training
-            if track is not None:
-                m.track_running_stats = track
 
 
 @torch.no_grad()
@@ -130,6 +144,86 @@ def recalibrate_bn(model: nn.Module, x: Tensor, batch_size: int | None = None) -
     return len(x)
 
 
+_ELEMENTWISE = (
+    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Identity, nn.Dropout
+)
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+def stackable(model: nn.Module) -> bool:
+    """Whether :func:`stacked_forward` supports ``model``: nested ``nn.Sequential`` of Linear, Conv2d
+    (zero padding, groups 1), BatchNorm1d/2d, element-wise activations, dropout, 2-d pooling, Flatten."""
+    for m in model.modules():
+        if isinstance(m, nn.Sequential) or isinstance(m, (nn.Linear, *_BN, *_ELEMENTWISE, *_POOLS)):
+            continue
+        if isinstance(m, nn.Conv2d) and m.groups == 1 and m.padding_mode == "zeros":
+            continue
+        if isinstance(m, nn.Flatten) and m.start_dim == 1 and m.end_dim == -1:
+            continue
+        return False
+    return True
+
+
+def stacked_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor, bn: str, buffers: dict[str, Tensor]) -> Tensor:
+    """Outputs (N, P, ...) of P individuals (``params`` shaped (P, *shape)) of a :func:`stackable` model.
+
+    Activations are kept as (N, P, *features): Linear layers are one batched matmul, convolutions one
+    grouped convolution over the P·C channels, batch norm normalises per individual (``bn="batch"``) or
+    with the shared running statistics (``bn="eval"``). Until the first layer with genes the input is
+    shared by all individuals and is not replicated.
+    """
+    h, shared = x, True
+    p_count = next(iter(params.values())).shape[0]
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Sequential):
+            continue
+        pre = f"{name}."
+        if isinstance(m, nn.Linear):
+            w = params[pre + "weight"]
+            if shared:
+                h = (h @ w.reshape(-1, w.shape[-1]).T).view(len(h), p_count, -1)
+            else:
+                h = torch.matmul(h.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1)
+            if m.bias is not None:
+                h = h + params[pre + "bias"]
+            shared = False
+        elif isinstance(m, nn.Conv2d):
+            w = params[pre + "weight"]
+            b = params[pre + "bias"].reshape(-1) if m.bias is not None else None
+            inp = h if shared else h.reshape(len(h), -1, *h.shape[3:])
+            out = nn.functional.conv2d(inp, w.reshape(-1, *w.shape[2:]), b, m.stride, m.padding, m.dilation,
+                                       1 if shared else p_count)
+            h, shared = out.view(len(out), p_count, -1, *out.shape[2:]), False
+        elif isinstance(m, _BN):
+            dims = [0, *range(2 if shared else 3, h.ndim)]
+            if bn == "batch":
+                mean, var = h.mean(dims, keepdim=True), h.var(dims, unbiased=False, keepdim=True)
+            else:
+                shape = (1,) * (1 if shared else 2) + (-1,) + (1,) * (h.ndim - (2 if shared else 3))
+                mean = buffers[pre + "running_mean"].reshape(shape)
+                var = buffers[pre + "running_var"].reshape(shape)
+            h = (h - mean) * torch.rsqrt(var + m.eps)
+            if m.affine:
+                if shared:
+                    h = h.unsqueeze(1)
+                shape = (1, p_count, -1) + (1,) * (h.ndim - 3)
+                h = h * params[pre + "weight"].reshape(shape) + params[pre + "bias"].reshape(shape)
+                shared = False
+        elif isinstance(m, _POOLS):
+            inp = h if shared else h.reshape(len(h), -1, *h.shape[3:])
+            out = m(inp)
+            h = out if shared else out.view(len(out), p_count, -1, *out.shape[2:])
+        elif isinstance(m, nn.Flatten):
+            h = h.reshape(len(h), -1) if shared else h.reshape(len(h), p_count, -1)
+        elif isinstance(m, nn.Dropout):
+            continue
+        else:
+            h = m(h)
+    if shared:
+        h = h.unsqueeze(1).expand(len(h), p_count, *h.shape[1:])
+    return h
+
+
 class PopulationEvaluator:
     """Losses of a population of genomes of ``model`` on data, without copying the model.
 
@@ -160,6 +254,9 @@ class PopulationEvaluator:
         self.chunk_size, self.batch_size = chunk_size, batch_size
         self.layout = ParamLayout.of(model)
         self.buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
+        self.stackable = stackable(model)
+        if mode == "stacked" and not self.stackable:
+            raise ConfigError("mode", mode, "auto, vmap or loop for this model (stacked needs a plain Sequential)")
         self.mode_used: str | None = None if mode == "auto" else mode
 
     def _single(self, genome: Tensor, x: Tensor, y: Tensor, step: int) -> Tensor:
@@ -169,6 +266,12 @@ class PopulationEvaluator:
     def _chunk(self, population: Tensor, x: Tensor, y: Tensor, step: int, mode: str) -> Tensor:
         if mode == "loop":
             return torch.stack([self._single(g, x, y, step) for g in population])
+        if mode == "stacked":
+            out = stacked_forward(self.model, self.layout.unflatten(population), x, self.bn, self.buffers)
+            p = len(population)
+            flat = out.transpose(0, 1).reshape(p * len(x), *out.shape[2:])
+            targets = y.repeat(p, *([1] * (y.ndim - 1)))
+            return self.loss.per_sample(flat, targets, step).view(p, len(x)).mean(1)
         buffers = self.buffers
 
         def one(params: dict[str, Tensor]) -> Tensor:
@@ -204,7 +307,7 @@ class PopulationEvaluator:
         after a warm-up call)."""
         probe = population[: self._chunks(len(population))]
         times = {}
-        for mode in ("loop", "vmap"):
+        for mode in ("loop", "vmap", "stacked") if self.stackable else ("loop", "vmap"):
             self._run(probe, x, y, step, mode)
             _sync(population.device)
             t0 = time.perf_counter()

@@ -336,6 +336,7 @@ def _train(
         record(active, 0, 0)
     active = [k for k in active if status[k] == "ok"]
     bar = _progress(progress, total, len(specs))
+    spent = [0] * k_cells
     step = 0
     while active and step < total:
         with torch.no_grad():
@@ -344,53 +345,56 @@ def _train(
         with torch.no_grad():
             cells.step(grad_out, pre, inputs, neg_lr)
         step += 1
-        bad = [k for k in active if not math.isfinite(values[k].item())] if not torch.isfinite(values).all() else []
-        with torch.no_grad():
-            if bad:
-                for k in bad:
-                    status[k], message[k] = "diverged", f"non-finite training loss at step {step}"
+        before = active
+        nonfinite = set((~torch.isfinite(values)).nonzero().flatten().tolist())
+        if nonfinite.intersection(active):
+            bad = [k for k in active if k in nonfinite]
+            for k in bad:
+                status[k], message[k] = "diverged", f"non-finite training loss at step {step}"
+            with torch.no_grad():
                 record([k for k in bad if histories[k][-1]["epoch"] != step - 1], step - 1, step)
             active = [k for k in active if status[k] == "ok"]
-            if step % eval_every == 0 or step == total:
+        if step % eval_every == 0 or step == total:
+            with torch.no_grad():
                 record(active, step, step)
-                active = [k for k in active if status[k] == "ok"]
+            active = [k for k in active if status[k] == "ok"]
+        for k in set(before) - set(active):
+            spent[k] = step
         if bar is not None:
             bar.update(step)
+    for k in active:
+        spent[k] = step
     if bar is not None:
         bar.close()
-    return [_result(spec, task, k, histories, best_epoch, status, message, best) for k, spec in enumerate(specs)]
+    env = environment(device)
+    return [_result(spec, k, histories[k], spent[k], n, best_epoch[k], status[k], message[k], best, env)
+            for k, spec in enumerate(specs)]
 
 
 def _result(
     spec: RunSpec,
-    task: Task,
     k: int,
-    histories: list[list[dict[str, float]]],
-    best_epoch: list[int],
-    status: list[str],
-    message: list[str],
+    history: list[dict[str, float]],
+    steps: int,
+    n_train: int,
+    best_epoch: int,
+    status: str,
+    message: str,
     best: _Cells,
+    env: dict[str, Any],
 ) -> RunResult:
-    history = histories[k]
-    last = history[-1]
-    chosen = next(row for row in history if row["epoch"] == best_epoch[k])
+    chosen = next(row for row in history if row["epoch"] == best_epoch)
     resolved = spec.resolved()
-    spending = Spending(
-        forward_samples=int(last["forward_samples"]),
-        backward_samples=int(last["backward_samples"]),
-        steps=int(last["steps"]),
-        epochs=int(last["epoch"]),
-        seconds=last["seconds"],
-    )
+    samples = steps * n_train
     return RunResult(
-        status=status[k],  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
         history=history,
         final={key: chosen[key] for key in chosen if key.split("_")[0] in _SPLITS},
-        best_epoch=best_epoch[k],
-        spending=spending,
+        best_epoch=best_epoch,
+        spending=Spending(samples, samples, steps, 0, int(history[-1]["epoch"]), history[-1]["seconds"]),
         config={"run_id": resolved.run_id(), **resolved.to_dict(), "engine": "sweep"},
-        environment=environment(task.device),
-        message=message[k],
+        environment=env,
+        message=message,
         state_dict=best.state_dict(k),
     )
 

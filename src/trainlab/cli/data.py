@@ -29,8 +29,9 @@ def data() -> None:
 def list_tasks(data_dir: Path | None) -> None:
     """List the tasks: kind, input shape, outputs, and whether their files are present."""
     table = Table(title=f"tasks (data root: {data_root(data_dir)})")
-    for column in ("task", "kind", "input", "outputs", "data set", "files"):
+    for column in ("task", "kind", "input", "outputs", "data set"):
         table.add_column(column)
+    table.add_column("files", no_wrap=True)
     for row in task_inventory(data_dir):
         if not row["files_expected"]:
             files = "[green]built in[/]"

@@ -24,7 +24,8 @@ def _shape(task: str | None, input_shape: str | None, outputs: int | None) -> tu
     try:
         return tuple(int(s) for s in input_shape.split(",")), outputs
     except ValueError:
-        raise click.BadParameter(f"got {input_shape!r}; expected integers such as 1,32,32", param_hint="--input-shape") from None
+        message = f"got {input_shape!r}; expected integers such as 1,32,32"
+        raise click.BadParameter(message, param_hint="--input-shape") from None
 
 
 @click.group("models")

@@ -28,6 +28,13 @@ class TaskEntry:
     """Keys of :data:`trainlab.data.root.DATASETS` holding the raw files (empty: nothing to download)."""
     input_shape: str
     outputs: str
+    metric: str
+    """Headline metric, known without loading the data."""
+
+    @property
+    def loss(self) -> str:
+        """Default loss: ``cross_entropy`` for classification, ``mse`` for regression."""
+        return "cross_entropy" if self.kind == "classification" else "mse"
 
 
 TASKS: Registry[TaskEntry] = Registry("task")

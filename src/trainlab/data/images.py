@@ -31,7 +31,7 @@ from trainlab.data.errors import FormatError
 from trainlab.data.formats import read_cifar_batch, read_idx
 from trainlab.data.root import DATASETS, Dataset, require
 from trainlab.data.task import Split, Task
-from trainlab.data.tabular import _check_bool
+from trainlab.data.tabular import check_bool
 from trainlab.seeding import numpy_generator
 
 SIZE = 32
@@ -67,7 +67,7 @@ class ImageOptions:
         check_number("n_test", self.n_test, low=2, integer=True)
         check_number("data_seed", self.data_seed, low=0, integer=True)
         for name in ("balanced", "normalize", "augment"):
-            _check_bool(name, getattr(self, name))
+            check_bool(name, getattr(self, name))
         check_choice("resize", self.resize, ["bilinear", "pad"])
         check_number("max_shift", self.max_shift, low=0, high=SIZE / 2)
         check_number("max_rotation", self.max_rotation, low=0, high=180)
@@ -268,5 +268,5 @@ _DESCRIPTIONS = {
 for _name in ("mnist", "fmnist", "cifar10g"):
     register(TaskEntry(
         _name, _DESCRIPTIONS[_name], "classification", ImageOptions, _builder(_name), (_DATASET[_name],),
-        "1×32×32", "10 classes",
+        "1×32×32", "10 classes", "accuracy",
     ))  # fmt: skip

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from trainlab.data.errors import ChecksumError, MissingDataError
+from trainlab.data.errors import ChecksumError, FormatError, MissingDataError
 
 ENV_VAR = "TRAINLAB_DATA"
 Status = Literal["ok", "missing", "corrupt"]
@@ -318,7 +318,7 @@ def download_file(
 def _copy_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
     source = tar.extractfile(member)
     if source is None:
-        raise ChecksumError(member.name, "tar member", "a regular file", "not a regular file")
+        raise FormatError(f"{member.name}: not a regular file")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
         with os.fdopen(fd, "wb") as out, source:
@@ -359,8 +359,12 @@ def download_dataset(
         )
         try:
             with tarfile.open(path, "r:*") as tar:
+                members = {m.name: m for m in tar.getmembers()}
                 for spec in missing:
-                    _copy_member(tar, tar.getmember(f"{archive.prefix}/{spec.name}"), folder / spec.name)
+                    member = members.get(f"{archive.prefix}/{spec.name}")
+                    if member is None or not member.isfile():
+                        raise FormatError(f"{path}: no regular file {archive.prefix}/{spec.name} in the archive")
+                    _copy_member(tar, member, folder / spec.name)
         finally:
             path.unlink(missing_ok=True)
     else:

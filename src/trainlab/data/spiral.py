@@ -105,5 +105,5 @@ def _build(options: SpiralOptions, root: Path, device: torch.device, download: b
 
 
 register(TaskEntry(
-    "spiral", "C-arm spiral (thesis 002), generated", "classification", SpiralOptions, _build, (), "2", "C classes (3)",
+    "spiral", "C-arm spiral (thesis 002), generated", "classification", SpiralOptions, _build, (), "2", "C classes (3)", "accuracy",
 ))  # fmt: skip

@@ -37,7 +37,7 @@ WINE_COLUMNS = [
 ]  # fmt: skip
 
 
-def _check_bool(field: str, value: Any) -> None:
+def check_bool(field: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ConfigError(field, value, "true or false")
 
@@ -59,7 +59,7 @@ class TabularOptions:
         check_number("pair_threshold", self.pair_threshold, low=0, high=1)
         if self.z_threshold is not None:
             check_number("z_threshold", self.z_threshold, low=0, low_open=True)
-        _check_bool("standardize", self.standardize)
+        check_bool("standardize", self.standardize)
         check_number("data_seed", self.data_seed, low=0, integer=True)
         allowed = "three fractions in (0, 1) for train, val, test that sum to 1"
         split = self.split
@@ -305,18 +305,18 @@ def _wine_builder(name: str, kind: Literal["classification", "regression"]):  # 
 
 register(TaskEntry(
     "bcw", "Breast Cancer Wisconsin (scikit-learn), benign/malignant", "classification",
-    TabularOptions, _build_bcw, (), "30 features before selection", "2 classes",
+    TabularOptions, _build_bcw, (), "30 raw features", "2 classes", "balanced_accuracy",
 ))  # fmt: skip
 register(TaskEntry(
     "bhp", "Boston Housing (UCI), median value MEDV", "regression",
-    TabularOptions, _build_bhp, ("boston-housing",), "13 features before selection", "1 value",
+    TabularOptions, _build_bhp, ("boston-housing",), "13 raw features", "1 value", "r2",
 ))  # fmt: skip
 register(TaskEntry(
     "wqc", "Wine Quality (UCI), quality as a class", "classification",
-    WineOptions, _wine_builder("wqc", "classification"), ("wine-quality",), "11 features before selection",
-    "7 classes (white), 6 (red)",
+    WineOptions, _wine_builder("wqc", "classification"), ("wine-quality",), "11 raw features",
+    "7 classes (white), 6 (red)", "balanced_accuracy",
 ))  # fmt: skip
 register(TaskEntry(
     "wqr", "Wine Quality (UCI), quality as a number", "regression",
-    WineOptions, _wine_builder("wqr", "regression"), ("wine-quality",), "11 features before selection", "1 value",
+    WineOptions, _wine_builder("wqr", "regression"), ("wine-quality",), "11 raw features", "1 value", "r2",
 ))  # fmt: skip

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad
 
 from trainlab.config import ConfigError, check_choice, check_number
-from trainlab.diagnostics.hessian import HVP_MODES, hvp
+from trainlab.diagnostics.hessian import HVP_MODES, check_vectors, gradient_graph, graph_hvp, hvp
 from trainlab.losses import Loss
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ class Objective:
         dtype: torch.dtype = torch.float64,
         device: str | torch.device | None = None,
         chunk_size: int | None = None,
-        hvp_mode: str = "forward",
+        hvp_mode: str = "graph",
     ):
         check_number("step", step, low=0, integer=True)
         check_choice("hvp_mode", hvp_mode, HVP_MODES)
@@ -126,6 +126,7 @@ class Objective:
         size = chunk_size or len(x)
         self.chunks = [(x[i : i + size], y[i : i + size]) for i in range(0, len(x), size)]
         self.n_samples = len(x)
+        self._graph: tuple[Tensor, Tensor] | None = None
 
     @classmethod
     def from_state(cls, state: TrainState, x: Tensor, y: Tensor, **options: object) -> Objective:
@@ -167,5 +168,15 @@ class Objective:
         return sum(grad(term)(theta) for term in self.terms())  # type: ignore[return-value]
 
     def hvp(self, v: Tensor) -> Tensor:
-        """H v for ``v`` of shape (D,) or a batch (B, D); see :func:`trainlab.diagnostics.hessian.hvp`."""
-        return sum(hvp(term, self.theta, v, mode=self.hvp_mode) for term in self.terms())  # type: ignore[return-value]
+        """H v for ``v`` of shape (D,) or a batch (B, D); see :mod:`trainlab.diagnostics.hessian`.
+
+        In ``graph`` mode a single chunk's gradient graph is built on the first call and kept.
+        """
+        check_vectors(v, self.dim)
+        if self.hvp_mode != "graph":
+            return sum(hvp(term, self.theta, v, mode=self.hvp_mode) for term in self.terms())  # type: ignore[return-value]
+        if len(self.chunks) > 1:
+            return sum(graph_hvp(*gradient_graph(term, self.theta), v) for term in self.terms())  # type: ignore[return-value]
+        if self._graph is None:
+            self._graph = gradient_graph(self._term(0), self.theta)
+        return graph_hvp(*self._graph, v)

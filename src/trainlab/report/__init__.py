@@ -1,7 +1,16 @@
 """Reports of experiments: tables with ranks, Wilcoxon/Holm, Friedman/Nemenyi with critical-difference
 diagrams, learning curves, time-to-target, contour plots of dynamic-loss sweeps and curvature panels."""
 from trainlab.report.markdown import build_report, write_report
-from trainlab.report.plots import cd_diagram, contour, contour_grid, plot_learning_curves, records_panel, save_figure
+from trainlab.report.plots import (
+    cd_diagram,
+    contour,
+    contour_grid,
+    curvature_panel,
+    expand_records,
+    plot_learning_curves,
+    records_panel,
+    save_figure,
+)
 from trainlab.report.stats import (
     FriedmanResult,
     PairedTable,
@@ -24,6 +33,8 @@ __all__ = [
     "contour",
     "contour_grid",
     "critical_difference",
+    "curvature_panel",
+    "expand_records",
     "friedman",
     "holm",
     "learning_curves",

@@ -6,6 +6,7 @@ Layout of ``out`` (default ``<experiment_dir>/report``): ``report.md``, ``tables
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from trainlab.report import plots, stats, tables
 
 CURVE_X = ("epoch", "sample_evals", "seconds")
 SWEEP_AXES = ("loss_options.period", "loss_options.amplitude")
+Records = Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]
 
 
 def _slug(text: object) -> str:
@@ -48,6 +50,7 @@ class _Report:
         self.add(f"*{caption}* ({others})", "")
 
     def write(self) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "report.md"
         path.write_text("\n".join(self.lines).rstrip() + "\n")
         return path
@@ -58,7 +61,7 @@ def build_report(
     history: pd.DataFrame,
     out: str | Path,
     *,
-    records: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]] | None = None,
+    records: Records | None = None,
     value: str = "final_test_metric",
     higher_is_better: bool | None = None,
     alpha: float = 0.05,
@@ -120,7 +123,8 @@ def _overview(report: _Report, runs: pd.DataFrame, value: str, higher: bool, fai
         f"- compared value: `{value}` ({'higher' if higher else 'lower'} is better)"
         + (f"; headline metric: {', '.join(metrics)}" if metrics else ""),
         "- statistics use the runs that finished; pending/running runs are listed as missing. "
-        + ("Failed and diverged runs count as worse than every finished run in tests and ranks; "
+        + ("In the tests, a cell without any `ok` run (a failed or diverged run when cells are seeds) counts "
+           "as worse than every finished cell; per-task ranks put configurations without any `ok` run last; "
            "means, medians and curves use `ok` runs only."
            if failed == "worst" else
            "Blocks containing a failed or diverged run are excluded from the tests; "
@@ -142,8 +146,10 @@ def _task_section(
     task_runs = runs[runs["task"].astype(str) == task]
     if task_runs["label"].nunique() >= 2:
         paired = stats.paired_table(task_runs, value, blocks=("model", "seed"), higher_is_better=higher, failed=failed)
+        n = len(paired.values)
+        floor = f" With n = {n} the smallest possible two-sided p-value is {2.0 ** (1 - n):.3g}." if 0 < n <= 10 else ""
         report.add(f"### Wilcoxon signed-rank tests, Holm-corrected (α = {alpha:g})", "",
-                   f"Pairs of trainers compared on the same (model, seed); n = {len(paired.values)} blocks. "
+                   f"Pairs of trainers compared on the same (model, seed); n = {n} blocks.{floor} "
                    + paired.note(), "")
         if len(paired.values) >= 1 and paired.values.shape[1] >= 2:
             report.table(_format_wilcoxon(stats.pairwise_wilcoxon(paired.values, alpha=alpha)),
@@ -162,15 +168,15 @@ def _task_section(
             curves = tables.learning_curves(history, task_runs, y=curve_y, x=x)
             if curves.empty:
                 continue
-            ax = plots.plot_learning_curves(curves, x=x, y=curve_y, title=f"{task}: {curve_y} against {x}",
-                                            log_x=x == "seconds")
-            report.figure(ax.figure, f"curves_{slug}_{_slug(x)}", f"{task}: mean {curve_y} ± std over seeds against {x}")
+            ax = plots.plot_learning_curves(curves, x=x, y=curve_y, title=f"{task}: {curve_y} against {x}")
+            caption = f"{task}: mean {curve_y} ± std over seeds against {x}"
+            report.figure(ax.figure, f"curves_{slug}_{_slug(x)}", caption)
 
 
 def _format_wilcoxon(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame[["a", "b", "n", "wins", "losses", "ties", "r_plus", "r_minus", "p", "p_holm", "better"]].copy()
     for col in ("p", "p_holm"):
-        out[col] = [f"{p:.3g}" for p in out[col]]
+        out[col] = [f"{p:.3g}" if math.isfinite(p) else "–" for p in out[col]]
     return out
 
 
@@ -190,7 +196,8 @@ def _across_tasks(report: _Report, runs: pd.DataFrame, value: str, higher: bool,
     cd = stats.critical_difference(k, n, alpha)
     report.add(
         f"Friedman (tie-corrected): χ²_F = {fr.chi2:.3f} (p = {fr.p_chi2:.3g}); Iman–Davenport "
-        f"F_F = {fr.ff:.3f} with ({k - 1}, {(k - 1) * (n - 1)}) d.f. (p = {fr.p_ff:.3g}). "
+        f"F_F = {fr.ff:.3f} with ({k - 1}, {(k - 1) * (n - 1)}) d.f. (p = {fr.p_ff:.3g}"
+        + ("; every block ranks the trainers identically" if math.isinf(fr.ff) else "") + "). "
         f"Nemenyi critical difference at α = {alpha:g}: CD = {cd:.3f}.", "",
     )
     ranks = fr.mean_ranks.sort_values()
@@ -200,7 +207,8 @@ def _across_tasks(report: _Report, runs: pd.DataFrame, value: str, higher: bool,
     report.table(pvalues.map(lambda p: f"{p:.3g}").rename_axis("trainer").reset_index(), "nemenyi",
                  "Nemenyi post-hoc p-values")
     ax = plots.cd_diagram(ranks, pvalues, cd=cd, alpha=alpha, title=f"Critical difference (Nemenyi, α = {alpha:g})")
-    report.figure(ax.figure, "cd_diagram", "critical-difference diagram: bars join trainers not significantly different")
+    report.figure(ax.figure, "cd_diagram",
+                  "critical-difference diagram: bars join trainers not significantly different")
     report.table(_format_wilcoxon(stats.pairwise_wilcoxon(table, alpha=alpha)), "wilcoxon_across",
                  f"Wilcoxon signed-rank tests across blocks, Holm-corrected (α = {alpha:g})")
 
@@ -227,18 +235,23 @@ def _sweeps(report: _Report, runs: pd.DataFrame) -> None:
         report.figure(fig, "contour_" + "_".join(_slug(k) for k in key), f"{name}: final train/test metric")
 
 
-def _curvature(report: _Report, runs: pd.DataFrame, records: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> None:
+def _curvature(report: _Report, runs: pd.DataFrame, records: Records) -> None:
     report.add("## Curvature and dynamics panels", "")
     lrs = runs.set_index("run_id")["trainer_options.lr"] if "trainer_options.lr" in runs else pd.Series(dtype=float)
     for run_id, recs in records.items():
         named = {k: v for k, v in recs.items() if v}
         if not named:
             continue
-        x = "step" if all("step" in v[0] for v in named.values()) else "epoch"
-        lr = lrs.get(run_id)
-        fig = plots.records_panel(named, x=x, lr=float(lr) if lr is not None and pd.notna(lr) else None,
-                                  title=f"run {run_id}")
-        report.figure(fig, f"records_{_slug(run_id)}", f"records of run {run_id}")
+        curvature = named.pop("curvature", None)
+        if curvature:
+            fig = plots.curvature_panel(curvature, title=f"curvature of run {run_id}")
+            report.figure(fig, f"curvature_{_slug(run_id)}", f"curvature diagnostics of run {run_id}")
+        if named:
+            x = "step" if all("step" in v[0] for v in named.values()) else "epoch"
+            lr = lrs.get(run_id)
+            fig = plots.records_panel(named, x=x, lr=float(lr) if lr is not None and pd.notna(lr) else None,
+                                      title=f"run {run_id}")
+            report.figure(fig, f"records_{_slug(run_id)}", f"records of run {run_id}")
 
 
 def _failures(report: _Report, runs: pd.DataFrame) -> None:
@@ -262,21 +275,18 @@ def write_report(
     **options: Any,
 ) -> Path:
     """Open ``experiment_dir``'s result store and write its report to ``out`` (default
-    ``<experiment_dir>/report``); return the path of ``report.md``. Curvature panels are drawn for the
-    first ``panels`` ok runs that have callback records; ``options`` go to :func:`build_report`."""
+    ``<experiment_dir>/report``); return the path of ``report.md``. Panels of every callback record
+    are drawn for the first ``panels`` runs that logged ``curvature`` rows (the diagnostics callback);
+    ``options`` go to :func:`build_report`."""
     from trainlab.experiments.store import ResultStore
 
     check_number("panels", panels, low=0, integer=True)
     experiment_dir = Path(experiment_dir)
     with ResultStore.open(experiment_dir) as store:
         runs, history = store.runs_frame(), store.history_frame()
-        records: dict[str, Any] = {}
-        for run_id in runs.loc[runs["status"].eq("ok"), "run_id"] if len(runs) else []:
-            if len(records) >= panels:
-                break
-            recs = store.result(run_id, weights=False).records
-            if recs:
-                records[run_id] = recs
-    name = str(runs["experiment"].dropna().iloc[0]) if len(runs) and runs["experiment"].notna().any() else experiment_dir.name
+        logged = store.records_frame("curvature")["run_id"].unique()[:panels] if panels else []
+        records = {run_id: store.result(run_id, weights=False).records for run_id in logged}
+    names = runs["experiment"].dropna() if "experiment" in runs else pd.Series(dtype=str)
+    name = str(names.iloc[0]) if len(names) else experiment_dir.name
     return build_report(runs, history, out if out is not None else experiment_dir / "report", records=records,
                         formats=formats, title=f"Report: {name}", **options)

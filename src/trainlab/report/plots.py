@@ -120,7 +120,8 @@ def contour(
         if column not in (x, y):
             raise ConfigError("static_column", column, f"{x!r} or {y!r}")
         line = ax.axhline if column == y else ax.axvline
-        line(static, color="tab:red", linestyle="--", linewidth=2.0, clip_on=False, label=f"static ({column.split('.')[-1]} = {static:g})")
+        label = f"static ({column.split('.')[-1]} = {static:g})"
+        line(static, color="tab:red", linestyle="--", linewidth=2.0, clip_on=False, label=label)
         ax.legend(loc="upper right", fontsize="small")
     if log_x:
         ax.set_xscale("log")
@@ -183,24 +184,54 @@ def cd_diagram(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Axes:
-    """Critical-difference diagram (Demšar 2006, Fig. 1): average ranks on an axis with the best (lowest)
-    rank on the right; methods whose post-hoc p-value is ≥ ``alpha`` are joined by a bar; the Nemenyi
-    critical difference ``cd`` is drawn above. Drawn by ``scikit_posthocs.critical_difference_diagram``."""
+    """Critical-difference diagram (Demšar 2006, Fig. 1): average ranks on an axis (best, rank 1, on the
+    left); methods whose post-hoc p-value is ≥ ``alpha`` are joined by a bar; a bar of length ``cd`` (the
+    Nemenyi critical difference) is drawn above the axis. Drawn by
+    ``scikit_posthocs.critical_difference_diagram``."""
     import scikit_posthocs as sp
 
     check_number("alpha", alpha, low=0, high=1, low_open=True, high_open=True)
     if ax is None:
-        ax = new_axes((7.0, 1.0 + 0.35 * len(mean_ranks)))
+        ax = new_axes((7.0, 1.4 + 0.35 * len(mean_ranks)))
     sp.critical_difference_diagram(
-        mean_ranks, pvalues, cd=cd, alpha=alpha, ax=ax,
+        mean_ranks, pvalues, alpha=alpha, ax=ax,
         label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
     )
+    if cd is not None:
+        check_number("cd", cd, low=0)
+        bottom, _ = ax.get_ylim()
+        top = 0.45 * (0 - bottom)
+        start = float(mean_ranks.min())
+        ax.set_ylim(bottom, top)
+        ax.plot([start, start + cd], [0.75 * top] * 2, color="k", linewidth=1.5, marker="|", markersize=8)
+        ax.text(start + cd / 2, 0.8 * top, f"CD = {cd:.3g}", ha="center", va="bottom", fontsize="small")
     if title:
-        ax.set_title(title, pad=28 if cd is not None else 10)
+        ax.set_title(title)
     return ax
 
 
 # --------------------------------------------------------------------------------------- curvature
+def expand_records(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Callback rows as a flat frame: a list value ``v`` becomes columns ``v[0]``, ``v[1]``, …; a mapping
+    value ``g`` becomes ``g.<key>`` columns (e.g. the per-layer ``grad_norms`` of the curvature callback)."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    out = {}
+    for col in frame.columns:
+        values = frame[col]
+        sample = next((v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))), None)
+        if isinstance(sample, (list, tuple)):
+            width = max(len(v) for v in values if isinstance(v, (list, tuple)))
+            for j in range(width):
+                out[f"{col}[{j}]"] = [v[j] if isinstance(v, (list, tuple)) and j < len(v) else np.nan for v in values]
+        elif isinstance(sample, Mapping):
+            keys = list(dict.fromkeys(k for v in values if isinstance(v, Mapping) for k in v))
+            for key in keys:
+                out[f"{col}.{key}"] = [v.get(key, np.nan) if isinstance(v, Mapping) else np.nan for v in values]
+        else:
+            out[col] = values.to_numpy()
+    return pd.DataFrame(out, index=frame.index)
+
+
 def records_panel(
     records: Mapping[str, pd.DataFrame | Sequence[Mapping[str, Any]]],
     *,
@@ -216,37 +247,79 @@ def records_panel(
     of thesis 002: Γ(t), losses, accuracy, top Hessian eigenvalues, NTK eigenvalue.
 
     One subplot per record name (in the given order), plotting ``columns[name]`` (default: every numeric
-    column except ``x``, ``step`` and ``epoch``) against ``x``. On the subplots of ``stability_records``
-    the stability limit of gradient descent, 2(1 + β)/lr (β = heavy-ball ``momentum``), is drawn when
-    ``lr`` is given. Record names in ``log_y`` get a logarithmic y axis.
+    column of :func:`expand_records` except ``x``, ``step`` and ``epoch``) against ``x``. On the subplots
+    of ``stability_records`` the stability limit of gradient descent, 2(1 + β)/lr (β = heavy-ball
+    ``momentum``), is drawn when ``lr`` is given. Record names in ``log_y`` get a logarithmic y axis.
     """
     names = list(records)
     if not names:
         raise ConfigError("records", {}, "at least one record name with rows")
     if lr is not None:
         check_number("lr", lr, low=0, low_open=True)
-    fig = Figure(figsize=(7.0, 1.9 * len(names) + 0.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(len(names), 1, sharex=True, squeeze=True))
-    for ax, name in zip(axes, names):
-        data = records[name]
-        frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(list(data))
+    panels = []
+    for name in names:
+        frame = expand_records(records[name])
         _require(frame, (x,), f"records[{name!r}]")
         wanted = list(columns[name]) if columns and name in columns else [
             c for c in frame.columns
             if c not in (x, "step", "epoch", "run_id") and pd.api.types.is_numeric_dtype(frame[c])
         ]
         _require(frame, wanted, f"columns[{name!r}]")
-        for col in wanted:
-            ax.plot(frame[x], frame[col], label=col, linewidth=1.0)
-        if lr is not None and name in stability_records:
-            ax.axhline(2 * (1 + momentum) / lr, color="k", linestyle="--", linewidth=1.0,
-                       label=f"2(1+β)/lr = {2 * (1 + momentum) / lr:.3g}")
-        if name in log_y:
+        limit = 2 * (1 + momentum) / lr if lr is not None and name in stability_records else None
+        panels.append((name, frame, wanted, limit, name in log_y))
+    return _panel(panels, x, title)
+
+
+def curvature_panel(
+    rows: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: str = "step", title: str | None = None
+) -> Figure:
+    """The rows of ``trainlab.diagnostics.CurvatureCallback`` (record ``"curvature"``) as stacked plots:
+    objective ``loss``; top Hessian ``eigenvalues`` with the logged stability ``limit`` 2(1 + β)/lr
+    (dashed); ``ratio`` = sharpness / limit with the line 1; NTK ``ntk`` eigenvalues and the Hessian
+    ``trace`` (log scale); per-layer ``grad_norms`` (log scale). Fields that were not logged are skipped."""
+    frame = expand_records(rows)
+    _require(frame, (x,), "rows")
+    groups = [("loss", ["loss"], False), ("Hessian eigenvalues", _prefixed(frame, "eigenvalues["), False),
+              ("sharpness / limit", ["ratio"], False), ("NTK eigenvalues", _prefixed(frame, "ntk["), True),
+              ("Hessian trace", ["trace"], False), ("gradient norms", _prefixed(frame, "grad_norms."), True)]
+    panels = []
+    for name, cols, log in groups:
+        cols = [c for c in cols if c in frame.columns]
+        if not cols:
+            continue
+        limit: Any = None
+        if name == "Hessian eigenvalues" and "limit" in frame.columns:
+            limit = frame["limit"]
+        elif name == "sharpness / limit":
+            limit = 1.0
+        panels.append((name, frame, cols, limit, log))
+    if not panels:
+        allowed = "curvature rows with loss, eigenvalues, ratio, ntk, trace or grad_norms"
+        raise ConfigError("rows", list(frame.columns), allowed)
+    return _panel(panels, x, title)
+
+
+def _prefixed(frame: pd.DataFrame, prefix: str) -> list[str]:
+    return [c for c in frame.columns if c.startswith(prefix)]
+
+
+def _panel(panels: list[tuple[str, pd.DataFrame, list[str], Any, bool]], x: str, title: str | None) -> Figure:
+    fig = Figure(figsize=(7.0, 1.9 * len(panels) + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, sharex=True, squeeze=True))
+    for ax, (name, frame, cols, limit, log) in zip(axes, panels):
+        for col in cols:
+            ax.plot(frame[x], frame[col].astype(float), label=col, linewidth=1.0)
+        if isinstance(limit, pd.Series):
+            ax.plot(frame[x], limit.astype(float), "k--", linewidth=1.0, label="2(1+β)/lr")
+        elif limit is not None:
+            ax.axhline(limit, color="k", linestyle="--", linewidth=1.0,
+                       label="1" if name == "sharpness / limit" else f"2(1+β)/lr = {limit:.3g}")
+        if log:
             ax.set_yscale("log")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-        if len(wanted) > 1 or (lr is not None and name in stability_records):
-            ax.legend(fontsize="x-small", loc="best")
+        if len(cols) > 1 or limit is not None:
+            ax.legend(fontsize="x-small", loc="best", ncols=2 if len(cols) > 4 else 1)
     axes[-1].set_xlabel(x)
     if title:
         fig.suptitle(title)

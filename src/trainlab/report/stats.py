@@ -12,10 +12,13 @@ per method, higher values better unless told otherwise (:func:`paired_table` bui
 * :func:`nemenyi`: Nemenyi all-pairs p-values (``scikit_posthocs.posthoc_nemenyi_friedman``) and the
   critical difference CD = q_α √(k (k + 1) / (6 N)), q_α = studentized range quantile / √2.
 
-Failed and diverged runs: :func:`paired_table` with ``failed="worst"`` (the default) gives them a value
-below every finished run's, by more than the observed range, so they lose every comparison, their
-differences rank above every finite one, and two failed runs tie; ``failed="exclude"`` drops every block
-that contains one. Blocks that miss a method entirely (never run, pending) are always dropped.
+Failed and diverged runs: a cell of the paired table averages the ok runs it holds (one run when the
+block includes the seed); a cell without any ok run is a failed cell. With ``failed="worst"`` (the
+default) a failed cell gets a value below every finished cell's, by more than the observed range, so it
+loses every comparison, its differences rank above every finite one, and two failed cells tie;
+``failed="exclude"`` drops every block that contains one. Missing cells (never run, pending): methods
+present in at most half as many blocks as the most widely run method are left out, then every block that
+still misses a method is dropped.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ class PairedTable:
 
     values: pd.DataFrame
     n_failed: int
+    dropped_methods: tuple[str, ...]
     dropped_blocks: tuple[str, ...]
     excluded_blocks: tuple[str, ...]
     policy: str
@@ -49,9 +53,12 @@ class PairedTable:
         parts = []
         if self.n_failed:
             if self.policy == "worst":
-                parts.append(f"{self.n_failed} failed/diverged run(s) counted as worse than every finished run")
+                parts.append(f"{self.n_failed} failed/diverged run(s); cells without any ok run counted as worse than"
+                             " every finished cell")
             else:
                 parts.append(f"{len(self.excluded_blocks)} block(s) with failed/diverged runs excluded")
+        if self.dropped_methods:
+            parts.append("method(s) run on too few blocks left out: " + ", ".join(self.dropped_methods))
         if self.dropped_blocks:
             parts.append(f"{len(self.dropped_blocks)} incomplete block(s) dropped: " + ", ".join(self.dropped_blocks))
         return "; ".join(parts) + ("." if parts else "")
@@ -69,7 +76,8 @@ def paired_table(
     """Pivot a runs frame into blocks × methods, averaging ``value`` over the rows of each cell (e.g. the
     seeds, when ``blocks`` omits ``seed``). Values are negated when ``higher_is_better`` is False, so the
     result is always "higher is better". Rows with a status other than ok/diverged/failed are ignored.
-    A cell with any failed/diverged run, or a NaN/inf value, is a failed cell (policy ``failed``)."""
+    Runs that failed/diverged or whose value is NaN/inf are failures; a cell none of whose runs
+    succeeded is a failed cell (handled by the policy ``failed``); other cells average their ok runs."""
     check_choice("failed", failed, FAILED_POLICIES)
     methods = [methods] if isinstance(methods, str) else list(methods)
     blocks = list(blocks)
@@ -87,13 +95,16 @@ def paired_table(
     data["_b"] = data[blocks].astype(str).agg(" / ".join, axis=1)
     n_failed = int(data["_bad"].sum())
     good = data[~data["_bad"]].pivot_table(index="_b", columns="_m", values="_v", aggfunc="mean")
-    bad = data.pivot_table(index="_b", columns="_m", values="_bad", aggfunc="max")
+    bad = data.pivot_table(index="_b", columns="_m", values="_bad", aggfunc="min")
     present = data.pivot_table(index="_b", columns="_m", values="_v", aggfunc="size", fill_value=0)
     good = good.reindex(index=present.index, columns=present.columns)
     bad = bad.reindex(index=present.index, columns=present.columns).fillna(False).astype(bool)
-    complete = (present > 0).all(axis=1)
+    coverage = (present > 0).sum(axis=0)
+    kept = coverage.index[coverage > coverage.max() / 2]
+    dropped_methods = tuple(map(str, coverage.index.difference(kept)))
+    complete = (present[kept] > 0).all(axis=1)
     dropped = tuple(map(str, present.index[~complete]))
-    good, bad = good[complete], bad[complete]
+    good, bad = good.loc[complete, kept], bad.loc[complete, kept]
     excluded: tuple[str, ...] = ()
     if failed == "exclude":
         has_bad = bad.any(axis=1)
@@ -105,7 +116,7 @@ def paired_table(
         low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
         good = good.mask(bad, low - (high - low) - 1.0)
     good.index.name, good.columns.name = "block", "method"
-    return PairedTable(good, n_failed, dropped, excluded, failed)
+    return PairedTable(good, n_failed, dropped_methods, dropped, excluded, failed)
 
 
 # ----------------------------------------------------------------------------------------------- Holm
@@ -167,7 +178,7 @@ def pairwise_wilcoxon(table: pd.DataFrame, *, alpha: float = 0.05, decimals: int
             res = stats.wilcoxon(d, zero_method="zsplit")
             row["statistic"], row["p"] = float(res.statistic), float(res.pvalue)
         else:
-            row.update(r_plus=math.nan, r_minus=math.nan, statistic=math.nan, p=1.0 if d.size else math.nan)
+            row.update(r_plus=math.nan, r_minus=math.nan, statistic=math.nan, p=1.0 if row["n"] else math.nan)
         rows.append(row)
     columns = ["a", "b", "n", "wins", "losses", "ties", "median_diff", "r_plus", "r_minus", "statistic", "p"]
     out = pd.DataFrame(rows, columns=columns)

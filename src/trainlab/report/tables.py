@@ -6,6 +6,7 @@ All functions take plain DataFrames so they work on any frame with the documente
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -110,11 +111,24 @@ def _cell(value: object) -> str:
 
 
 def to_latex(frame: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
-    """A ``booktabs`` LaTeX table (pandas ``Styler.to_latex``, which needs jinja2)."""
-    styler = frame.style.hide(axis="index").format(precision=4, na_rep="--")
-    styler = styler.format_index(lambda c: str(c).replace("_", r"\_").replace("±", r"$\pm$"), axis=1)
-    text = styler.to_latex(hrules=True, caption=caption, label=label, position="htbp" if caption else None)
-    return text.replace("±", r"$\pm$").replace("%", r"\%")
+    """A ``booktabs`` LaTeX table (pandas ``Styler.to_latex``, which needs jinja2); text is escaped and
+    ±, ×, – become math/dashes, so the table compiles with pdflatex."""
+    styler = frame.style.hide(axis="index").format(_latex_cell)
+    styler = styler.format_index(_latex_cell, axis=1)
+    return styler.to_latex(hrules=True, caption=_latex_cell(caption) if caption else None, label=label,
+                           position="htbp" if caption else None)
+
+
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "×": r"$\times$",
+          "–": "--", "α": r"$\alpha$", "χ²": r"$\chi^2$"}
+_LATEX_RE = re.compile("|".join(map(re.escape, _LATEX)))
+
+
+def _latex_cell(value: object) -> str:
+    if isinstance(value, float):
+        return "--" if math.isnan(value) else f"{value:.4g}"
+    return _LATEX_RE.sub(lambda m: _LATEX[m.group()], str(value))
 
 
 def write_table(

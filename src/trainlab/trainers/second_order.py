@@ -8,8 +8,9 @@ parameter, evaluated with ``torch.func.functional_call`` on the whole training s
   until H + λI is positive definite, then a backtracking Armijo line search (c₁ = 1e-4, halving from
   ``step_size``) or a fixed step. With ``adaptive`` (Levenberg–Marquardt style) λ is divided by 10 after
   a step whose first probe is accepted and multiplied by 10 otherwise.
-* ``cg``: SciPy's nonlinear conjugate gradients, Polak–Ribière+ (β = max(0, gₖ₊₁ᵀ(gₖ₊₁ − gₖ)/gₖᵀgₖ))
-  with a strong-Wolfe line search (c₁ = 1e-4, c₂ = 0.4) and a sufficient-descent restart.
+* ``cg``: SciPy's nonlinear conjugate gradients, Polak–Ribière+
+  (β = max(0, gₖ₊₁ᵀ(gₖ₊₁ − gₖ)/gₖᵀgₖ)) with a strong-Wolfe line search (c₁ = 1e-4, c₂ = 0.4) and a
+  sufficient-descent restart.
 * ``bfgs``: SciPy's BFGS with a dense inverse-Hessian approximation and a strong-Wolfe line search
   (c₁ = 1e-4, c₂ = 0.9).
 

@@ -1,0 +1,87 @@
+"""Population evaluation throughput: the engine against the thesis-style loop, as ratios in one run.
+
+Thesis-style loop (thesis 000's implementation): for each individual, a NumPy vector is copied into the
+model (``vector_to_parameters``) and the model runs forward in train mode over mini-batches of 64.
+Engine: :class:`trainlab.population.PopulationEvaluator` (``mode="auto"``, batch-norm in batch mode).
+Throughput = individuals × samples / second; ratio = engine / loop. Usage::
+
+    .venv/bin/python bench/bench_population.py [--samples 1000] [--repeats 3] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch.nn.utils import vector_to_parameters
+
+from trainlab.data import load_task
+from trainlab.losses import get_loss
+from trainlab.models import build_model
+from trainlab.population import PopulationEvaluator, initial_population
+from trainlab.seeding import torch_generator
+
+CASES = [("mlp2", "bcw"), ("mlp11", "wqc"), ("lenet5", "mnist"), ("resnet15", "mnist")]
+
+
+def thesis_loop(model: torch.nn.Module, population: np.ndarray, x: torch.Tensor, y: torch.Tensor, loss) -> list[float]:
+    model.train()
+    out = []
+    with torch.no_grad():
+        for genome in population:
+            vector_to_parameters(torch.from_numpy(genome), model.parameters())
+            total = 0.0
+            for i in range(0, len(x), 64):
+                total += float(loss(model(x[i : i + 64]), y[i : i + 64])) * len(x[i : i + 64])
+            out.append(total / len(x))
+    return out
+
+
+def timed(fn, repeats: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=1000, help="training samples used (image tasks are cut)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--cases", nargs="+", default=[f"{m}/{t}" for m, t in CASES])
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    table = Table(title=f"population evaluation on {device} ({args.threads} thread(s))")
+    for col in ("model/task", "D", "P", "samples", "engine mode", "engine ind·samples/s", "loop ind·samples/s", "ratio"):
+        table.add_column(col)
+    for case in args.cases:
+        model_name, task_name = case.split("/")
+        task = load_task(task_name, device=device)
+        x, y = task.train.x[: args.samples], task.train.y[: args.samples]
+        model = build_model(model_name, task.input_shape, task.n_outputs, generator=torch_generator(0, "init")).to(device)
+        loss = get_loss(task.loss)
+        for size in args.sizes:
+            pop = initial_population(model, size, torch_generator(0, "population"))
+            evaluator = PopulationEvaluator(model, loss)
+            t_engine = timed(lambda: evaluator(pop, x, y), args.repeats)
+            pop_np = pop.cpu().numpy()
+            loop_model = build_model(model_name, task.input_shape, task.n_outputs).to(device)
+            t_loop = timed(lambda: thesis_loop(loop_model, pop_np, x, y, loss), args.repeats)
+            work = size * len(x)
+            table.add_row(case, str(pop.shape[1]), str(size), str(len(x)), str(evaluator.mode_used),
+                          f"{work / t_engine:,.0f}", f"{work / t_loop:,.0f}", f"{t_loop / t_engine:.1f}×")
+            Console().print(table.rows[-1] if False else f"{case} P={size}: ratio {t_loop / t_engine:.2f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

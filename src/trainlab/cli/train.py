@@ -1,0 +1,220 @@
+"""``trainlab train`` (one run, with a live progress display) and ``trainlab lr-find`` (the LR range test)."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from trainlab.budget import Budget
+from trainlab.callbacks import Callback, TrainState
+from trainlab.config import ConfigError
+from trainlab.result import RunResult
+from trainlab.trainers.schedules import SCHEDULES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROUTES = {"task": "task_options", "model": "model_options", "loss": "loss_options", "trainer": "trainer_options"}
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: JSON (``0.1``, ``true``, ``[0.9, 0.99]``, ``null``), else a TOML scalar, else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_settings(settings: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``key=value`` pairs into option mappings; ``task.``/``model.``/``loss.`` prefixes route a key
+    to those options, anything else (or ``trainer.``) is a trainer option."""
+    out: dict[str, dict[str, Any]] = {route: {} for route in ROUTES.values()}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"got {item!r}; expected key=value", param_hint="--set")
+        prefix, dot, rest = key.partition(".")
+        route = ROUTES.get(prefix) if dot else None
+        out[route or "trainer_options"][rest if route else key] = parse_value(value)
+    return out
+
+
+class RichProgress(Callback):
+    """A live progress bar over epochs (or steps) with the latest losses and metrics."""
+
+    def __init__(self, budget: Budget, console: Console):
+        self.budget, self.console = budget, console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"), console=console, transient=False,
+        )
+        self.bar: Any = None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        unit, total = ("epoch", self.budget.epochs) if self.budget.epochs else ("step", self.budget.steps)
+        self.unit = unit
+        self.progress.start()
+        self.bar = self.progress.add_task(unit + "s", total=total, info="")
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self.unit == "step":
+            self.progress.update(self.bar, completed=state.step)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        row = state.history[-1]
+        info = (
+            f"train {row['train_loss']:.4g}/{row['train_metric']:.4f}  val {row['val_loss']:.4g}/{row['val_metric']:.4f}"
+        )
+        done = state.epoch if self.unit == "epoch" else state.step
+        self.progress.update(self.bar, completed=done, info=info)
+
+    def on_fit_end(self, state: TrainState) -> None:
+        self.progress.stop()
+
+
+def summary_table(result: RunResult) -> Table:
+    """The final summary: status, selected epoch, metrics of the selected model, spending."""
+    table = Table(title=f"run {result.config.get('run_id', '')}: {result.status}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("selected epoch (best val loss)", str(result.best_epoch))
+    for key, value in result.final.items():
+        table.add_row(key, f"{value:.4f}")
+    for key, value in result.spending.to_dict().items():
+        table.add_row(key, f"{value:.2f}" if isinstance(value, float) else f"{value:,}")
+    return table
+
+
+def _model_options(activation: str | None, init: str | None, width: int | None, extra: dict[str, Any]) -> dict:
+    given = {"activation": activation, "init": init, "width": width}
+    return {**{k: v for k, v in given.items() if v is not None}, **extra}
+
+
+def _budget(epochs: int | None, steps: int | None, sample_evals: int | None, seconds: float | None) -> Budget:
+    if epochs is None and steps is None and sample_evals is None and seconds is None:
+        epochs = 20
+    return Budget(epochs=epochs, steps=steps, sample_evals=sample_evals, seconds=seconds)
+
+
+def _device(device: str) -> str:
+    from trainlab.data import resolve_device
+
+    return str(resolve_device(device))
+
+
+def common_options(f: Any) -> Any:
+    """Options shared by ``train`` and ``lr-find``."""
+    decorators = [
+        click.option("--task", required=True, help="Task name (bcw, bhp, wqc, wqr, mnist, fmnist, cifar10g, spiral)."),
+        click.option("--model", required=True, help="Model name (mlp1, mlp2, mlp5, mlp11, lenet5, ...)."),
+        click.option("--trainer", default="adam", show_default=True, help="Gradient trainer / optimizer name."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--lr", type=float, default=None, help="Learning rate (default: the optimizer's)."),
+        click.option("--batch-size", type=int, default=None, help="Mini-batch size (default 64; gd: full batch)."),
+        click.option("--loss", default=None, help="Loss name (default: the task's)."),
+        click.option("--activation", default=None, help="Model activation."),
+        click.option("--init", default=None, help="Model initialisation scheme."),
+        click.option("--width", type=int, default=None, help="Hidden width (spiral-mlp)."),
+        click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto."),
+        click.option("--data-dir", default=None, type=click.Path(), help="Root of the raw data sets."),
+        click.option(
+            "--set", "settings", multiple=True, metavar="KEY=VALUE",
+            help="Any trainer option (repeatable); task./model./loss. prefixes set those options.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+@click.command("train")
+@common_options
+@click.option("--epochs", type=int, default=None, help="Epoch budget (default 20 when no budget is given).")
+@click.option("--steps", type=int, default=None, help="Optimizer-step budget.")
+@click.option("--sample-evals", type=int, default=None, help="Budget in forward + backward sample evaluations.")
+@click.option("--seconds", type=float, default=None, help="Wall-time budget.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=None, help="Learning-rate schedule.")
+@click.option("--lr-find", "lr_find", is_flag=True, help="Run the LR finder first; use its suggestion as lr.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for result.json and model.pt.")
+def train(
+    task: str, model: str, trainer: str, seed: int, lr: float | None, batch_size: int | None, loss: str | None,
+    activation: str | None, init: str | None, width: int | None, device: str, data_dir: str | None,
+    settings: tuple[str, ...], epochs: int | None, steps: int | None, sample_evals: int | None,
+    seconds: float | None, schedule: str | None, lr_find: bool, out: str,
+) -> None:
+    """Train one model on one task and write the result (config, history, metrics, spending, environment)
+    as JSON with the selected weights into OUT."""
+    from trainlab.experiments.spec import RunSpec, execute
+    from trainlab.trainers.lr_finder import plot_lr_find
+
+    console = Console()
+    routed = parse_settings(settings)
+    flags = {"lr": lr, "batch_size": batch_size, "schedule": schedule, "lr_find": lr_find or None}
+    trainer_options = {**{k: v for k, v in flags.items() if v is not None}, **routed["trainer_options"]}
+    try:
+        budget = _budget(epochs, steps, sample_evals, seconds)
+        spec = RunSpec(
+            task=task, model=model, trainer=trainer, budget=budget, seed=seed, loss=loss,
+            task_options=routed["task_options"], model_options=_model_options(activation, init, width, routed["model_options"]),
+            trainer_options=trainer_options, loss_options=routed["loss_options"], device=_device(device),
+        )
+        result = execute(spec, data_dir=data_dir, callbacks=[RichProgress(budget, console)])
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    path = result.save(out)
+    if "lr_find" in result.records:
+        found = result.records["lr_find"][0]
+        plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"])
+        console.print(f"LR finder suggested lr = {found['suggestion']:.3g} (plot: {Path(out) / 'lr_find.png'})")
+    if result.status == "failed":
+        console.print(result.message)
+        raise click.ClickException(f"run failed; result written to {path}")
+    console.print(summary_table(result))
+    if result.status == "diverged":
+        console.print(f"[bold yellow]diverged:[/] {result.message}; the history and the best weights before it were kept")
+    console.print(f"result written to {path}")
+
+
+@click.command("lr-find")
+@common_options
+@click.option("--lr-min", type=float, default=1e-7, show_default=True)
+@click.option("--lr-max", type=float, default=10.0, show_default=True)
+@click.option("--num-steps", type=int, default=100, show_default=True)
+@click.option("--suggest", type=click.Choice(["steep", "min10"]), default="steep", show_default=True)
+@click.option("--out", default="lr_find.png", show_default=True, type=click.Path(dir_okay=False), help="Plot (PNG).")
+def lr_find(
+    task: str, model: str, trainer: str, seed: int, lr: float | None, batch_size: int | None, loss: str | None,
+    activation: str | None, init: str | None, width: int | None, device: str, data_dir: str | None,
+    settings: tuple[str, ...], lr_min: float, lr_max: float, num_steps: int, suggest: str, out: str,
+) -> None:
+    """Sweep the learning rate exponentially, plot the smoothed loss and print the suggested lr."""
+    from trainlab.trainers.lr_finder import run_lr_find
+
+    routed = parse_settings(settings)
+    options = {**routed["trainer_options"], **({"lr": lr} if lr is not None else {})}
+    if batch_size is not None:
+        options["batch_size"] = batch_size
+    try:
+        found = run_lr_find(
+            task, model, trainer, seed=seed, device=_device(device), data_dir=data_dir, loss=loss,
+            task_options=routed["task_options"], model_options=_model_options(activation, init, width, routed["model_options"]),
+            trainer_options=options, lr_min=lr_min, lr_max=lr_max, num_steps=num_steps, suggest=suggest,
+        )
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    path = found.plot(out)
+    click.echo(f"suggested lr ({suggest}): {found.suggestion:.4g}  [{len(found.lrs)} steps"
+               f"{', stopped early on divergence' if found.stopped_early else ''}; plot: {path}]")

@@ -1,0 +1,374 @@
+"""Experiment files: grid expansion, run identity, validation errors, resume, failures, executors, CLI."""
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from trainlab.budget import Budget
+from trainlab.cli.experiments import export, quickstart, run, status
+from trainlab.config import ConfigError, check_number
+from trainlab.experiments import (
+    ResultStore,
+    load_experiment,
+    parse_experiment,
+    quickstart_experiment,
+    run_experiment,
+)
+from trainlab.experiments.spec import RunSpec
+from trainlab.seeding import derive_seed
+from trainlab.trainers import TRAINERS, Trainer
+from trainlab.trainers.base import Monitor, resolve_loss
+
+SMALL = """
+[experiment]
+name = "small"
+seed = 11
+seeds = 2
+device = "cpu"
+
+[defaults]
+task = "spiral"
+model = "spiral-mlp"
+task_options = { points = 20 }
+model_options = { width = 8 }
+budget = { epochs = 3 }
+
+[trainers.fast]
+algorithm = "adam"
+lr = 0.01
+batch_size = 16
+
+[trainers.plain]
+algorithm = "sgd"
+lr = 0.1
+batch_size = 16
+
+[grid]
+trainer = ["fast", "plain"]
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "exp.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- expansion
+
+
+def test_grid_expansion_exclusions_overrides_and_seeds(tmp_path: Path) -> None:
+    text = SMALL.replace('trainer = ["fast", "plain"]', textwrap.dedent("""\
+        trainer = ["fast", "plain", "gd"]
+        "model_options.width" = [4, 8, 16]
+        task_options = { points = [10, 20] }
+
+        [[exclude]]
+        trainer = "plain"
+        "model_options.width" = [4, 16]
+
+        [[override]]
+        match = { trainer = "fast", "task_options.points" = 10 }
+        set = { "trainer_options.lr" = 0.05, budget = { steps = 7 } }
+        """))
+    exp = load_experiment(_write(tmp_path, text))
+    # independent oracle: the product minus the exclusions, × 2 seed indices
+    expected = {
+        (t, w, p, i)
+        for t, w, p, i in itertools.product(["fast", "plain", "gd"], [4, 8, 16], [10, 20], [0, 1])
+        if not (t == "plain" and w in (4, 16))
+    }
+    got = {(r.label, r.spec.model_options["width"], r.spec.task_options["points"], r.seed_index) for r in exp.runs}
+    assert got == expected and len(exp.runs) == len(expected) == 28
+    assert len({r.run_id for r in exp.runs}) == 28
+    for run in exp.runs:
+        assert run.spec.seed == derive_seed(11, run.seed_index)  # same seed for every trainer: paired runs
+        algorithm = {"fast": "adam", "plain": "sgd", "gd": "gd"}[run.label]
+        assert run.spec.trainer == run.resolved["trainer"] == algorithm
+        overridden = run.label == "fast" and run.spec.task_options["points"] == 10
+        assert run.spec.budget == (Budget(steps=7) if overridden else Budget(epochs=3))
+        if run.label == "fast":
+            assert run.spec.trainer_options["lr"] == (0.05 if overridden else 0.01)
+            assert run.resolved["trainer_options"]["betas"] == (0.9, 0.999)  # resolved defaults are stored
+        if run.label == "gd":
+            assert "lr" not in run.spec.trainer_options  # defaults of the trainer, not of other variants
+
+
+def test_grid_union_and_explicit_seed_indices() -> None:
+    data = {
+        "experiment": {"seeds": [3, 5], "seed": 1, "device": "cpu"},
+        "defaults": {"task": "spiral", "model": "spiral-mlp", "trainer": "gd", "budget": {"epochs": 1}},
+        "grid": [{"model_options": {"width": [4, 8]}}, {"trainer": ["sgd"], "loss": ["mse", "cross_entropy"]}],
+    }
+    exp = parse_experiment(data)
+    assert exp.name == "experiment" and exp.seeds == (3, 5)
+    cells = {(r.spec.trainer, r.spec.loss, r.spec.model_options.get("width")) for r in exp.runs}
+    assert cells == {("gd", None, 4), ("gd", None, 8), ("sgd", "mse", None), ("sgd", "cross_entropy", None)}
+    assert {r.spec.seed for r in exp.runs} == {derive_seed(1, 3), derive_seed(1, 5)}
+    assert len(exp.runs) == 8
+
+
+def test_run_identity_is_stable_and_ignores_spelling() -> None:
+    base = {
+        "experiment": {"device": "cpu"},
+        "defaults": {"task": "spiral", "model": "spiral-mlp", "trainer": "adam", "budget": {"epochs": 2}},
+    }
+    explicit = {
+        "defaults": {"budget": {"epochs": 2}, "trainer": "adam", "model": "spiral-mlp", "task": "spiral",
+                     "model_options": {"width": 100}, "trainer_options": {"lr": 0.001}},
+        "experiment": {"device": "cpu"},
+    }
+    changed = {**base, "defaults": {**base["defaults"], "trainer_options": {"lr": 0.002}}}
+    a, b, c = (parse_experiment(d).runs[0].run_id for d in (base, explicit, changed))
+    assert a == b != c  # explicit defaults and key order do not change identity; a value does
+    # another interpreter (other hash seed, fresh imports) computes the same identity
+    code = (
+        "from trainlab.experiments import parse_experiment;"
+        f"print(parse_experiment({base!r}).runs[0].run_id)"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == a
+    assert a == RunSpec("spiral", "spiral-mlp", "adam", Budget(epochs=2), seed=derive_seed(0, 0)).run_id()
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        (('trainer = ["fast", "plain"]', 'trainer = ["fast", "adma"]'),
+         r"exp\.toml: grid\.trainer\[1\]: got 'adma'; allowed: one of .*adam"),
+        (("lr = 0.01", "lr = -0.1"), r"exp\.toml: trainers\.fast\.lr.*got -0\.1; allowed: a number in \(0, inf\)"),
+        (("lr = 0.01", "lrr = 0.1"), r"exp\.toml: trainers\.fast\.lrr.*got 0\.1"),
+        (("budget = { epochs = 3 }", "budget = { epochs = -3 }"), r"exp\.toml: defaults\.budget\.epochs: got -3"),
+        (("budget = { epochs = 3 }", "budget = { epoch = 3 }"), r"defaults\.budget\.epoch: got 'epoch'.*epochs"),
+        (('model = "spiral-mlp"', 'model = "spiral-mpl"'), r"exp\.toml: defaults\.model: got 'spiral-mpl'"),
+        (("seeds = 2", "seeds = 0"), r"experiment\.seeds: got 0; allowed: an integer in \[1, inf\)"),
+        (("seeds = 2", "seedz = 2"), r"experiment\.seedz: got 2; allowed: a key among name"),
+        (('[grid]', '[gird]'), r"exp\.toml: gird: .*allowed: a section among experiment"),
+        (('trainer = ["fast", "plain"]', 'trainer = "fast"'), r"grid\.trainer: got 'fast'; allowed: a non-empty list"),
+        (('[grid]', '[[override]]\nset = { trainer = "plain" }\n[grid]'), r"override\[0\]\.set\.trainer"),
+        (('[grid]', '[grid]\n"model_opts.width" = [1]'), r"grid\.model_opts\.width: got 'model_opts\.width'"),
+        (('task_options = { points = 20 }', 'task_options = { points = 20 }\nloss_options = { amplitude = 2 }'),
+         r"defaults\.loss_options\.amplitude.*loss options only with a named loss"),
+    ],
+)
+def test_invalid_configs_name_file_key_value_and_allowed(tmp_path: Path, change: tuple[str, str], pattern: str) -> None:
+    assert change[0] in SMALL
+    path = _write(tmp_path, SMALL.replace(change[0], change[1], 1))
+    with pytest.raises(ConfigError, match=pattern):
+        load_experiment(path)
+
+
+def test_invalid_config_stops_cli_before_anything_runs(tmp_path: Path) -> None:
+    path = _write(tmp_path, SMALL.replace("lr = 0.01", "lr = -1.0"))
+    result = CliRunner().invoke(run, [str(path), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert result.exit_code == 1 and "trainers.fast.lr" in result.output and "-1.0" in result.output
+    assert not (tmp_path / "out").exists()
+    bad_toml = _write(tmp_path, "[experiment\nname = 1", "bad.toml")
+    result = CliRunner().invoke(run, [str(bad_toml)])
+    assert result.exit_code == 1 and "bad.toml" in result.output and "valid TOML" in result.output
+
+
+# ---------------------------------------------------------------------------------------------- failures
+
+
+@dataclass(frozen=True)
+class BoomConfig:
+    """Options of the test trainer: it raises while ``fail`` is set in ``BOOM``, else does one GD-free epoch."""
+
+    size: int = 1
+
+    def __post_init__(self) -> None:
+        check_number("size", self.size, low=1, integer=True)
+
+
+BOOM = {"fail": True}
+
+
+class Boom(Trainer):
+    name = "boom"
+
+    def fit(self, model, task, budget, seed, callbacks=(), loss=None):  # type: ignore[no-untyped-def]
+        if BOOM["fail"]:
+            raise RuntimeError("boom: simulated crash")
+        monitor = Monitor(self, model, task, resolve_loss(task, loss), budget, seed, callbacks)
+        monitor.begin()
+        while not monitor.end_epoch():
+            pass
+        return monitor.finish()
+
+
+@pytest.fixture
+def boom_trainer():  # type: ignore[no-untyped-def]
+    TRAINERS.register("boom")(lambda **options: Boom(BoomConfig(**options)))
+    BOOM["fail"] = True
+    yield
+    TRAINERS._items.pop("boom")  # noqa: SLF001 - test-only registration
+
+
+def test_failed_and_diverged_runs_are_recorded_and_never_stop_the_rest(tmp_path: Path, boom_trainer: None) -> None:
+    text = SMALL.replace('trainer = ["fast", "plain"]', 'trainer = ["boom", "fast", "wild"]') + textwrap.dedent("""
+        [trainers.wild]
+        algorithm = "gd"
+        lr = 1e30
+        """)
+    exp = load_experiment(_write(tmp_path, text))
+    first = run_experiment(exp, tmp_path / "out", progress=False)
+    assert first.counts == {"failed": 2, "ok": 2, "diverged": 2}
+    with ResultStore.open(tmp_path / "out") as store:
+        runs = store.runs_frame().set_index("label")
+        assert set(runs.loc["boom", "status"]) == {"failed"}
+        assert all("RuntimeError: boom: simulated crash" in m for m in runs.loc["boom", "message"])
+        assert set(runs.loc["wild", "status"]) == {"diverged"}
+        assert all("non-finite" in m for m in runs.loc["wild", "message"])
+        assert set(runs.loc["fast", "status"]) == {"ok"}
+    # a rerun keeps everything; --retry-failed reruns only the failed runs
+    again = run_experiment(exp, tmp_path / "out", progress=False)
+    assert again.counts == {} and "2 failed (kept" in again.plan.summary()
+    BOOM["fail"] = False
+    retried = run_experiment(exp, tmp_path / "out", progress=False, retry_failed=True)
+    assert retried.counts == {"ok": 2}
+    with ResultStore.open(tmp_path / "out") as store:
+        runs = store.runs_frame()
+        assert set(runs.loc[runs["label"] == "boom", "status"]) == {"ok"}
+        assert runs.groupby("label")["attempts"].max().to_dict() == {"boom": 2, "fast": 1, "wild": 1}
+
+
+# ---------------------------------------------------------------------------------------------- resume
+
+
+def _frames(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    with ResultStore.open(out) as store:
+        runs = store.runs_frame().sort_values("run_id").reset_index(drop=True)
+        hist = store.history_frame().sort_values(["run_id", "epoch"]).reset_index(drop=True)
+    return runs, hist
+
+
+def test_resume_after_kill_9(tmp_path: Path) -> None:
+    text = SMALL.replace("seeds = 2", "seeds = 4").replace("epochs = 3", "epochs = 12")
+    path = _write(tmp_path, text)
+    out = tmp_path / "killed"
+    code = "import sys; from trainlab.cli.experiments import run; run.main(sys.argv[1:])"
+    cmd = [sys.executable, "-c", code, str(path), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = out / "store.sqlite"
+    deadline = time.monotonic() + 120
+    ok = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            with sqlite3.connect(db, timeout=30) as conn:
+                ok = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'ok'").fetchone()[0]
+            if ok >= 2:
+                break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the experiment finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    with ResultStore.open(out) as store:
+        before = store.runs_frame().set_index("run_id")
+        finished = set(before.index[before["status"] == "ok"])
+        assert 2 <= len(finished) < 8 and (before["status"] == "running").sum() <= 1
+        # no partial rows: only finished runs have histories, each complete
+        hist = store.history_frame()
+        assert set(hist["run_id"]) == finished and len(hist) == 13 * len(finished)
+
+    report = run_experiment(load_experiment(path), out, progress=False)
+    assert report.counts == {"ok": 8 - len(finished)}
+    runs, hist = _frames(out)
+    assert len(runs) == 8 and set(runs["status"]) == {"ok"} and runs["run_id"].is_unique
+    assert not hist.duplicated(["run_id", "epoch"]).any()
+    assert hist.groupby("run_id")["epoch"].apply(list).map(lambda e: e == list(range(13))).all()
+    after = runs.set_index("run_id")
+    for run_id in finished:  # finished runs were not redone
+        assert after.loc[run_id, "finished_at"] == before.loc[run_id, "finished_at"]
+        assert after.loc[run_id, "attempts"] == 1
+    # oracle: the same experiment run without interruption gives the same numbers
+    run_experiment(load_experiment(path), tmp_path / "clean", progress=False)
+    clean_runs, clean_hist = _frames(tmp_path / "clean")
+    metrics = [c for c in runs.columns if c.startswith("final_")]
+    pd.testing.assert_frame_equal(runs[["run_id", *metrics]], clean_runs[["run_id", *metrics]])
+    numeric = ["run_id", "epoch", "train_loss", "val_loss", "test_metric", "sample_evals"]
+    pd.testing.assert_frame_equal(hist[numeric], clean_hist[numeric])
+
+
+# ---------------------------------------------------------------------------------------------- executors
+
+
+def test_process_pool_gives_the_same_results_as_inline(tmp_path: Path) -> None:
+    exp = load_experiment(_write(tmp_path, SMALL))
+    run_experiment(exp, tmp_path / "inline", progress=False)
+    report = run_experiment(exp, tmp_path / "pool", executor="process", workers=2, progress=False)
+    assert report.counts == {"ok": 4}
+    (r1, h1), (r2, h2) = _frames(tmp_path / "inline"), _frames(tmp_path / "pool")
+    pd.testing.assert_frame_equal(
+        r1.drop(columns=["seconds", "started_at", "finished_at"]), r2.drop(columns=["seconds", "started_at", "finished_at"])
+    )
+    pd.testing.assert_frame_equal(h1.drop(columns=["seconds"]), h2.drop(columns=["seconds"]))
+    with ResultStore.open(tmp_path / "inline") as a, ResultStore.open(tmp_path / "pool") as b:
+        for run_id in r1["run_id"]:
+            wa, wb = a.result(run_id).state_dict, b.result(run_id).state_dict
+            assert wa is not None and wb is not None and all((wa[k] == wb[k]).all() for k in wa)
+
+
+def test_ray_executor_gives_the_same_results_as_inline(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray", reason="ray is not installed (optional extra trainlab[ray])")
+    exp = load_experiment(_write(tmp_path, SMALL))
+    run_experiment(exp, tmp_path / "inline", progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        report = run_experiment(exp, tmp_path / "ray", executor="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert report.counts == {"ok": 4}
+    (r1, h1), (r2, h2) = _frames(tmp_path / "inline"), _frames(tmp_path / "ray")
+    metrics = ["run_id", "status", *[c for c in r1.columns if c.startswith("final_")], "best_epoch", "sample_evals"]
+    pd.testing.assert_frame_equal(r1[metrics], r2[metrics])
+    pd.testing.assert_frame_equal(h1.drop(columns=["seconds"]), h2.drop(columns=["seconds"]))
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_run_status_export(tmp_path: Path) -> None:
+    path = _write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    dry = runner.invoke(run, [str(path), "--out", str(out), "--dry-run"])
+    assert dry.exit_code == 0 and "4 runs: 0 done" in dry.output and "4 to run" in dry.output
+    assert not out.exists()
+    done = runner.invoke(run, [str(path), "--out", str(out), "--no-progress"])
+    assert done.exit_code == 0, done.output
+    shown = runner.invoke(status, [str(path), "--out", str(out)])
+    assert shown.exit_code == 0 and "4 runs: 4 done (ok 4, diverged 0), 0 to run" in shown.output
+    exported = runner.invoke(export, [str(out), "--format", "parquet"])
+    assert exported.exit_code == 0
+    frame = pd.read_parquet(out / "export" / "runs.parquet")
+    with ResultStore.open(out) as store:
+        assert sorted(frame["run_id"]) == sorted(store.runs())
+    missing = runner.invoke(export, [str(tmp_path)])
+    assert missing.exit_code == 1 and "no result store" in missing.output
+
+
+def test_quickstart_grid_uses_installed_trainers() -> None:
+    exp = quickstart_experiment()
+    tasks = {r.spec.task for r in exp.runs}
+    assert tasks == {"bcw", "spiral"} and {r.spec.model for r in exp.runs} == {"mlp1", "mlp2"}
+    assert {"sgd", "nag", "adam"} <= set(exp.labels) and all(r.spec.trainer in TRAINERS for r in exp.runs)
+    assert len(exp.runs) == 2 * 2 * len(exp.labels) * 3
+    assert quickstart.name == "quickstart"
