@@ -270,11 +270,13 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
     deadline = time.monotonic() + 120
     ok = 0
     while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            with sqlite3.connect(db, timeout=30) as conn:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
                 ok = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'ok'").fetchone()[0]
-            if ok >= 2:
-                break
+        except sqlite3.OperationalError:  # not created yet
+            ok = 0
+        if ok >= 2:
+            break
         time.sleep(0.02)
     assert proc.poll() is None, "the experiment finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)

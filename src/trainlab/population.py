@@ -82,9 +82,8 @@ def _batch_stats_bn(self: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
     operations, which vmap batches far faster than ``torch.batch_norm``'s batching rule."""
     dims = [0, *range(2, x.ndim)]
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    mean = x.mean(dims, keepdim=True)
-    var = x.var(dims, unbiased=False, keepdim=True)
-    y = (x - mean) * torch.rsqrt(var + self.eps)
+    centred = x - x.mean(dims, keepdim=True)
+    y = centred * torch.rsqrt((centred * centred).mean(dims, keepdim=True) + self.eps)
     if self.affine:
         y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
     return y
@@ -197,12 +196,12 @@ def stacked_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor, bn: 
         elif isinstance(m, _BN):
             dims = [0, *range(2 if shared else 3, h.ndim)]
             if bn == "batch":
-                mean, var = h.mean(dims, keepdim=True), h.var(dims, unbiased=False, keepdim=True)
+                h = h - h.mean(dims, keepdim=True)
+                h = h * torch.rsqrt((h * h).mean(dims, keepdim=True) + m.eps)
             else:
                 shape = (1,) * (1 if shared else 2) + (-1,) + (1,) * (h.ndim - (2 if shared else 3))
                 mean = buffers[pre + "running_mean"].reshape(shape)
-                var = buffers[pre + "running_var"].reshape(shape)
-            h = (h - mean) * torch.rsqrt(var + m.eps)
+                h = (h - mean) * torch.rsqrt(buffers[pre + "running_var"].reshape(shape) + m.eps)
             if m.affine:
                 if shared:
                     h = h.unsqueeze(1)

@@ -76,17 +76,17 @@ def mean_std(mean: float, std: float, digits: int = 4) -> str:
 
 
 def display_summary(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
-    """The summary as strings for a report: ``mean ± std``, median, ok/diverged/failed counts, spending,
+    """The summary as strings for a report: ``mean ± std``, median, ok/diverged/failed counts, spending
+    (columns that are zero throughout, such as fitness evaluations of gradient trainers, are left out),
     rank, one row per group (the task column is kept for splitting per task)."""
     out = pd.DataFrame({c: summary[c] for c in ("task", "model", "label") if c in summary.columns})
     out["mean ± std"] = [mean_std(m, s, digits) for m, s in zip(summary["mean"], summary["std"])]
     out["median"] = [f"{m:.{digits}g}" if math.isfinite(m) else "–" for m in summary["median"]]
     out["ok/div/fail"] = [f"{o}/{d}/{f}" for o, d, f in zip(summary["ok"], summary["diverged"], summary["failed"])]
-    for col in ("evals", "sample_evals"):
-        if col in summary.columns:
-            out[col] = [f"{v:.3g}" if math.isfinite(v) else "–" for v in summary[col].astype(float)]
-    if "seconds" in summary.columns:
-        out["seconds"] = [f"{v:.3g}" if math.isfinite(v) else "–" for v in summary["seconds"].astype(float)]
+    for col in SPENDING:
+        values = summary[col].astype(float) if col in summary.columns else pd.Series(dtype=float)
+        if (values.fillna(0) != 0).any():
+            out[col] = [f"{v:.3g}" if math.isfinite(v) else "–" for v in values]
     out["rank"] = [f"{r:g}" for r in summary["rank"]]
     return out
 
