@@ -358,3 +358,83 @@ def test_callback_logs_the_objective_actually_minimised() -> None:
     assert rows[-1]["grad_norms"]["total"] == pytest.approx(float(oracle.gradient().norm()), rel=1e-10)
     assert rows[-1]["loss"] == pytest.approx(float(oracle.value()), rel=1e-12)
     assert {"trace", "trace_stderr"} <= rows[-1].keys()
+
+
+# --------------------------------------------------------------------------- real tasks and models
+
+
+def _model_objective(task_name: str, model_name: str, **model_options: object) -> Objective:
+    from trainlab.data import load_task
+    from trainlab.models import build_model
+    from trainlab.seeding import torch_generator
+
+    task = load_task(task_name)
+    model = build_model(model_name, task.input_shape, task.n_outputs, generator=torch_generator(0, "init"),
+                        **model_options)
+    return Objective(model, task.train.x, task.train.y, get_loss(task.loss))
+
+
+def _check_top3(objective: Objective) -> None:
+    """Lanczos top-3 against eigvalsh of the dense float64 Hessian from ``torch.func.hessian``."""
+    dense = torch.linalg.eigvalsh(torch.func.hessian(objective.terms()[0])(objective.theta)).flip(0)
+    eig = hessian_top(objective, 3, seed=0)
+    assert ((eig.values - dense[:3]).abs() / dense[:3].abs()).max() <= 1e-6
+
+
+def test_lanczos_top3_on_spiral_mlp() -> None:
+    _check_top3(_model_objective("spiral", "spiral-mlp", width=30))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "model"), [("spiral", "spiral-mlp"), ("bcw", "mlp1")])
+def test_lanczos_top3_on_thesis_models(task: str, model: str) -> None:
+    _check_top3(_model_objective(task, model))
+
+
+def _saved_run(tmp_path):  # type: ignore[no-untyped-def]
+    from trainlab.budget import Budget
+    from trainlab.experiments.spec import RunSpec, execute
+
+    spec = RunSpec(task="spiral", model="spiral-mlp", trainer="gd", loss="mse", budget=Budget(steps=5),
+                   model_options={"width": 16}, trainer_options={"lr": 0.05, "l2": 0.01})
+    result = execute(spec)
+    assert result.status == "ok", result.message
+    result.save(tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_curvature_command_writes_numbers_and_plots(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from trainlab.cli.curvature import curvature
+    from trainlab.data import load_task
+    from trainlab.models import build_model
+    from trainlab.trainers.regularization import make_penalty
+
+    run = _saved_run(tmp_path)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(curvature, [str(run), "--top", "3", "--density", "--trace", "--ntk", "--out", str(out),
+                                         "--ntk-subset", "20", "--probes", "4", "--lanczos-steps", "20"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "curvature.json").read_text())
+    for name in ("curvature_top.png", "curvature_density.png", "curvature_ntk.png"):
+        assert (out / name).stat().st_size > 1000
+    task = load_task("spiral")
+    model = build_model("spiral-mlp", task.input_shape, task.n_outputs, width=16)
+    model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
+    objective = Objective(model, task.train.x, task.train.y, get_loss("mse"),
+                          penalty=make_penalty(model, l2=0.01))
+    h = torch.func.hessian(objective.terms()[0])(objective.theta)
+    dense = torch.linalg.eigvalsh(h).flip(0)
+    np.testing.assert_allclose(report["hessian_top"]["values"], dense[:3].numpy(), rtol=1e-6)
+    assert report["stability"]["limit"] == pytest.approx(2 / 0.05)
+    assert report["samples"] == len(task.train) and report["step"] == 5
+    low, high = report["trace"]["value"] - 4 * report["trace"]["stderr"], report["trace"]["value"] + 4 * report["trace"]["stderr"]
+    assert low <= float(torch.trace(h)) <= high
+    ntk = NTK(model, task.train.x[:20]).matrix()
+    np.testing.assert_allclose(report["ntk"]["values"], torch.linalg.eigvalsh(ntk).flip(0)[:3].numpy(), rtol=1e-6)
+    assert np.trapezoid(report["density"]["values"], report["density"]["grid"]) == pytest.approx(objective.dim, rel=1e-2)
+    bad = CliRunner().invoke(curvature, [str(tmp_path)])
+    assert bad.exit_code != 0 and "result.json" in bad.output

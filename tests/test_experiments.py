@@ -328,6 +328,7 @@ def test_process_pool_gives_the_same_results_as_inline(tmp_path: Path) -> None:
             assert wa is not None and wb is not None and all((wa[k] == wb[k]).all() for k in wa)
 
 
+@pytest.mark.slow
 def test_ray_executor_gives_the_same_results_as_inline(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray", reason="ray is not installed (optional extra trainlab[ray])")
     exp = load_experiment(_write(tmp_path, SMALL))
@@ -374,3 +375,29 @@ def test_quickstart_grid_uses_installed_trainers() -> None:
     assert {"sgd", "nag", "adam"} <= set(exp.labels) and all(r.spec.trainer in TRAINERS for r in exp.runs)
     assert len(exp.runs) == 2 * 2 * len(exp.labels) * 3
     assert quickstart.name == "quickstart"
+
+
+def test_sweep_engine_matches_single_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainlab.sweep
+
+    calls: list[int] = []
+    real = trainlab.sweep.run_sweep
+
+    def spy(specs, **options):  # type: ignore[no-untyped-def]
+        calls.append(len(specs))
+        return real(specs, **options)
+
+    monkeypatch.setattr(trainlab.sweep, "run_sweep", spy)
+    text = SMALL.replace('trainer = ["fast", "plain"]', 'trainer = ["gd", "fast"]\n"trainer_options.lr" = [0.1, 0.5]')
+    text = text.replace('lr = 0.01\nbatch_size = 16', 'batch_size = 16')
+    single = load_experiment(_write(tmp_path, text))
+    swept = load_experiment(_write(tmp_path, text.replace('device = "cpu"', 'device = "cpu"\nengine = "sweep"'), "s.toml"))
+    assert [r.run_id for r in single.runs] == [r.run_id for r in swept.runs]  # the engine is not identity
+    run_experiment(single, tmp_path / "single", progress=False)
+    report = run_experiment(swept, tmp_path / "sweep", progress=False)
+    assert calls == [4] and report.counts == {"ok": 8}  # the 4 gd runs in one sweep, adam alone
+    (r1, h1), (r2, h2) = _frames(tmp_path / "single"), _frames(tmp_path / "sweep")
+    assert list(r1["run_id"]) == list(r2["run_id"])
+    for col in ("final_train_loss", "final_test_metric", "best_epoch"):
+        assert r2[col].to_numpy() == pytest.approx(r1[col].to_numpy(), rel=1e-4, abs=1e-6), col
+    assert h2["train_loss"].to_numpy() == pytest.approx(h1["train_loss"].to_numpy(), rel=1e-4)

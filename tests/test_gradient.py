@@ -2,6 +2,7 @@
 divergence, configuration errors and reproducibility, on small synthetic tasks."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ from trainlab.budget import Budget
 from trainlab.callbacks import Callback, TrainState
 from trainlab.config import ConfigError
 from trainlab.data.task import Split, Task
-from trainlab.losses import get_loss
+from trainlab.losses import Loss, get_loss
 from trainlab.seeding import torch_generator
 from trainlab.trainers import TRAINERS, make_optimizer, make_trainer
 from trainlab.trainers.schedules import StepDecay
@@ -240,6 +241,7 @@ def test_describe_is_resolved_and_round_trips(name: str) -> None:
     described = make_trainer(name).describe()
     options = {k: v for k, v in described.items() if k != "name"}
     assert make_trainer(name, **options).describe() == described
+    assert make_trainer(name, **json.loads(json.dumps(options))).describe() == described  # as stored
     assert described["lr"] == {"adam": 1e-3, "adamw": 1e-3, "lbfgs": 1.0}.get(name, 0.01)
 
 
@@ -261,3 +263,23 @@ def test_train_epoch_applies_augmentation_and_schedule_without_monitor() -> None
     assert calls == [50, 50, 50, 50, 10]
     assert stats.steps == 5 and math.isfinite(stats.loss)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** (9 // 2))  # steps 5..9
+
+
+class StepRecordingLoss(Loss):
+    """Cross-entropy that records the step it is called with (as dynamic losses use it)."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def per_sample(self, outputs: torch.Tensor, targets: torch.Tensor, step: int = 0) -> torch.Tensor:
+        if outputs.requires_grad:  # training calls only, not the monitor's evaluations
+            self.steps.append(step)
+        return torch.nn.functional.cross_entropy(outputs, targets, reduction="none")
+
+
+def test_the_loss_sees_the_optimizer_step_index() -> None:
+    loss = StepRecordingLoss()
+    make_trainer("sgd", batch_size=64).fit(nn.Linear(5, 3), classification_task(), Budget(epochs=2), seed=0, loss=loss)
+    assert loss.steps == list(range(8))  # 210 samples / 64 -> 4 steps per epoch

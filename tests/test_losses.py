@@ -3,6 +3,7 @@ thesis 002 code transcribed), Γ(t) at hand-computed points, and the dynamic-los
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from trainlab.losses import (
     LOSSES,
     MSE,
     CrossEntropy,
+    DynamicCrossEntropy,
     DynamicSchedule,
     gamma,
     get_loss,
@@ -275,3 +277,79 @@ def test_dynamic_losses_work_under_torch_func(batch: tuple[torch.Tensor, torch.T
     batched = torch.func.vmap(lambda f: loss.weighted(z, y, f).mean())(factors)
     single = torch.stack([loss.weighted(z, y, f).mean() for f in factors])
     torch.testing.assert_close(batched, single, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------ with the trainers and experiment files
+
+GRADIENT = ["gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs"]
+
+
+class _StepSpy(DynamicCrossEntropy):
+    """Records the step each call receives (the trainers' loss-step convention)."""
+
+    def per_sample(self, outputs: torch.Tensor, targets: torch.Tensor, step: int = 0) -> torch.Tensor:
+        self.steps.append(step)  # type: ignore[attr-defined]
+        return super().per_sample(outputs, targets, step)
+
+
+@pytest.mark.parametrize("trainer", GRADIENT)
+def test_dynamic_loss_with_every_gradient_trainer(trainer: str) -> None:
+    """A = 1 trains exactly like the static loss; the loss sees steps 0, 1, 2, ... (one per optimizer step)."""
+    from trainlab.budget import Budget
+    from trainlab.data import load_task
+    from trainlab.models import build_model
+    from trainlab.seeding import torch_generator
+    from trainlab.trainers import make_trainer
+
+    task = load_task("spiral", points=20)
+    options = {} if trainer in ("gd", "lbfgs") else {"batch_size": 20}
+    weights = []
+    for loss in (get_loss("cross_entropy"), get_loss("dynamic_ce", amplitude=1.0, period=3)):
+        model = build_model("spiral-mlp", (2,), 3, width=8, generator=torch_generator(0, "init"))
+        result = make_trainer(trainer, lr=0.05, **options).fit(model, task, Budget(epochs=2), 0, loss=loss)
+        assert result.state_dict is not None
+        weights.append(result.state_dict)
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    spy = _StepSpy(amplitude=4.0, period=3)
+    object.__setattr__(spy, "steps", [])
+    model = build_model("spiral-mlp", (2,), 3, width=8, generator=torch_generator(0, "init"))
+    result = make_trainer(trainer, lr=0.05, **options).fit(model, task, Budget(steps=4), 0, loss=spy)
+    training_steps = sorted(set(spy.steps))  # type: ignore[attr-defined]
+    assert training_steps[:4] == [0, 1, 2, 3] and result.spending.steps == 4
+
+
+def test_myrtle5_experiment_file_on_a_tiny_cifar_format_set(tmp_path: Path) -> None:
+    """``experiments/myrtle5-cifar10-dynamic.toml`` validates, and one of its runs trains (two epochs,
+    narrow model) on a synthetic CIFAR-10-format folder with the dynamic cross-entropy."""
+    import hashlib
+    import pickle
+
+    from trainlab.budget import Budget
+    from trainlab.data.images import ImageOptions, load_image_task
+    from trainlab.data.root import DataFile, Dataset
+    from trainlab.experiments.config import load_experiment
+    from trainlab.models import build_model
+    from trainlab.seeding import torch_generator
+    from trainlab.trainers import make_trainer
+
+    experiment = load_experiment(Path(__file__).parents[1] / "experiments" / "myrtle5-cifar10-dynamic.toml")
+    spec = next(r.spec for r in experiment.runs if r.spec.loss_options["amplitude"] > 1)
+    assert spec.trainer == "nag" and spec.trainer_options["batch_size"] == 512 and spec.budget.epochs == 700
+    assert spec.loss == "dynamic_ce" and spec.loss_options["stop_at"] == 600 * 98
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        batch = {b"labels": list(range(10)) * 4, b"data": rng.integers(0, 256, size=(40, 3072), dtype=np.uint8)}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    files = tuple(DataFile(n, md5=hashlib.md5((folder / n).read_bytes()).hexdigest()) for n in names)
+    task = load_image_task("cifar10g", ImageOptions(n_train=100, n_test=20), tmp_path, dataset=Dataset("cifar-10", folder.name, files))
+    model = build_model(spec.model, task.input_shape, task.n_outputs, generator=torch_generator(spec.seed, "init"), width=4)
+    options = {**spec.trainer_options, "batch_size": 32}
+    loss = get_loss(spec.loss, **{**spec.loss_options, "period": 2, "stop_at": 6})
+    result = make_trainer(spec.trainer, **options).fit(model, task, Budget(epochs=2), spec.seed, loss=loss)
+    assert result.status == "ok" and result.spending.steps == 2 * 4
+    assert [row["epoch"] for row in result.history] == [0, 2] and math.isfinite(result.final["test_loss"])

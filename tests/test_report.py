@@ -363,4 +363,6 @@ def test_write_report_from_store_and_cli(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     nostore = CliRunner().invoke(report, [str(empty)])
-    assert nostore.exit_code != 0 and "no result store" in str(nostore.exception)
+    assert nostore.exit_code == 1 and "no result store" in nostore.output
+    wrong = CliRunner().invoke(report, [str(exp), "--value", "final_nope", "--out", str(out)])
+    assert wrong.exit_code == 1 and "value: got 'final_nope'" in wrong.output

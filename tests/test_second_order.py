@@ -227,3 +227,26 @@ def test_deterministic() -> None:
     task, *_ = _blobs(90)
     runs = [make_trainer("newton").fit(_linear(2, 3), task, Budget(epochs=3), seed=0) for _ in range(2)]
     assert [r["train_loss"] for r in runs[0].history] == [r["train_loss"] for r in runs[1].history]
+
+
+def test_restarts_continue_after_a_line_search_failure_on_a_relu_net() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    task = _task(x, (np.sin(2 * x[:, 0]) + x[:, 1] > 0).astype(np.int64), "classification", 2)
+    runs = [
+        make_trainer("cg", restarts=restarts).fit(
+            build_model("spiral-mlp", (2,), 2, width=6, generator=torch_generator(1, "init")),
+            task,
+            Budget(epochs=500),
+            seed=0,
+        )
+        for restarts in (0, 3)
+    ]
+    plain, restarted = runs
+    assert "precision loss" in plain.message  # the Wolfe search failed at a ReLU kink
+    stop = plain.spending.epochs
+    assert [r["train_loss"] for r in restarted.history[: stop + 1]] == [r["train_loss"] for r in plain.history]
+    assert restarted.spending.epochs > stop and "restarts" in restarted.message
+    assert min(r["train_loss"] for r in restarted.history) < 0.1 * min(r["train_loss"] for r in plain.history)
+    with pytest.raises(ConfigError, match=r"trainer\.cg\.restarts: got -1"):
+        make_trainer("cg", restarts=-1)

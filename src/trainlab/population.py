@@ -96,14 +96,17 @@ def fitness_mode(model: nn.Module, bn: str) -> Iterator[None]:
     the model afterwards."""
     modes = {m: m.training for m in model.modules()}
     model.eval()
-    patched = [m for m in model.modules() if isinstance(m, _BN)] if bn == "batch" else []
+    patched = {m: m.__dict__.get("forward") for m in model.modules() if isinstance(m, _BN)} if bn == "batch" else {}
     for m in patched:
         m.forward = types.MethodType(_batch_stats_bn, m)  # type: ignore[method-assign]
     try:
         yield
     finally:
-        for m in patched:
-            del m.forward
+        for m, previous in patched.items():
+            if previous is None:
+                del m.forward
+            else:
+                m.forward = previous  # type: ignore[method-assign]
         for m, training in modes.items():
             m.training = training
 

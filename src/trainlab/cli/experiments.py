@@ -1,7 +1,9 @@
 """``trainlab run``, ``status``, ``export`` and ``quickstart``: thin commands over :mod:`trainlab.experiments`."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -53,34 +55,38 @@ def _execute(experiment: Experiment, out: Path, executor: str | None, workers: i
         raise SystemExit(130) from None
 
 
-_EXECUTION = [
-    click.option("--out", "out", type=click.Path(file_okay=False), default=None,
-                 help="Experiment folder holding store.sqlite (default ./runs/<experiment name>)."),
-    click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-                 help="Parallel worker processes (implies --executor process when > 1)."),
-    click.option("--executor", type=click.Choice(EXECUTORS), default=None,
-                 help="inline (default), process (local pool) or ray."),
-    click.option("--address", default=None, help="Ray cluster address (with --executor ray), e.g. ray://host:10001."),
-    click.option("--retry-failed", is_flag=True, help="Also rerun runs stored as failed."),
-    click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-                 help="Raw data root (default $TRAINLAB_DATA)."),
-    click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar."),
-]
+def _execution_options(workers: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options shared by ``run`` and ``quickstart``."""
+    options = [
+        click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+                     help="Experiment folder holding store.sqlite."),
+        click.option("--workers", type=click.IntRange(min=1), default=workers, show_default=True,
+                     help="Parallel worker processes (implies --executor process when > 1)."),
+        click.option("--executor", type=click.Choice(EXECUTORS), default=None,
+                     help="inline (one process), process (local pool) or ray."),
+        click.option("--address", default=None, help="Ray cluster address (with --executor ray)."),
+        click.option("--retry-failed", is_flag=True, help="Also rerun runs stored as failed."),
+        click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                     help="Raw data root (default $TRAINLAB_DATA)."),
+        click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar."),
+    ]
 
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
 
-def _execution_options(command):  # type: ignore[no-untyped-def]
-    for option in reversed(_EXECUTION):
-        command = option(command)
-    return command
+    return decorate
 
 
 @click.command("run")
 @click.argument("experiment_file", type=click.Path(exists=True, dir_okay=False))
-@_execution_options
+@_execution_options(workers=1)
 @click.option("--dry-run", is_flag=True, help="Validate and show the plan without running anything.")
 def run(experiment_file: str, out: str | None, workers: int, executor: str | None, address: str | None,
         retry_failed: bool, data_dir: str | None, progress: bool, dry_run: bool) -> None:
-    """Expand EXPERIMENT_FILE (TOML), show the plan and run the runs not yet in the store."""
+    """Expand EXPERIMENT_FILE (TOML), show the plan and run the runs not yet in the store
+    (in --out, default ./runs/<experiment name>)."""
     console = Console(stderr=True)
     experiment = _load(experiment_file)
     folder = Path(out) if out else default_out_dir(experiment)
@@ -118,11 +124,12 @@ def export(experiment_dir: str, fmt: str, out: str | None) -> None:
 
 
 @click.command("quickstart")
-@_execution_options
+@_execution_options(workers=2)
 @click.option("--report/--no-report", default=True, show_default=True, help="Write the report at the end.")
 def quickstart(out: str | None, workers: int, executor: str | None, address: str | None, retry_failed: bool,
                data_dir: str | None, progress: bool, report: bool) -> None:
-    """Run the packaged quick-start experiment (offline data, a few minutes) and write its report."""
+    """Run the packaged quick-start experiment (offline data, a few minutes) and write its report
+    (in --out, default ./trainlab-quickstart)."""
     console = Console(stderr=True)
     folder = Path(out) if out else DEFAULT_OUT
     experiment = quickstart_experiment()

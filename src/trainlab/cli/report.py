@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from trainlab.config import ConfigError
+
 
 @click.command("report")
 @click.argument("experiment_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -22,5 +24,8 @@ def report(experiment_dir: Path, out: Path | None, value: str, alpha: float, fai
     """Write EXPERIMENT_DIR's report: per-task tables, statistical tests and figures."""
     from trainlab.report import write_report
 
-    path = write_report(experiment_dir, out, formats, value=value, alpha=alpha, failed=failed, target=target)
+    try:
+        path = write_report(experiment_dir, out, formats, value=value, alpha=alpha, failed=failed, target=target)
+    except (ConfigError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
     click.echo(f"report written to {path}")

@@ -76,7 +76,8 @@ class RichProgress(Callback):
     def on_epoch_end(self, state: TrainState) -> None:
         row = state.history[-1]
         info = (
-            f"train {row['train_loss']:.4g}/{row['train_metric']:.4f}  val {row['val_loss']:.4g}/{row['val_metric']:.4f}"
+            f"train {row['train_loss']:.4g}/{row['train_metric']:.4f}  "
+            f"val {row['val_loss']:.4g}/{row['val_metric']:.4f}"
         )
         done = state.epoch if self.unit == "epoch" else state.step
         self.progress.update(self.bar, completed=done, info=info)
@@ -168,7 +169,8 @@ def train(
         budget = _budget(epochs, steps, sample_evals, seconds)
         spec = RunSpec(
             task=task, model=model, trainer=trainer, budget=budget, seed=seed, loss=loss,
-            task_options=routed["task_options"], model_options=_model_options(activation, init, width, routed["model_options"]),
+            task_options=routed["task_options"],
+            model_options=_model_options(activation, init, width, routed["model_options"]),
             trainer_options=trainer_options, loss_options=routed["loss_options"], device=_device(device),
         )
         result = execute(spec, data_dir=data_dir, callbacks=[RichProgress(budget, console)])
@@ -184,7 +186,7 @@ def train(
         raise click.ClickException(f"run failed; result written to {path}")
     console.print(summary_table(result))
     if result.status == "diverged":
-        console.print(f"[bold yellow]diverged:[/] {result.message}; the history and the best weights before it were kept")
+        console.print(f"[bold yellow]diverged:[/] {result.message}; the history and the weights selected before it are kept")
     console.print(f"result written to {path}")
 
 
@@ -210,7 +212,8 @@ def lr_find(
     try:
         found = run_lr_find(
             task, model, trainer, seed=seed, device=_device(device), data_dir=data_dir, loss=loss,
-            task_options=routed["task_options"], model_options=_model_options(activation, init, width, routed["model_options"]),
+            task_options=routed["task_options"],
+            model_options=_model_options(activation, init, width, routed["model_options"]),
             trainer_options=options, lr_min=lr_min, lr_max=lr_max, num_steps=num_steps, suggest=suggest,
         )
     except ConfigError as err:

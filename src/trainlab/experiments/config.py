@@ -113,6 +113,11 @@ def _matches(view: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
     return True
 
 
+def _view(flat: Flat, label: str) -> dict[str, Any]:
+    """What ``[[exclude]]`` and ``[[override]]`` match against: ``trainer`` is the label."""
+    return {k: v for k, (v, _) in flat.items()} | {"trainer": label, "algorithm": flat["trainer"][0]}
+
+
 def _split_options(flat: Flat) -> dict[str, dict[str, Any]]:
     options: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     for key, (value, _) in flat.items():
@@ -146,15 +151,43 @@ class _Parser:
         for key in data:
             if key not in TOP_LEVEL:
                 raise self.error(key, data[key], "a section among " + ", ".join(TOP_LEVEL))
-        exp = self.table(data, "experiment")
+        settings = self.settings(self.table(data, "experiment"), default_name)
+        defaults: Flat = {}
+        for key, value in self.table(data, "defaults").items():
+            self.check_key(key, f"defaults.{key}", whole_sections=True)
+            self.put(defaults, key, value, f"defaults.{key}")
+        variants = self.variants(self.table(data, "trainers"))
+        excludes = [self.match(m, f"exclude[{i}]") for i, m in enumerate(self.array(data, "exclude"))]
+        overrides = [self.override(o, f"override[{i}]") for i, o in enumerate(self.array(data, "override"))]
+        fixed: Flat = {"device": (auto_device(settings["device"]), "experiment.device")}
+        if settings["eval_every"] is not None:
+            fixed["@eval_every"] = (settings["eval_every"], "experiment.eval_every")
+
+        cells: list[tuple[str, Flat]] = []
+        for axes in self.grids(data.get("grid")):
+            keys = [key for key, _ in axes]
+            for combo in itertools.product(*(values for _, values in axes)):
+                label, flat = self.compose(defaults, variants, list(zip(keys, combo)))
+                if any(_matches(_view(flat, label), m) for m in excludes):
+                    continue
+                for match, changes in overrides:
+                    if _matches(_view(flat, label), match):
+                        for key, (value, where) in changes.items():
+                            self.put(flat, key, value, where)
+                cells.append((label, flat | fixed))
+        return Experiment(
+            runs=tuple(self.expand(cells, settings["seed"], settings["seeds"])), text=text, source=self.source,
+            **{k: settings[k] for k in ("name", "seed", "seeds", "engine", "weights", "description")},
+        )
+
+    def settings(self, exp: Mapping[str, Any], default_name: str) -> dict[str, Any]:
+        """The ``[experiment]`` table, validated, with defaults filled in."""
         for key in exp:
             if key not in EXPERIMENT_KEYS:
                 raise self.error(f"experiment.{key}", exp[key], "a key among " + ", ".join(EXPERIMENT_KEYS))
         name = exp.get("name", default_name)
         if not isinstance(name, str) or not name or "/" in name:
             raise self.error("experiment.name", name, "a non-empty string without '/'")
-        seed = self.number("experiment.seed", exp.get("seed", 0), low=0)
-        seeds = self.seeds(exp.get("seeds", 1))
         device = exp.get("device", "auto")
         if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
             raise self.error("experiment.device", device, "auto, cpu, cuda or cuda:N")
@@ -169,38 +202,11 @@ class _Parser:
         weights = exp.get("weights", True)
         if not isinstance(weights, bool):
             raise self.error("experiment.weights", weights, "true or false")
-
-        defaults: Flat = {}
-        for key, value in self.table(data, "defaults").items():
-            self.check_key(key, f"defaults.{key}", whole_sections=True)
-            self.put(defaults, key, value, f"defaults.{key}")
-        variants = self.variants(self.table(data, "trainers"))
-        excludes = [self.match(m, f"exclude[{i}]") for i, m in enumerate(self.array(data, "exclude"))]
-        overrides = [self.override(o, f"override[{i}]") for i, o in enumerate(self.array(data, "override"))]
-
-        cells: list[tuple[str, Flat]] = []
-        for grid_where, axes in self.grids(data.get("grid")):
-            keys = [key for key, _ in axes]
-            for combo in itertools.product(*(values for _, values in axes)):
-                flat = self.compose(defaults, variants, list(zip(keys, combo)))
-                label = flat.pop("@label")[0]
-                view = {k: v for k, (v, _) in flat.items()} | {"trainer": label, "algorithm": flat["trainer"][0]}
-                if any(_matches(view, m) for m in excludes):
-                    continue
-                for match, changes in overrides:
-                    if _matches(view, match):
-                        for key, (value, where) in changes.items():
-                            self.put(flat, key, value, where)
-                        view = {k: v for k, (v, _) in flat.items()} | {"trainer": label, "algorithm": view["algorithm"]}
-                if eval_every is not None:
-                    flat.setdefault("@eval_every", (eval_every, "experiment.eval_every"))
-                flat["device"] = (auto_device(device), "experiment.device")
-                cells.append((label, flat))
-        runs = self.expand(cells, seed, seeds)
-        return Experiment(
-            name=name, runs=tuple(runs), seed=seed, seeds=seeds, engine=engine, weights=weights,
-            description=str(exp.get("description", "")), source=self.source, text=text,
-        )
+        return {
+            "name": name, "device": device, "engine": engine, "eval_every": eval_every, "weights": weights,
+            "seed": self.number("experiment.seed", exp.get("seed", 0), low=0),
+            "seeds": self.seeds(exp.get("seeds", 1)), "description": str(exp.get("description", "")),
+        }
 
     def table(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
         value = data.get(key, {})
@@ -291,10 +297,10 @@ class _Parser:
             flat[key] = (value, sub)
         return self.match(match, f"{where}.match"), flat
 
-    def grids(self, grid: Any) -> list[tuple[str, list[tuple[str, list[tuple[Any, str]]]]]]:
-        """Each sub-grid as (key path, axes); an axis is (key, [(value, key path), ...])."""
+    def grids(self, grid: Any) -> list[list[tuple[str, list[tuple[Any, str]]]]]:
+        """The axes of each sub-grid; an axis is (key, [(value, key path), ...])."""
         if grid is None:
-            return [("grid", [])]
+            return [[]]
         if isinstance(grid, Mapping):
             tables = [("grid", grid)]
         elif isinstance(grid, list) and grid and all(isinstance(g, Mapping) for g in grid):
@@ -311,7 +317,7 @@ class _Parser:
                     continue
                 self.check_key(key, f"{base}.{key}", whole_sections=True)
                 axes.append(self.axis(key, values, f"{base}.{key}"))
-            out.append((base, axes))
+            out.append(axes)
         return out
 
     def axis(self, key: str, values: Any, where: str) -> tuple[str, list[tuple[Any, str]]]:
@@ -320,8 +326,10 @@ class _Parser:
         return key, [(v, f"{where}[{i}]") for i, v in enumerate(values)]
 
     # ------------------------------------------------------------------ cells
-    def compose(self, defaults: Flat, variants: dict[str, Flat], combo: Sequence[tuple[str, tuple[Any, str]]]) -> Flat:
-        """defaults < trainer variant < grid values; the trainer label is kept under ``@label``."""
+    def compose(
+        self, defaults: Flat, variants: dict[str, Flat], combo: Sequence[tuple[str, tuple[Any, str]]]
+    ) -> tuple[str, Flat]:
+        """(trainer label, cell): defaults < trainer variant < grid values."""
         grid: Flat = {}
         for key, (value, where) in combo:
             self.put(grid, key, value, where)
@@ -331,8 +339,7 @@ class _Parser:
         flat = dict(defaults)
         flat.update(variants.get(label, {"trainer": (label, label_where)}))
         flat.update({k: v for k, v in grid.items() if k != "trainer"})
-        flat["@label"] = (label, label_where)
-        return flat
+        return label, flat
 
     def expand(self, cells: list[tuple[str, Flat]], seed: int, seeds: tuple[int, ...]) -> list[PlannedRun]:
         """Validate each cell once, then make one run per seed index; identical runs are merged."""

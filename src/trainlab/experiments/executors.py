@@ -12,6 +12,7 @@ callback in the calling process.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing
 import queue
 import traceback
@@ -78,7 +79,7 @@ def _failed(spec: RunSpec, run_id: str, err: BaseException) -> RunResult:
         best_epoch=0,
         spending=Spending(),
         config={"run_id": run_id, **spec.to_dict()},
-        environment=environment(spec.device if spec.device != "cuda" or torch.cuda.is_available() else "cpu"),
+        environment=environment("cpu" if spec.device.startswith("cuda") and not torch.cuda.is_available() else spec.device),
         message=f"{type(err).__name__}: {err}\n{''.join(traceback.format_exception(err))}",
     )
 
@@ -102,7 +103,8 @@ def run_job(job: Job, emit: Callable[[Event], None] | None = None) -> list[Outco
 
 
 def _run_sweep(job: Job, emit: Callable[[Event], None] | None) -> list[Outcome]:
-    """Train the job's runs together with ``trainlab.sweep.run_sweep`` (same task, model and budget)."""
+    """Train the job's runs together with :func:`trainlab.sweep.run_sweep`; if the engine refuses them
+    (for example two loss formulas), run them one by one."""
     from trainlab.data import load_task
     from trainlab.sweep import run_sweep
 
@@ -114,22 +116,26 @@ def _run_sweep(job: Job, emit: Callable[[Event], None] | None) -> list[Outcome]:
     try:
         metric = load_task(first.task, data_dir=job.data_dir, **first.task_options).metric
         results = run_sweep(list(job.specs), data_dir=job.data_dir)
+    except ConfigError:
+        return run_job(dataclasses.replace(job, sweep=False), emit)
     except Exception as err:  # noqa: BLE001 - a failed sweep fails its runs, not the experiment
         metric, results = None, [_failed(s, r, err) for r, s in zip(job.run_ids, job.specs)]
     finished = utc_now()
-    for run_id, spec, result in zip(job.run_ids, job.specs, results):
-        if not result.config:
-            resolved = spec.resolved()
-            result.config = {"run_id": run_id, **resolved.to_dict()}
     return [Outcome(r, res, metric, started, finished) for r, res in zip(job.run_ids, results)]
 
 
-def _worker_init() -> None:
+_CHANNEL: Any = None
+"""In a pool worker: the queue that carries progress events to the parent."""
+
+
+def _worker_init(channel: Any) -> None:
+    global _CHANNEL
+    _CHANNEL = channel
     torch.set_num_threads(1)
 
 
-def _pool_job(job: Job, events: Any) -> list[Outcome]:
-    return run_job(job, events.put)
+def _pool_job(job: Job) -> list[Outcome]:
+    return run_job(job, _CHANNEL.put)
 
 
 class Executor(ABC):
@@ -155,20 +161,20 @@ class ProcessExecutor(Executor):
 
     def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
         context = multiprocessing.get_context("spawn")
-        with context.Manager() as manager:
-            channel = manager.Queue()
-            pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init)
-            try:
-                pending = {pool.submit(_pool_job, job, channel): job for job in jobs}
-                while pending:
-                    done, _ = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
-                    _drain(channel, events)
-                    for future in done:
-                        job = pending.pop(future)
-                        yield job, _collect(job, future.result, events)
+        channel = context.Queue()
+        pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init, initargs=(channel,))
+        try:
+            pending = {pool.submit(_pool_job, job): job for job in jobs}
+            while pending:
+                done, _ = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
                 _drain(channel, events)
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+                for future in done:
+                    job = pending.pop(future)
+                    yield job, _collect(job, future.result)
+            _drain(channel, events)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            channel.close()
 
 
 class RayExecutor(Executor):
@@ -195,7 +201,7 @@ class RayExecutor(Executor):
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 job = pending.pop(ready[0])
-                yield job, _collect(job, lambda: ray.get(ready[0]), events)
+                yield job, _collect(job, lambda: ray.get(ready[0]))
         finally:
             if started_here:
                 ray.shutdown()
@@ -206,7 +212,7 @@ def _ray_job(job: Job) -> list[Outcome]:
     return run_job(job)
 
 
-def _collect(job: Job, get: Callable[[], list[Outcome]], events: Events) -> list[Outcome]:
+def _collect(job: Job, get: Callable[[], list[Outcome]]) -> list[Outcome]:
     """The job's outcomes; a worker that died or raised fails the job's runs instead of the experiment."""
     try:
         return get()

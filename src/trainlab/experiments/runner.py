@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from trainlab.config import ConfigError
 from trainlab.experiments.config import Experiment, PlannedRun, load_experiment
 from trainlab.experiments.executors import Event, Executor, Job, Outcome, make_executor
 from trainlab.experiments.store import STORE_NAME, ResultStore
@@ -74,23 +75,32 @@ def default_out_dir(experiment: Experiment) -> Path:
 
 
 def _jobs(plan: Plan, data_dir: str | None) -> list[Job]:
-    if plan.experiment.engine != "sweep":
-        return [Job((r.run_id,), (r.spec,), data_dir) for r in plan.todo]
+    """One job per run; with ``engine = "sweep"``, one job per group of runs the sweep engine accepts."""
+    single = list(plan.todo)
     groups: dict[str, list[PlannedRun]] = {}
-    for run in plan.todo:
-        groups.setdefault(_sweep_key(run), []).append(run)
-    return [
-        Job(tuple(r.run_id for r in runs), tuple(r.spec for r in runs), data_dir, sweep=len(runs) > 1)
-        for runs in groups.values()
-    ]
+    if plan.experiment.engine == "sweep":
+        from trainlab.sweep import check_compatible
+
+        for run in plan.todo:
+            groups.setdefault(_sweep_key(run), []).append(run)
+        single = []
+        for key, runs in list(groups.items()):
+            try:
+                check_compatible([r.spec for r in runs])
+            except ConfigError:
+                single += groups.pop(key)
+                continue
+            if len(runs) == 1:
+                single += groups.pop(key)
+    jobs = [Job(tuple(r.run_id for r in runs), tuple(r.spec for r in runs), data_dir, sweep=True)
+            for runs in groups.values()]
+    return jobs + [Job((r.run_id,), (r.spec,), data_dir) for r in single]
 
 
 def _sweep_key(run: PlannedRun) -> str:
-    """Runs the sweep engine can train together: all but seed, loss options and learning rate equal."""
-    spec = dict(run.resolved)
-    spec.pop("seed")
-    spec.pop("loss_options")
-    spec["trainer_options"] = {k: v for k, v in spec["trainer_options"].items() if k != "lr"}
+    """Runs that may share a sweep: equal but for seed, learning rate and loss parameters."""
+    spec = {k: v for k, v in run.resolved.items() if k not in ("seed", "loss_options", "trainer_options")}
+    spec["trainer_options"] = {k: v for k, v in run.resolved["trainer_options"].items() if k != "lr"}
     return repr(sorted((k, repr(v)) for k, v in spec.items()))
 
 
@@ -194,10 +204,13 @@ def run_experiment(
         runs = {r.run_id: r for r in plan.todo}
         jobs = _jobs(plan, None if data_dir is None else str(data_dir))
         started: dict[str, str] = {}
+        finished: set[str] = set()
 
         with _Display(plan, console, progress) as display:
 
             def on_event(event: Event) -> None:
+                if event[1] in finished:  # a late event of a run already saved
+                    return
                 if event[0] == "start":
                     started[event[1]] = event[2]
                     store.mark_running(event[1], event[2])
@@ -212,6 +225,7 @@ def run_experiment(
                         metric=outcome.metric, started_at=started.get(run.run_id, outcome.started_at),
                         finished_at=outcome.finished_at, weights=experiment.weights,
                     )
+                    finished.add(run.run_id)
                     report.counts[outcome.result.status] = report.counts.get(outcome.result.status, 0) + 1
                     display.finished(outcome)
         return report

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,7 +215,8 @@ def train_epoch(
 
     ``step`` is the index of the first optimizer step (for dynamic losses and schedules); with a
     ``monitor`` its step count is used instead, every step is ticked and the epoch ends early when the
-    monitor says stop. Returns the spending of this epoch.
+    monitor says stop. A non-finite batch loss ends the epoch (``stopped``; the monitor, if any, marks
+    the run diverged). Returns the spending of this epoch.
     """
     rule = rule or StepRule()
     model.train()
@@ -229,7 +231,7 @@ def train_epoch(
     augment = task.augment
     closure_needed = isinstance(optimizer, torch.optim.LBFGS)
     stats = EpochStats()
-    loss_sum: Tensor | float = 0.0
+    loss_sum = 0.0
     seen = 0
     t = monitor.state.step if monitor is not None else step
     for start, end in zip(starts, ends):
@@ -240,7 +242,6 @@ def train_epoch(
             x, y = x_all[idx], y_all[idx]
         if augment is not None:
             x = augment(x, augment_generator if augment_generator is not None else generator)
-        lr = None
         if rule.schedule is not None:
             lr, mom = apply_schedule(optimizer, rule.schedule, t, rule.momentum_key)
             if monitor is not None:
@@ -278,14 +279,16 @@ def train_epoch(
         if rule.averager is not None:
             rule.averager.update(model)
         stats.steps += 1
-        seen += b
         t += 1
-        loss_sum = loss_sum + value * b
-        if monitor is not None and monitor.tick(fwd, bwd, loss=value):
+        current = float(value)
+        loss_sum += current * b
+        seen += b
+        finite = math.isfinite(current)
+        if (monitor is not None and monitor.tick(fwd, bwd, loss=None if finite else value)) or not finite:
             stats.stopped = True
             break
     if seen:
-        stats.loss = float(loss_sum) / seen
+        stats.loss = loss_sum / seen
     return stats
 
 
@@ -376,7 +379,9 @@ class GradientTrainer(Trainer):
             )
         momentum_key = spec.momentum_key if _base_momentum(cfg.optimizer_options) > 0 else None
         averager = WeightAverager(model, cfg.averaging, cfg.ema_decay) if cfg.averaging != "none" else None
-        rule = StepRule(schedule, momentum_key, penalty, cfg.clip_norm, cfg.clip_value, cfg.decoupled_weight_decay, averager)
+        rule = StepRule(
+            schedule, momentum_key, penalty, cfg.clip_norm, cfg.clip_value, cfg.decoupled_weight_decay, averager
+        )
         monitor.state.lr = schedule.lr(0) if schedule is not None else lr
         if spec.momentum_key == "momentum" and spec.cls is torch.optim.SGD:
             monitor.state.momentum = float(cfg.optimizer_options["momentum"])

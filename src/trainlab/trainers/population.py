@@ -8,7 +8,8 @@ when better).
 
 Fitness = the training loss (the task's loss or the one given to ``fit``) of each genome, on the whole
 training split or, with ``fitness_batch``, on one minibatch shared by a generation. One "epoch" is
-``evals_per_epoch`` fitness evaluations (thesis 000: 210, so ``Budget(epochs=20)`` = 4,200 evaluations);
+``evals_per_epoch`` fitness evaluations (thesis 000: 210, so ``Budget(epochs=20)`` = 4,200 evaluations;
+in a hybrid's gradient epoch, one of them evaluates the gradient epoch's result);
 at its end the best individual is loaded into the model, its batch-norm statistics are recalibrated
 over the training split (monitoring, not counted in the spending), and the history row is recorded.
 
@@ -180,13 +181,14 @@ class PopulationTrainer(Trainer):
         epoch = 0
         stop = False
         while not stop:
-            target = (epoch + 1) * cfg.evals_per_epoch
+            gd_now = self.memetic and (epoch + 1) % cfg.gd_every == 0
+            target = (epoch + 1) * cfg.evals_per_epoch - int(gd_now)  # the gradient result's evaluation
             while problem.evals < target and not stop:
                 draw_batch()
                 searcher.step(target - problem.evals)
                 stop = tick()
             epoch += 1
-            if self.memetic and not stop and epoch % cfg.gd_every == 0:
+            if gd_now and not stop:
                 data[0], data[1] = x_train, y_train
                 stop = self._gradient_epoch(model, task, loss, layout, searcher, problem, monitor, gd_gen)
                 stop = tick() or stop

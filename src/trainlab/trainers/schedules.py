@@ -151,9 +151,8 @@ def make_schedule(
     if name == "warmup":
         return Warmup(lr, max(1, round(warmup_epochs * steps_per_epoch)))
     if name == "one-cycle":
-        return OneCycle(
-            lr, max(1, total_steps or 1), pct_start, div, div_final, None if moms is None else tuple(moms)  # type: ignore[arg-type]
-        )
+        cycle = None if moms is None else (float(moms[0]), float(moms[1]), float(moms[2]))
+        return OneCycle(lr, max(1, total_steps or 1), pct_start, div, div_final, cycle)
     raise ConfigError(where, name, "one of " + ", ".join(SCHEDULES))
 
 

@@ -14,7 +14,9 @@ parameter, evaluated with ``torch.func.functional_call`` on the whole training s
 * ``bfgs``: SciPy's BFGS with a dense inverse-Hessian approximation and a strong-Wolfe line search
   (c₁ = 1e-4, c₂ = 0.9).
 
-CG and BFGS are driven by exact back-propagated gradients. One "epoch" is one iteration.
+CG and BFGS are driven by exact back-propagated gradients. ReLU networks are only piecewise smooth,
+so a Wolfe line search can fail at a kink ("precision loss"); ``restarts`` then restarts SciPy from
+the current iterate (steepest descent again, BFGS matrix reset). One "epoch" is one iteration.
 
 Objective mode. Dropout (and every other module) is in eval mode; batch-norm layers normalise with
 the statistics of the full training batch and do not touch their running statistics, so f is a
@@ -292,14 +294,17 @@ class Newton(Trainer):
 
 @dataclass(frozen=True)
 class ScipyConfig:
-    """Options of ``cg`` and ``bfgs``: stop when max |gradient| <= ``gtol`` (SciPy's test)."""
+    """Options of ``cg`` and ``bfgs``: stop when max |gradient| <= ``gtol`` (SciPy's test); after a
+    line-search failure restart SciPy from the current iterate up to ``restarts`` times."""
 
     gtol: float = 1e-5
+    restarts: int = 0
     max_params: int = 1_000_000
     dtype: str = "float64"
 
     def __post_init__(self) -> None:
         check_number("gtol", self.gtol, low=0)
+        check_number("restarts", self.restarts, low=0, integer=True)
         check_number("max_params", self.max_params, low=1, integer=True)
         _check_dtype(self.dtype)
 
@@ -347,15 +352,17 @@ class _ScipyTrainer(Trainer):
                 stopped.append(True)
                 raise StopIteration
 
-        x0 = objective.get().cpu().numpy().astype(np.float64)
-        result = scipy.optimize.minimize(
-            fun, x0, jac=True, method=self.method, callback=callback, options={"gtol": cfg.gtol, "maxiter": 2**62}
-        )
+        options = {"gtol": cfg.gtol, "maxiter": 2**62}
+        for restart in range(cfg.restarts + 1):
+            x0 = objective.get().cpu().numpy().astype(np.float64)
+            result = scipy.optimize.minimize(fun, x0, jac=True, method=self.method, callback=callback, options=options)
+            if stopped or result.success or result.nit == 0:
+                break
         forward, backward = objective.take_spent()
         if forward or backward:
             monitor.tick(forward, backward, steps=0)
         if not stopped and not monitor.message:
-            monitor.message = f"scipy {self.method}: {result.message}"
+            monitor.message = f"scipy {self.method}: {result.message}" + (f" ({restart} restarts)" if restart else "")
         return monitor.finish({"trainer": self.describe()})
 
 

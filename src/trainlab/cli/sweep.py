@@ -1,0 +1,112 @@
+"""``trainlab dynamic-loss``: Γ(t) plots, contour figures of swept experiments, the long-run dynamics
+panel and the instability threshold against 1/lr (thin wrappers over ``trainlab.losses``,
+``trainlab.dynamics`` and ``trainlab.report``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trainlab.budget import Budget
+from trainlab.experiments.spec import RunSpec
+
+
+@click.group("dynamic-loss")
+def dynamic_loss() -> None:
+    """Dynamic loss functions (thesis 002): Γ(t), contour figures, dynamics panel, threshold."""
+
+
+@dynamic_loss.command("gamma")
+@click.option("--amplitude", "-A", type=float, required=True, help="Amplitude A ≥ 1.")
+@click.option("--period", "-T", type=float, required=True, help="Period T in steps.")
+@click.option("--classes", "-C", type=int, default=3, show_default=True)
+@click.option("--steps", type=int, default=None, help="Steps to draw (default: 2 C T).")
+@click.option("--raw", is_flag=True, help="Raw factors Γ̂ instead of the normalised Γ.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("gamma.png"), show_default=True)
+def gamma(amplitude: float, period: float, classes: int, steps: int | None, raw: bool, out: Path) -> None:
+    """Plot Γ_j(t), one line per class."""
+    from trainlab.losses import DynamicSchedule
+    from trainlab.report import save_figure
+
+    ax = DynamicSchedule(amplitude, period, normalise=not raw).plot(steps or int(2 * classes * period), classes)
+    click.echo("\n".join(str(p) for p in save_figure(ax.figure, out.with_suffix(""), formats=(out.suffix[1:] or "png",))))
+
+
+@dynamic_loss.command("contours")
+@click.argument("store_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Figure path without suffix.")
+@click.option("--value", type=click.Choice(["end", "final"]), default="end", show_default=True,
+              help="Accuracy at the end of training, or of the best-validation selection.")
+def contours(store_dir: Path, out: Path, value: str) -> None:
+    """Train/test accuracy contours over (T, A) per width from an experiment's result store."""
+    from trainlab.dynamics import contour_figure, with_end_metrics
+    from trainlab.experiments import ResultStore
+    from trainlab.report import save_figure
+
+    with ResultStore.open(store_dir) as store:
+        runs = with_end_metrics(store.runs_frame(), store.history_frame())
+    for path in save_figure(contour_figure(runs, value=value, title=store_dir.name), out):
+        click.echo(str(path))
+
+
+def _spec(loss: str, amplitude: float, period: float, steps: int, lr: float, width: int, seed: int) -> RunSpec:
+    return RunSpec(
+        "spiral", "spiral-mlp", "gd", Budget(steps=steps), seed=seed, loss=loss,
+        model_options={"width": width, "init": "standard"}, trainer_options={"lr": lr, "eval_every": steps},
+        loss_options={"amplitude": amplitude, "period": period, "total_steps": steps},
+    )
+
+
+_RUN_OPTIONS = [
+    click.option("--loss", type=click.Choice(["dynamic_ce", "dynamic_mse1", "dynamic_mse2"]), default="dynamic_ce"),
+    click.option("--amplitude", "-A", type=float, default=70.0, show_default=True),
+    click.option("--period", "-T", type=float, default=5000, show_default=True),
+    click.option("--steps", type=int, default=70000, show_default=True),
+    click.option("--width", type=int, default=100, show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--every", type=int, default=10, show_default=True, help="Dynamics record interval."),
+    click.option("--curvature-every", type=int, default=500, show_default=True, help="Hessian/NTK interval."),
+]
+
+
+def _run_options(func):  # noqa: ANN001, ANN202 - click decorator stack
+    for option in reversed(_RUN_OPTIONS):
+        func = option(func)
+    return func
+
+
+@dynamic_loss.command("long-run")
+@_run_options
+@click.option("--lr", type=float, default=1.0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for result.json and the panel.")
+def long_run_command(loss: str, amplitude: float, period: float, steps: int, width: int, seed: int, every: int,
+                     curvature_every: int, lr: float, out: Path) -> None:
+    """One long spiral run with the dynamics panel (Γ, F, L, ΔL, accuracy, Hessian top-3, NTK)."""
+    from trainlab.dynamics import dynamics_panel, long_run
+    from trainlab.report import save_figure
+
+    result = long_run(_spec(loss, amplitude, period, steps, lr, width, seed), every=every, curvature_every=curvature_every)
+    click.echo(str(result.save(out)))
+    title = f"{loss}, width {width}, A = {amplitude:g}, T = {period:g}, lr = {lr:g}"
+    for path in save_figure(dynamics_panel(result, title=title), out / "dynamics"):
+        click.echo(str(path))
+
+
+@dynamic_loss.command("threshold")
+@_run_options
+@click.option("--lr", "lrs", type=float, multiple=True, required=True, help="Learning rates (repeat the option).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the table and figure.")
+def threshold(loss: str, amplitude: float, period: float, steps: int, width: int, seed: int, every: int,
+              curvature_every: int, lrs: tuple[float, ...], out: Path) -> None:
+    """λ_max at the onset of instability for several learning rates, against 1/lr."""
+    from trainlab.dynamics import long_run, threshold_figure, threshold_table
+    from trainlab.report import save_figure
+
+    results = [long_run(_spec(loss, amplitude, period, steps, lr, width, seed), every=every,
+                        curvature_every=curvature_every) for lr in lrs]
+    table = threshold_table(results)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "threshold.csv", index=False)
+    click.echo(table.to_string(index=False))
+    for path in save_figure(threshold_figure(table), out / "threshold"):
+        click.echo(str(path))
