@@ -24,7 +24,7 @@ from trainlab.models import build_model
 from trainlab.population import PopulationEvaluator, initial_population
 from trainlab.seeding import torch_generator
 
-CASES = {"mlp2/bcw": None, "mlp11/wqc": None, "lenet5/mnist": 512, "resnet15/mnist": 32}
+CASES = {"mlp2/bcw": None, "mlp11/wqc": 1000, "lenet5/mnist": 256, "resnet15/mnist": 8}
 """Case → training samples used (None: the whole training split; image tasks are cut to keep the
 thesis-style loop affordable on a CPU)."""
 
@@ -80,9 +80,9 @@ def main() -> None:
             loop_model = build_model(model_name, task.input_shape, task.n_outputs).to(device)
             t_loop = timed(lambda: thesis_loop(loop_model, pop_np, x, y, loss), args.repeats)
             work = size * len(x)
-            table.add_row(case, str(pop.shape[1]), str(size), str(len(x)), str(evaluator.mode_used),
+            table.add_row(case, str(pop.shape[1]), str(size), str(len(x)), f"{evaluator.mode_used} (chunk {evaluator.chunk_used or size})",
                           f"{work / t_engine:,.0f}", f"{work / t_loop:,.0f}", f"{t_loop / t_engine:.1f}×")
-            Console().print(f"{case} P={size}: engine {evaluator.mode_used} ratio {t_loop / t_engine:.2f}")
+            Console().print(f"{case} P={size}: engine {evaluator.mode_used}/{evaluator.chunk_used} ratio {t_loop / t_engine:.2f}")
     Console().print(table)
 
 

@@ -100,7 +100,7 @@ def _race(title: str, task: Task, build: Callable[[], nn.Module], target: float,
     ref = rows["bfgs"][1]
     for name, (result, hit) in rows.items():
         final = min(row["train_loss"] for row in result.history)
-        why = result.message.split(".")[0] or "budget"
+        why = result.message.replace("Desired error not necessarily achieved due to ", "") or "budget"
         if hit is None or ref is None:
             table.add_row(name, "not reached", "—", "—", "—", f"{final:.5f}", why)
             continue

@@ -97,3 +97,12 @@ def test_lr_find_command_prints_the_suggestion_and_plots(tmp_path) -> None:
     assert png.read_bytes()[:4] == b"\x89PNG"
     res = CliRunner().invoke(lr_find, [*SPIRAL, "--trainer", "shade", "--out", str(png)])
     assert res.exit_code != 0 and "trainer: got 'shade'" in res.output
+
+
+def test_failed_run_exits_non_zero_and_keeps_the_record(tmp_path) -> None:
+    out = tmp_path / "failed"
+    res = CliRunner().invoke(train, ["--task", "wqc", "--model", "mlp1", "--epochs", "1", "--device", "cpu",
+                                     "--data-dir", str(tmp_path / "nowhere"), "--out", str(out)])
+    assert res.exit_code == 1
+    assert "run failed" in res.output
+    assert RunResult.load(out).status == "failed"

@@ -438,3 +438,25 @@ def test_curvature_command_writes_numbers_and_plots(tmp_path) -> None:  # type: 
     assert np.trapezoid(report["density"]["values"], report["density"]["grid"]) == pytest.approx(objective.dim, rel=1e-2)
     bad = CliRunner().invoke(curvature, [str(tmp_path)])
     assert bad.exit_code != 0 and "result.json" in bad.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lr", [0.12, 0.2])
+def test_edge_of_stability_on_the_spiral(lr: float) -> None:
+    """Full-batch GD with MSE on the spiral (Cohen et al. 2021): the sharpness rises to 2/lr and hovers
+    there instead of growing past it, while the training loss keeps falling."""
+    from trainlab.budget import Budget
+    from trainlab.experiments.spec import RunSpec, execute
+
+    spec = RunSpec(task="spiral", model="spiral-mlp", trainer="gd", loss="mse", budget=Budget(steps=4000),
+                   trainer_options={"lr": lr, "eval_every": 1000})
+    result = execute(spec, callbacks=[CurvatureCallback(every=100, top=1)])
+    assert result.status == "ok", result.message
+    rows = result.records["curvature"]
+    sharp = np.array([r["sharpness"] for r in rows])
+    limit = 2 / lr
+    assert all(r["limit"] == pytest.approx(limit) for r in rows)
+    late = sharp[3 * len(sharp) // 4 :]
+    assert np.all(np.abs(late / limit - 1) < 0.1), late / limit
+    assert sharp.max() < 1.15 * limit
+    assert rows[-1]["loss"] < rows[1]["loss"]

@@ -260,7 +260,7 @@ def _frames(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_resume_after_kill_9(tmp_path: Path) -> None:
-    text = SMALL.replace("seeds = 2", "seeds = 4").replace("epochs = 3", "epochs = 12")
+    text = SMALL.replace("seeds = 2", "seeds = 4").replace("epochs = 3", "epochs = 20")
     path = _write(tmp_path, text)
     out = tmp_path / "killed"
     code = "import sys; from trainlab.cli.experiments import run; run.main(sys.argv[1:])"
@@ -288,14 +288,14 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
         assert 2 <= len(finished) < 8 and (before["status"] == "running").sum() <= 1
         # no partial rows: only finished runs have histories, each complete
         hist = store.history_frame()
-        assert set(hist["run_id"]) == finished and len(hist) == 13 * len(finished)
+        assert set(hist["run_id"]) == finished and len(hist) == 21 * len(finished)
 
     report = run_experiment(load_experiment(path), out, progress=False)
     assert report.counts == {"ok": 8 - len(finished)}
     runs, hist = _frames(out)
     assert len(runs) == 8 and set(runs["status"]) == {"ok"} and runs["run_id"].is_unique
     assert not hist.duplicated(["run_id", "epoch"]).any()
-    assert hist.groupby("run_id")["epoch"].apply(list).map(lambda e: e == list(range(13))).all()
+    assert hist.groupby("run_id")["epoch"].apply(list).map(lambda e: e == list(range(21))).all()
     after = runs.set_index("run_id")
     for run_id in finished:  # finished runs were not redone
         assert after.loc[run_id, "finished_at"] == before.loc[run_id, "finished_at"]
@@ -401,3 +401,15 @@ def test_sweep_engine_matches_single_runs(tmp_path: Path, monkeypatch: pytest.Mo
     for col in ("final_train_loss", "final_test_metric", "best_epoch"):
         assert r2[col].to_numpy() == pytest.approx(r1[col].to_numpy(), rel=1e-4, abs=1e-6), col
     assert h2["train_loss"].to_numpy() == pytest.approx(h1["train_loss"].to_numpy(), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_quickstart_runs_and_writes_its_report(tmp_path: Path) -> None:
+    out = tmp_path / "qs"
+    result = CliRunner().invoke(quickstart, ["--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (out / "report" / "report.md").is_file()
+    with ResultStore.open(out) as store:
+        runs = store.runs_frame()
+    assert len(runs) == len(quickstart_experiment().runs) and set(runs["status"]) <= {"ok", "diverged"}
+    assert runs.groupby("label")["run_id"].count().min() == 12  # 2 tasks × 2 models × 3 seeds per trainer

@@ -104,7 +104,7 @@ def test_lshade_budget_and_option_errors(bcw) -> None:
 
 def test_bn_eval_mode_is_selectable(bcw) -> None:
     net, r = fit(bcw, "de", bn="eval", mode="loop")
-    assert r.status == "ok" and r.config["engine_mode"] == "loop"
+    assert r.status == "ok" and r.records["search"][0]["engine_mode"] == "loop"
 
 
 def test_experiment_spec_and_cli(bcw, tmp_path) -> None:

@@ -16,6 +16,7 @@ from trainlab.experiments.spec import RunSpec, execute
 from trainlab.experiments.store import ResultStore
 from trainlab.losses import get_loss
 from trainlab.models import build_model, count_parameters
+from trainlab.result import RunResult
 from trainlab.seeding import torch_generator
 from trainlab.sweep import run_sweep
 from trainlab.trainers import make_trainer
@@ -178,3 +179,55 @@ def test_results_go_to_the_store(tmp_path: Path) -> None:
             saved = store.result(spec.run_id())
             assert saved.final == pytest.approx(result.final)
             assert len(saved.history) == len(result.history)
+
+
+# ------------------------------------------------------------------ dynamics panel, threshold, CLI
+
+
+def test_dynamics_callback_against_the_monitor_and_gamma() -> None:
+    from trainlab.dynamics import DynamicsCallback
+    from trainlab.losses import gamma
+
+    spec = cell(seed=3, steps=12, eval_every=12, amplitude=6.0, period=5, total_steps=12)
+    result = execute(spec, callbacks=[DynamicsCallback(every=1)])
+    rows = result.records["dynamics"]
+    assert [r["step"] for r in rows] == list(range(13))
+    assert rows[-1]["loss"] == pytest.approx(result.history[-1]["train_loss"], rel=1e-6)
+    assert rows[-1]["accuracy"] == result.history[-1]["train_metric"]
+    for before, after in zip(rows, rows[1:]):
+        assert after["loss_change"] == pytest.approx(after["loss"] - before["loss"], abs=1e-7)
+        assert after["gamma"] == pytest.approx(gamma(after["step"], 3, amplitude=6.0, period=5, total_steps=12).tolist())
+    static_at_end = rows[-1]["step"] >= 12 - 5
+    assert static_at_end and rows[-1]["dynamic_loss"] == pytest.approx(rows[-1]["loss"])
+
+
+def test_instability_onset_and_threshold_table() -> None:
+    """Onset = first rise of L by more than rel_jump·L; threshold = the last λ_max measured before it."""
+    from trainlab.dynamics import instability_onset, threshold_table
+
+    losses = [1.0, 0.9, 0.8, 0.7, 0.75, 0.6]
+    dynamics = [{"step": t, "loss": v, "loss_change": v - (losses[t - 1] if t else float("nan"))} for t, v in enumerate(losses)]
+    curvature = [{"step": 0, "eigenvalues": [1.0, 0.5]}, {"step": 2, "eigenvalues": [1.8, 0.7]}, {"step": 4, "eigenvalues": [2.2, 1.0]}]
+    result = run_sweep([cell(steps=2)])[0]
+    result.records = {"dynamics": dynamics, "curvature": curvature}
+    assert instability_onset(result) == (4, 2.2)
+    assert instability_onset(result, rel_jump=0.1) is None
+    table = threshold_table([result])
+    assert table.loc[0, "lr"] == 1.0 and table.loc[0, "threshold"] == 2.2 and table.loc[0, "step"] == 4
+
+
+def test_cli_gamma_and_long_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from trainlab.cli.sweep import dynamic_loss
+
+    runner = CliRunner()
+    out = runner.invoke(dynamic_loss, ["gamma", "-A", "5", "-T", "10", "--out", str(tmp_path / "g.png")])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "g.png").stat().st_size > 0
+    out = runner.invoke(dynamic_loss, ["long-run", "--steps", "40", "--width", "8", "-A", "10", "-T", "8",
+                                       "--every", "2", "--curvature-every", "20", "--out", str(tmp_path / "run")])
+    assert out.exit_code == 0, out.output
+    saved = RunResult.load(tmp_path / "run", weights=False)
+    assert len(saved.records["dynamics"]) == 21 and len(saved.records["curvature"]) == 3
+    assert (tmp_path / "run" / "dynamics.png").is_file()

@@ -232,7 +232,7 @@ class PopulationEvaluator:
     ``chunk_size`` bounds how many individuals one vmap call holds (memory); ``batch_size`` splits the
     samples (the loss is the sample-weighted mean over batches; with ``bn="batch"`` each batch is also
     the batch-norm batch). ``mode="auto"`` times vmap and the loop once on the first call and keeps the
-    faster (``mode_used``). Buffers (running statistics) are frozen copies taken at construction, so
+    faster (``mode_used``, with ``chunk_used``). Buffers (running statistics) are frozen copies taken at construction, so
     nothing done to ``model`` later (recalibration, gradient epochs) changes the fitness function.
     """
 
@@ -260,6 +260,7 @@ class PopulationEvaluator:
         if mode == "stacked" and not self.stackable:
             raise ConfigError("mode", mode, "auto, vmap or loop for this model (stacked needs a plain Sequential)")
         self.mode_used: str | None = None if mode == "auto" else mode
+        self.chunk_used: int | None = None
 
     def _single(self, genome: Tensor, x: Tensor, y: Tensor, step: int) -> Tensor:
         state = {**self.layout.unflatten(genome), **self.buffers}
@@ -282,11 +283,13 @@ class PopulationEvaluator:
         return vmap(one)(self.layout.unflatten(population))
 
     def _chunks(self, n: int) -> int:
-        return self.chunk_size or n
+        return self.chunk_size or self.chunk_used or n
 
-    def _run(self, population: Tensor, x: Tensor, y: Tensor, step: int, mode: str) -> Tensor:
+    def _run(
+        self, population: Tensor, x: Tensor, y: Tensor, step: int, mode: str, chunk: int | None = None
+    ) -> Tensor:
         size = self.batch_size or len(x)
-        chunk = self._chunks(len(population))
+        chunk = chunk or self._chunks(len(population))
         total = torch.zeros(len(population), dtype=population.dtype, device=population.device)
         for i in range(0, len(x), size):
             xb, yb = x[i : i + size], y[i : i + size]
@@ -305,18 +308,29 @@ class PopulationEvaluator:
             return self._run(population, x, y, step, self.mode_used)
 
     def _pick(self, population: Tensor, x: Tensor, y: Tensor, step: int) -> str:
-        """The faster of vmap and loop on this model, device and population size (one timed call each,
-        after a warm-up call)."""
-        probe = population[: self._chunks(len(population))]
-        times = {}
-        for mode in ("loop", "vmap", "stacked") if self.stackable else ("loop", "vmap"):
-            self._run(probe, x, y, step, mode)
-            _sync(population.device)
-            t0 = time.perf_counter()
-            self._run(probe, x, y, step, mode)
-            _sync(population.device)
-            times[mode] = time.perf_counter() - t0
-        return min(times, key=times.__getitem__)
+        """The fastest mode (and, unless ``chunk_size`` is set, the fastest chunk among P, 32 and 8 for
+        the batched modes) on this model, device and population size, timed on up to 512 samples: after
+        a warm-up call of each candidate, the best of three interleaved timed calls (robust to a busy
+        machine). Probe calls are not counted as fitness evaluations."""
+        n = len(population)
+        x, y = x[:512], y[:512]
+        chunks = [self.chunk_size] if self.chunk_size else sorted({n, min(n, 32), min(n, 8)}, reverse=True)
+        modes = ("stacked", "vmap") if self.stackable else ("vmap",)
+        candidates = [("loop", n)] + [(m, c) for m in modes for c in chunks]
+        times = dict.fromkeys(candidates, float("inf"))
+        for mode, chunk in candidates:
+            self._run(population, x, y, step, mode, chunk)
+        for _ in range(3):
+            for mode, chunk in candidates:
+                _sync(population.device)
+                t0 = time.perf_counter()
+                self._run(population, x, y, step, mode, chunk)
+                _sync(population.device)
+                times[(mode, chunk)] = min(times[(mode, chunk)], time.perf_counter() - t0)
+        mode, chunk = min(times, key=times.__getitem__)
+        if mode != "loop":
+            self.chunk_used = chunk
+        return mode
 
     def value_and_grad(self, genome: Tensor, x: Tensor, y: Tensor, step: int = 0) -> tuple[Tensor, Tensor]:
         """Loss of one genome (D,) and its gradient by backpropagation (fitness mode)."""

@@ -63,23 +63,20 @@ class _Cells:
     names: list[tuple[str, str]]
     flatten: bool
 
-    def forward(self, x: Tensor, keep: bool = False) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """Outputs (K, N, C); with ``keep`` also the pre-activations and the inputs of every layer."""
+    def forward(self, x: Tensor, keep: bool = False) -> tuple[Tensor, list[Tensor]]:
+        """Outputs (K, N, C) and, with ``keep``, the input of every layer (x, then the ReLU outputs)."""
         h = x.flatten(1) if self.flatten else x
-        inputs, pre = [h], []
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = torch.matmul(h, w.transpose(1, 2)).add_(b.unsqueeze(1))
-            if i == last:
-                return z, pre, inputs
-            h = torch.relu(z)
+        inputs = [h]
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            h = torch.matmul(h, w.transpose(1, 2)).add_(b.unsqueeze(1)).relu_()
             if keep:
-                pre.append(z)
                 inputs.append(h)
-        raise AssertionError("unreachable")
+        out = torch.matmul(h, self.weights[-1].transpose(1, 2)).add_(self.biases[-1].unsqueeze(1))
+        return out, inputs
 
-    def step(self, grad_out: Tensor, pre: list[Tensor], inputs: list[Tensor], neg_lr: Tensor) -> None:
-        """Back-propagate ∂F/∂z_L through the stack and apply θ ← θ − η ∇θ F in place."""
+    def step(self, grad_out: Tensor, inputs: list[Tensor], neg_lr: Tensor) -> None:
+        """Back-propagate ∂F/∂z_L through the stack and apply θ ← θ − η ∇θ F in place
+        (relu'(z) is read from the ReLU output: h > 0 exactly where z > 0)."""
         g = grad_out
         for i in range(len(self.weights) - 1, -1, -1):
             h = inputs[i]
@@ -89,7 +86,7 @@ class _Cells:
                 grad_w = torch.matmul(g.transpose(1, 2), h)
             grad_b = g.sum(dim=1)
             if i > 0:
-                g = torch.ops.aten.threshold_backward(torch.matmul(g, self.weights[i]), pre[i - 1], 0)
+                g = torch.ops.aten.threshold_backward(torch.matmul(g, self.weights[i]), h, 0)
             self.weights[i].addcmul_(grad_w, neg_lr.view(-1, 1, 1))
             self.biases[i].addcmul_(grad_b, neg_lr.view(-1, 1))
 
@@ -340,10 +337,10 @@ def _train(
     step = 0
     while active and step < total:
         with torch.no_grad():
-            out, pre, inputs = cells.forward(x, keep=True)
+            out, inputs = cells.forward(x, keep=True)
         grad_out, values = loss_grad(out, factors.at(step))
         with torch.no_grad():
-            cells.step(grad_out, pre, inputs, neg_lr)
+            cells.step(grad_out, inputs, neg_lr)
         step += 1
         before = active
         nonfinite = set((~torch.isfinite(values)).nonzero().flatten().tolist())

@@ -28,20 +28,23 @@ def edge_of_stability(lr: float, steps: int, every: int, seed: int = 0) -> list[
     return result.records["curvature"]
 
 
-def main(steps: int = 6000, every: int = 25, lrs: tuple[float, ...] = (0.04, 0.075, 0.15)) -> None:
+def main(steps: int = 6000, every: int = 50, lrs: tuple[float, ...] = (0.12, 0.2, 0.4)) -> None:
     runs = {lr: edge_of_stability(lr, steps, every) for lr in lrs}
     (HERE / "eos.json").write_text(json.dumps({str(k): v for k, v in runs.items()}))
-    fig = Figure(figsize=(10, 3.4), layout="constrained")
-    axes = fig.subplots(1, len(lrs), squeeze=False)[0]
-    for ax, (lr, rows) in zip(axes, runs.items()):
+    fig = Figure(figsize=(11, 5.5), layout="constrained")
+    axes = fig.subplots(2, len(lrs), sharex=True, squeeze=False)
+    for col, (lr, rows) in enumerate(runs.items()):
         step = [r["step"] for r in rows]
+        top, ntk = axes[0, col], axes[1, col]
         for i in range(3):
-            ax.plot(step, [r["eigenvalues"][i] for r in rows], lw=1, label=f"λ{i + 1}")
-        ax.axhline(2 / lr, color="tab:red", ls="--", label="2/lr")
-        ax.set_title(f"lr = {lr}")
-        ax.set_xlabel("step")
-    axes[0].set_ylabel("Hessian eigenvalue")
-    axes[0].legend()
+            top.plot(step, [r["eigenvalues"][i] for r in rows], lw=1, label=f"λ{i + 1}")
+        top.axhline(2 / lr, color="tab:red", ls="--", label="2/lr")
+        top.set_title(f"lr = {lr}")
+        ntk.plot(step, [r["ntk"][0] for r in rows], color="tab:purple", lw=1)
+        ntk.set_xlabel("step")
+    axes[0, 0].set_ylabel("Hessian top-3 eigenvalues")
+    axes[1, 0].set_ylabel("NTK λ_max (50 samples)")
+    axes[0, 0].legend()
     fig.savefig(HERE / "eos.png", dpi=120)
 
 

@@ -173,12 +173,11 @@ def run_experiment(
     data_dir: str | Path | None = None,
     progress: bool = True,
     console: Console | None = None,
-    limit: int | None = None,
 ) -> RunReport:
     """Run the experiment's missing runs into ``out_dir/store.sqlite`` (default ``./runs/<name>``).
 
     ``executor`` is an :class:`Executor` or a name (``inline``, ``process`` with ``workers``, ``ray`` with
-    ``address``). ``limit`` runs at most that many of the missing runs (for trying a grid out).
+    ``address``).
     The store is written only from this process, one transaction per finished run.
     """
     if not isinstance(experiment, Experiment):
@@ -196,8 +195,6 @@ def run_experiment(
                 run.run_id, run.resolved, experiment=experiment.name, label=run.label, seed_index=run.seed_index
             )
         plan = plan_experiment(experiment, store, retry_failed)
-        if limit is not None:
-            plan = Plan(plan.experiment, plan.status, plan.todo[:limit])
         report = RunReport(out, plan)
         if not plan.todo:
             return report

@@ -6,7 +6,7 @@ a_i = β a_{i−1} + (1 − β) ℓ_i (β = 0.98), and the sweep stops early onc
 not finite. Suggestions, on the smoothed curve without its first 10 % and last 5 points (as fastai):
 
 * ``steep`` (default): the η where s falls fastest, argmin of Δs / Δlog η (fastai's ``steep``).
-* ``min10``: the η of the minimum of s, divided by 10 (fastai v1's rule of thumb).
+* ``min10``: the η of the minimum of s, divided by 10 (fastai's ``minimum``).
 
 The model's weights, buffers and train/eval mode are restored afterwards.
 """

@@ -195,10 +195,10 @@ class PopulationTrainer(Trainer):
             layout.load(model, searcher.best_x.to(next(model.parameters()).dtype))
             recalibrate_bn(model, x_train, cfg.batch_size)
             stop = monitor.end_epoch() or stop
-        result = monitor.finish({"trainer": self.describe(), "engine_mode": evaluator.mode_used})
+        result = monitor.finish({"trainer": self.describe()})
         result.records.setdefault("search", []).append(
             {"evals": problem.evals, "best_fitness": searcher.best_f, "generations": searcher.generation,
-             "restarts": getattr(searcher, "restarts", 0)}
+             "restarts": getattr(searcher, "restarts", 0), "engine_mode": evaluator.mode_used}
         )
         return result
 
