@@ -25,6 +25,7 @@ from trainlab.report import (
     friedman,
     learning_curves,
     mean_ranks,
+    name_cells,
     nemenyi,
     paired_table,
     plot_learning_curves,
@@ -366,3 +367,116 @@ def test_write_report_from_store_and_cli(tmp_path):
     assert nostore.exit_code == 1 and "no result store" in nostore.output
     wrong = CliRunner().invoke(report, [str(exp), "--value", "final_nope", "--out", str(out)])
     assert wrong.exit_code == 1 and "value: got 'final_nope'" in wrong.output
+
+
+def test_write_report_of_partly_finished_store(tmp_path):
+    # regression: a task with only pending/running runs crashed paired_table inside write_report
+    from trainlab.experiments.store import ResultStore
+
+    exp = _store_dir(tmp_path)
+    with ResultStore.open(exp) as store:
+        for label in LABELS:
+            for seed in range(3):
+                spec = {"task": "t3", "model": "mlp1", "trainer": label, "seed": seed, "trainer_options": {"lr": 0.1}}
+                store.register(f"t3-{label}-{seed}", spec, experiment="demo", label=label, seed_index=seed)
+        store.mark_running("t3-adam-0")
+        counts = store.counts()
+    assert (counts["ok"], counts["pending"], counts["running"]) == (18, 8, 1)
+    md = write_report(exp, formats=("png",), curve_x=("epoch",)).read_text()
+    assert "- not finished yet: 9 of 27 runs (pending 8, running 1)" in md
+    assert "Not finished yet: 9 of 9 runs (pending 8, running 1) of this task" in md
+    assert "n = 0 blocks. No run of this task has finished yet." in md
+    t3 = pd.read_csv(exp / "report" / "tables" / "summary_t3.csv")
+    assert t3["pending"].tolist() == [3, 3, 3] and t3["ok/div/fail"].tolist() == ["0/0/0"] * 3
+    t1 = pd.read_csv(exp / "report" / "tables" / "summary_t1.csv")
+    assert "pending" not in t1.columns and t1["ok/div/fail"].tolist() == ["3/0/0"] * 3
+    # the across-task statistics use the two finished tasks only
+    assert "Blocks are task × model cells (2)" in md
+
+
+def option_runs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """spiral-mlp at width 100 and 1000 with adam and sgd, plus sgd with the MSE loss at width 100; bcw with
+    a single width and a task option that differs between two noise levels of the spiral."""
+    rows, hist = [], []
+    cells = [("spiral", 0.1, 100, "adam", None, 0.80), ("spiral", 0.1, 1000, "adam", None, 0.90),
+             ("spiral", 0.1, 100, "sgd", None, 0.60), ("spiral", 0.1, 1000, "sgd", None, 0.70),
+             ("spiral", 0.1, 100, "sgd", "mse", 0.40), ("spiral", 0.3, 100, "adam", None, 0.50),
+             ("bcw", None, 100, "adam", None, 0.95), ("bcw", None, 100, "sgd", None, 0.93)]
+    for task, noise, width, label, loss, top in cells:
+        for seed in range(4):
+            run_id = f"{task}-{noise}-{width}-{label}-{loss}-{seed}"
+            value = top + 0.01 * seed
+            rows.append({"run_id": run_id, "task": task, "model": "spiral-mlp", "label": label, "trainer": label,
+                         "loss": loss, "seed": seed, "status": "ok", "final_test_metric": value,
+                         "task_options.noise": noise, "model_options.width": width,
+                         "trainer_options.lr": 0.005 if label == "adam" else 0.05, "budget.epochs": 10})
+            hist += [{"run_id": run_id, "epoch": e, "val_metric": value * e / 3} for e in range(4)]
+    return pd.DataFrame(rows), pd.DataFrame(hist)
+
+
+def test_name_cells_shows_options_that_vary_within_a_cell():
+    runs, hist = option_runs()
+    named = name_cells(runs)
+    # oracle: the full configuration without the seed, straight from the option columns
+    config = ["task", "task_options.noise", "model", "model_options.width", "label", "loss", "trainer_options.lr"]
+    assert named.groupby(["task", "model", "label"]).ngroups == runs.groupby(config, dropna=False).ngroups == 8
+    names = set(zip(named["task"], named["model"], named["label"]))
+    assert names == {
+        ("spiral(noise=0.1)", "spiral-mlp(width=100)", "adam"), ("spiral(noise=0.1)", "spiral-mlp(width=1000)", "adam"),
+        ("spiral(noise=0.1)", "spiral-mlp(width=100)", "sgd"), ("spiral(noise=0.1)", "spiral-mlp(width=1000)", "sgd"),
+        ("spiral(noise=0.1)", "spiral-mlp(width=100)", "sgd(loss=mse)"),
+        ("spiral(noise=0.3)", "spiral-mlp(width=100)", "adam"),
+        ("bcw", "spiral-mlp(width=100)", "adam"), ("bcw", "spiral-mlp(width=100)", "sgd"),
+    }
+    # the swept/ignored column stays out; the rest of the frame is untouched
+    assert set(name_cells(runs, ignore=["model_options.width"])["model"]) == {"spiral-mlp"}
+    pd.testing.assert_frame_equal(named.drop(columns=["task", "model", "label"]),
+                                  runs.drop(columns=["task", "model", "label"]))
+    with pytest.raises(ConfigError, match="runs"):
+        name_cells(runs.drop(columns="label"))
+    # the same names label the learning-curve legend
+    curves = learning_curves(hist, named[named.task == "spiral(noise=0.1)"])
+    ax = plot_learning_curves(curves)
+    legend = sorted(t.get_text() for t in ax.get_legend().get_texts())
+    assert legend == sorted(["spiral-mlp(width=1000) / adam", "spiral-mlp(width=1000) / sgd",
+                             "spiral-mlp(width=100) / adam", "spiral-mlp(width=100) / sgd",
+                             "spiral-mlp(width=100) / sgd(loss=mse)"])
+
+
+def test_build_report_separates_option_cells(tmp_path):
+    runs, hist = option_runs()
+    path = build_report(runs, hist, tmp_path / "rep", formats=("png",), table_formats=("csv",))
+    md = path.read_text()
+    summary = pd.read_csv(path.parent / "tables" / "summary_spiral_noise_0.1.csv")
+    means = runs[runs["task_options.noise"] == 0.1].groupby(
+        ["model_options.width", "label", "loss"], dropna=False)["final_test_metric"].mean()
+    expected = {(f"spiral-mlp(width={w})", f"{lab}(loss={loss})" if isinstance(loss, str) else lab): m
+                for (w, lab, loss), m in means.items()}
+    shown = {(m, lab): float(v.split(" ± ")[0]) for m, lab, v in zip(summary["model"], summary["label"],
+                                                                      summary["mean ± std"])}
+    assert shown == pytest.approx(expected, abs=5e-4)
+    assert summary["label"].iloc[0] == "adam" and summary["model"].iloc[0] == "spiral-mlp(width=1000)"
+    # the per-task Wilcoxon pairs trainers on the same (model, seed): sgd(loss=mse) exists at width 100 only
+    wilcoxon = pd.read_csv(path.parent / "tables" / "wilcoxon_spiral_noise_0.1.csv")
+    assert {frozenset(p) for p in zip(wilcoxon["a"], wilcoxon["b"])} == {frozenset(("adam", "sgd"))}
+    assert "method(s) run on too few blocks left out: sgd(loss=mse)" in md
+    assert "## Task `spiral(noise=0.3)`" in md and "## Task `bcw`" in md
+    assert (path.parent / "figures" / "curves_spiral_noise_0.1_epoch.png").is_file()
+
+
+def test_quickstart_cells_keep_plain_names(tmp_path):
+    from trainlab.experiments.quickstart import quickstart_experiment
+    from trainlab.experiments.store import ResultStore
+
+    experiment = quickstart_experiment()
+    with ResultStore(tmp_path / "store.sqlite") as store:
+        for run in experiment.runs:
+            store.register(run.run_id, run.resolved, experiment=experiment.name, label=run.label,
+                           seed_index=run.seed_index)
+        runs = store.runs_frame()
+    named = name_cells(runs)
+    # trainer options come with the label and the budget with the task: no option needs to be shown
+    for column in ("task", "model", "label"):
+        assert named[column].tolist() == runs[column].tolist()
+    assert named.groupby(["task", "model", "label"])["config_id"].nunique().eq(1).all()
+    assert named.groupby(["task", "model", "label"]).ngroups == runs["config_id"].nunique()

@@ -189,3 +189,13 @@ def test_wilcoxon_all_ties_and_empty_pairs():
     assert (tied["ties"], tied["p"], tied["p_holm"], tied["significant"]) == (3, 1.0, 1.0, False)
     empty = pairwise_wilcoxon(pd.DataFrame({"a": [math.nan], "b": [1.0]})).iloc[0]
     assert empty["n"] == 0 and math.isnan(empty["p"])
+
+
+def test_paired_table_of_unfinished_runs_is_empty():
+    # regression: a task whose runs are all pending/running raised "Cannot set a DataFrame with multiple columns"
+    runs = _runs({"a": [math.nan] * 2, "b": [math.nan] * 2}, {(m, s): "pending" for m in "ab" for s in range(2)})
+    pt = paired_table(runs, "final_test_metric")
+    assert pt.values.shape == (0, 0) and pt.n_failed == 0 and pt.note() == ""
+    finished = _runs({"a": [0.9, 0.8], "b": [0.5, 0.6]}).assign(task="u")
+    pt = paired_table(pd.concat([runs, finished]), "final_test_metric", blocks=("task", "seed"))
+    assert pt.values.to_dict() == {"a": {"u / 0": 0.9, "u / 1": 0.8}, "b": {"u / 0": 0.5, "u / 1": 0.6}}

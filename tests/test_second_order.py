@@ -250,3 +250,16 @@ def test_restarts_continue_after_a_line_search_failure_on_a_relu_net() -> None:
     assert min(r["train_loss"] for r in restarted.history) < 0.1 * min(r["train_loss"] for r in plain.history)
     with pytest.raises(ConfigError, match=r"trainer\.cg\.restarts: got -1"):
         make_trainer("cg", restarts=-1)
+
+
+def test_frozen_parameters_stay_fixed_and_are_not_counted() -> None:
+    task, x, y = _least_squares()
+    model = _linear(5, 1)
+    model.bias.requires_grad_(False)
+    with torch.no_grad():
+        model.bias.fill_(2.0)
+    result = make_trainer("newton", damping=0.0).fit(model, task, Budget(epochs=1), seed=0)
+    solution = np.linalg.lstsq(x, y - 2.0, rcond=None)[0]  # least squares with the intercept fixed at 2
+    np.testing.assert_allclose(model.weight.detach().numpy().ravel(), solution, atol=1e-5)
+    assert model.bias.item() == 2.0
+    assert result.spending.backward_samples == 120 * (1 + 5)

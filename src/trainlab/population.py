@@ -3,8 +3,9 @@
 A *genome* is the flat vector of a model's trainable parameters (in ``named_parameters`` order); a
 population is a (P, D) tensor. :class:`ParamLayout` maps genomes to parameter dicts as views (no
 per-individual model copies); :class:`PopulationEvaluator` returns the P losses with
-``torch.func.functional_call``, either vectorised with ``torch.func.vmap`` over chunks of individuals
-or as a loop over individuals, whichever is faster on the device (``mode="auto"`` measures both once).
+``torch.func.functional_call`` vectorised with ``torch.func.vmap`` over chunks of individuals, as one
+stacked forward (:func:`stacked_forward`, plain Sequential networks), or as a loop over individuals,
+whichever is fastest on the device (``mode="auto"`` measures them once).
 
 Batch norm is never shared between individuals and dropout is off during fitness:
 
@@ -229,11 +230,12 @@ def stacked_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor, bn: 
 class PopulationEvaluator:
     """Losses of a population of genomes of ``model`` on data, without copying the model.
 
-    ``chunk_size`` bounds how many individuals one vmap call holds (memory); ``batch_size`` splits the
-    samples (the loss is the sample-weighted mean over batches; with ``bn="batch"`` each batch is also
-    the batch-norm batch). ``mode="auto"`` times vmap and the loop once on the first call and keeps the
-    faster (``mode_used``, with ``chunk_used``). Buffers (running statistics) are frozen copies taken at construction, so
-    nothing done to ``model`` later (recalibration, gradient epochs) changes the fitness function.
+    ``chunk_size`` bounds how many individuals one batched call holds (memory); ``batch_size`` splits
+    the samples (the loss is the sample-weighted mean over batches; with ``bn="batch"`` each batch is
+    also the batch-norm batch). ``mode="auto"`` times the applicable modes on the first call and keeps
+    the fastest (``mode_used``, with ``chunk_used``). Buffers (running statistics) are frozen copies
+    taken at construction, so nothing done to ``model`` later (recalibration, gradient epochs)
+    changes the fitness function.
     """
 
     def __init__(

@@ -119,8 +119,9 @@ def build_resnet(name: str, blocks: tuple[int, int, int, int]) -> Builder:
 
 
 def build_myrtle5(opts: MyrtleOptions, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    """Myrtle5 (Myrtle.ai 2018; Shankar et al. 2020): conv3×3(w)-BN-act, then three stages
-    conv3×3(2w, 4w, 8w)-BN-act-maxpool 2, global max pool, Linear. Convolutions have no bias."""
+    """Myrtle5 as SPEC §2 (Myrtle.ai 2018 backbone without residual branches): conv3×3(w)-BN-act,
+    then three stages conv3×3(2w, 4w, 8w)-BN-act-maxpool 2, global max pool, Linear. Convolutions
+    have no bias."""
     channels = _image_shape("myrtle5", input_shape, 8)[0]
     w = opts.width
     layers: list[nn.Module] = [

@@ -1,5 +1,7 @@
-"""Reports of experiments: tables with ranks, Wilcoxon/Holm, Friedman/Nemenyi with critical-difference
-diagrams, learning curves, time-to-target, contour plots of dynamic-loss sweeps and curvature panels."""
+"""Reports of experiments: cells named by their full configuration, tables with ranks, Wilcoxon/Holm,
+Friedman/Nemenyi with critical-difference diagrams, learning curves, time-to-target, contour plots of
+dynamic-loss sweeps and curvature panels."""
+from trainlab.report.cells import config_columns, name_cells
 from trainlab.report.markdown import build_report, write_report
 from trainlab.report.plots import (
     cd_diagram,
@@ -30,6 +32,7 @@ __all__ = [
     "PairedTable",
     "build_report",
     "cd_diagram",
+    "config_columns",
     "contour",
     "contour_grid",
     "critical_difference",
@@ -39,6 +42,7 @@ __all__ = [
     "holm",
     "learning_curves",
     "mean_ranks",
+    "name_cells",
     "nemenyi",
     "nemenyi_q",
     "paired_table",

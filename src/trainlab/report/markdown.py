@@ -16,8 +16,10 @@ import pandas as pd
 
 from trainlab.config import ConfigError, check_choice, check_number
 from trainlab.report import plots, stats, tables
+from trainlab.report.cells import name_cells
 
 CURVE_X = ("epoch", "sample_evals", "seconds")
+UNFINISHED = ("pending", "running")
 SWEEP_AXES = ("loss_options.period", "loss_options.amplitude")
 Records = Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]
 
@@ -77,6 +79,12 @@ def build_report(
     """Write the report of the runs in ``runs`` (one row per run, as ``ResultStore.runs_frame()``) and
     their per-epoch ``history`` (as ``history_frame()``) into ``out``; return the path of ``report.md``.
 
+    Runs are grouped by their full configuration without the seed: :func:`trainlab.report.cells.name_cells`
+    renames task, model and label to show the options that vary inside a task × model × label group (e.g.
+    ``spiral-mlp(width=1000)``), and these names are used in every table, test and figure. A partly
+    finished store works: pending/running runs are counted (per task and in the overview) and left out
+    of the statistics.
+
     Sections: status counts; per task a summary table (mean ± std, median over ok seeds, counts, spending,
     ranks), Wilcoxon + Holm between trainer labels paired on (model, seed), time-to-target and learning
     curves against each ``curve_x``; across tasks (blocks = task × model, seed means) Friedman, Nemenyi
@@ -98,6 +106,10 @@ def build_report(
     _overview(report, runs, value, higher, failed)
     if runs.empty:
         return report.write()
+    raw, runs = runs, name_cells(runs)
+    if isinstance(target, Mapping):  # targets given for a base task name hold for each of its named cells
+        bases = dict(zip(runs["task"].astype(str), raw["task"].astype(str)))
+        target = {**{n: target[b] for n, b in bases.items() if b in target}, **target}
     summary = tables.summary_table(runs, value=value, higher_is_better=higher)
     ttt = None
     if not history.empty and curve_y in history.columns:
@@ -106,7 +118,7 @@ def build_report(
     for task in sorted(runs["task"].dropna().unique(), key=str):
         _task_section(report, runs, history, summary, ttt, str(task), value, higher, alpha, failed, curve_y, curve_x)
     _across_tasks(report, runs, value, higher, alpha, failed)
-    _sweeps(report, runs)
+    _sweeps(report, raw)
     if records:
         _curvature(report, runs, records)
     _failures(report, runs)
@@ -117,12 +129,15 @@ def _overview(report: _Report, runs: pd.DataFrame, value: str, higher: bool, fai
     counts = runs["status"].value_counts() if "status" in runs else pd.Series(dtype=int)
     experiments = sorted(map(str, runs["experiment"].dropna().unique())) if "experiment" in runs else []
     metrics = sorted(map(str, runs["metric"].dropna().unique())) if "metric" in runs else []
+    unfinished = int(counts.reindex(list(UNFINISHED)).fillna(0).sum())
     report.add(
         f"- experiment: {', '.join(experiments) or '–'}",
         f"- runs: {len(runs)} ({', '.join(f'{k} {v}' for k, v in counts.items()) or 'none'})",
+        *([f"- not finished yet: {_unfinished(counts, len(runs))}; this report covers the "
+           f"{len(runs) - unfinished} finished run(s)"] if unfinished else []),
         f"- compared value: `{value}` ({'higher' if higher else 'lower'} is better)"
         + (f"; headline metric: {', '.join(metrics)}" if metrics else ""),
-        "- statistics use the runs that finished; pending/running runs are listed as missing. "
+        "- statistics use the runs that finished; pending/running runs are counted as pending. "
         + ("In the tests, a cell without any `ok` run (a failed or diverged run when cells are seeds) counts "
            "as worse than every finished cell; per-task ranks put configurations without any `ok` run last; "
            "means, medians and curves use `ok` runs only."
@@ -133,6 +148,12 @@ def _overview(report: _Report, runs: pd.DataFrame, value: str, higher: bool, fai
     )
 
 
+def _unfinished(counts: pd.Series, total: int) -> str:
+    """``"12 of 60 runs (pending 10, running 2)"`` from status counts."""
+    parts = {k: int(counts.get(k, 0)) for k in UNFINISHED if counts.get(k, 0)}
+    return f"{sum(parts.values())} of {total} runs (" + ", ".join(f"{k} {v}" for k, v in parts.items()) + ")"
+
+
 def _task_section(
     report: _Report, runs: pd.DataFrame, history: pd.DataFrame, summary: pd.DataFrame, ttt: pd.DataFrame | None,
     task: str, value: str, higher: bool, alpha: float, failed: str, curve_y: str, curve_x: Sequence[str],
@@ -141,15 +162,21 @@ def _task_section(
     part = summary[summary["task"].astype(str) == task].sort_values("rank")
     metric = runs.loc[runs["task"].astype(str) == task, "metric"].dropna() if "metric" in runs else pd.Series([])
     report.add(f"## Task `{task}`" + (f" (metric: {metric.iloc[0]})" if len(metric) else ""), "")
+    task_runs = runs[runs["task"].astype(str) == task]
+    counts = task_runs["status"].value_counts()
+    if counts.reindex(list(UNFINISHED)).fillna(0).sum():
+        report.add(f"Not finished yet: {_unfinished(counts, len(task_runs))} of this task; the tables and tests "
+                   "below use the finished runs.", "")
     report.table(tables.display_summary(part).drop(columns="task"), f"summary_{slug}",
                  f"{value} over seeds per model × trainer, ranked within the task")
-    task_runs = runs[runs["task"].astype(str) == task]
     if task_runs["label"].nunique() >= 2:
         paired = stats.paired_table(task_runs, value, blocks=("model", "seed"), higher_is_better=higher, failed=failed)
         n = len(paired.values)
         floor = f" With n = {n} the smallest possible two-sided p-value is {2.0 ** (1 - n):.3g}." if 0 < n <= 10 else ""
+        done = task_runs["status"].isin(stats.FINISHED).any()
+        empty = "" if done else " No run of this task has finished yet."
         report.add(f"### Wilcoxon signed-rank tests, Holm-corrected (α = {alpha:g})", "",
-                   f"Pairs of trainers compared on the same (model, seed); n = {n} blocks.{floor} "
+                   f"Pairs of trainers compared on the same (model, seed); n = {n} blocks.{floor}{empty} "
                    + paired.note(), "")
         if len(paired.values) >= 1 and paired.values.shape[1] >= 2:
             report.table(_format_wilcoxon(stats.pairwise_wilcoxon(paired.values, alpha=alpha)),
@@ -217,7 +244,7 @@ def _sweeps(report: _Report, runs: pd.DataFrame) -> None:
     x, y = SWEEP_AXES
     if not {x, y} <= set(runs.columns):
         return
-    ok = runs[runs["status"].eq("ok")]
+    ok = name_cells(runs[runs["status"].eq("ok")], ignore=SWEEP_AXES)
     keys = [c for c in ("task", "model", "loss", "label") if c in ok.columns]
     header = False
     for key, part in ok.groupby(keys, sort=True, dropna=False):

@@ -91,8 +91,8 @@ def paired_table(
     sign = 1.0 if higher_is_better else -1.0
     data["_v"] = sign * pd.to_numeric(data[value], errors="coerce").astype(float)
     data["_bad"] = (data["status"] != "ok") | ~np.isfinite(data["_v"])
-    data["_m"] = data[methods].astype(str).agg(" / ".join, axis=1)
-    data["_b"] = data[blocks].astype(str).agg(" / ".join, axis=1)
+    data["_m"] = _joined(data[methods])
+    data["_b"] = _joined(data[blocks])
     n_failed = int(data["_bad"].sum())
     good = data[~data["_bad"]].pivot_table(index="_b", columns="_m", values="_v", aggfunc="mean")
     bad = data.pivot_table(index="_b", columns="_m", values="_bad", aggfunc="min")
@@ -117,6 +117,12 @@ def paired_table(
         good = good.mask(bad, low - (high - low) - 1.0)
     good.index.name, good.columns.name = "block", "method"
     return PairedTable(good, n_failed, dropped_methods, dropped, excluded, failed)
+
+
+def _joined(columns: pd.DataFrame) -> pd.Series:
+    """Each row's values as one ``" / "``-joined string (an empty Series for an empty frame)."""
+    rows = columns.astype(str).itertuples(index=False, name=None)
+    return pd.Series([" / ".join(row) for row in rows], index=columns.index, dtype=object)
 
 
 # ----------------------------------------------------------------------------------------------- Holm

@@ -76,13 +76,16 @@ def mean_std(mean: float, std: float, digits: int = 4) -> str:
 
 
 def display_summary(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
-    """The summary as strings for a report: ``mean ± std``, median, ok/diverged/failed counts, spending
+    """The summary as strings for a report: ``mean ± std``, median, ok/diverged/failed counts, ``pending``
+    (runs not finished, shown when there are any), spending
     (columns that are zero throughout, such as fitness evaluations of gradient trainers, are left out),
     rank, one row per group (the task column is kept for splitting per task)."""
     out = pd.DataFrame({c: summary[c] for c in ("task", "model", "label") if c in summary.columns})
     out["mean ± std"] = [mean_std(m, s, digits) for m, s in zip(summary["mean"], summary["std"])]
     out["median"] = [f"{m:.{digits}g}" if math.isfinite(m) else "–" for m in summary["median"]]
     out["ok/div/fail"] = [f"{o}/{d}/{f}" for o, d, f in zip(summary["ok"], summary["diverged"], summary["failed"])]
+    if "missing" in summary.columns and (summary["missing"] > 0).any():
+        out["pending"] = summary["missing"].astype(int)
     for col in SPENDING:
         values = summary[col].astype(float) if col in summary.columns else pd.Series(dtype=float)
         if (values.fillna(0) != 0).any():

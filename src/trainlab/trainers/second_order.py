@@ -110,7 +110,8 @@ class FlatObjective:
         self.shapes = [p.shape for p in self.params]
         self.numels = [p.numel() for p in self.params]
         self.size = sum(self.numels)
-        self.buffers = {n: b.to(dtype) if b.is_floating_point() else b for n, b in model.named_buffers()}
+        fixed = [*model.named_buffers(), *((n, p.detach()) for n, p in model.named_parameters() if not p.requires_grad)]
+        self.buffers = {n: b.to(dtype) if b.is_floating_point() else b for n, b in fixed}
         self.x = split.x.to(dtype)
         self.y = split.y.to(dtype) if split.y.is_floating_point() else split.y
         self.n = len(split)
