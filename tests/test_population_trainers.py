@@ -88,6 +88,14 @@ def test_sample_budget_and_minibatch_fitness(bcw) -> None:
     assert r.spending.forward_samples == 64 * 100 and r.spending.evals == 100
 
 
+@pytest.mark.parametrize("name", ["de", "lshade"])
+def test_eval_budget_not_a_multiple_of_the_population_is_exact(bcw, name: str) -> None:
+    net = build_model("mlp1", bcw.input_shape, bcw.n_outputs, generator=torch_generator(0, "init"))
+    r = make_trainer(name).fit(net, bcw, Budget(evals=45), 0)
+    assert r.spending.evals == 45 and r.spending.forward_samples == 45 * len(bcw.train)
+    assert r.status == "ok" and r.spending.epochs == 1
+
+
 def test_lshade_budget_and_option_errors(bcw) -> None:
     net = build_model("mlp1", bcw.input_shape, bcw.n_outputs)
     with pytest.raises(ConfigError, match="budget"):

@@ -136,3 +136,16 @@ def test_trainer_lr_find_uses_the_suggestion() -> None:
     assert result.history[-1]["lr"] == pytest.approx(record["suggestion"])
     steps = len(record["lrs"])
     assert result.spending.forward_samples == 64 * steps + 2 * 256
+
+
+def test_triangular_is_the_piecewise_linear_interpolation() -> None:
+    """Thesis 002's Myrtle5 schedule: 0 → η at pct_start·T → η/div_final at T, against numpy.interp."""
+    import numpy as np
+
+    total, lr = 700, 0.02
+    sched = make_schedule(
+        "triangular", lr=lr, steps_per_epoch=1, total_steps=total, pct_start=300 / 700, div_final=10.0
+    )
+    ts = [0, 1, 150, 299, 300, 301, 500, 699, 700, 800]
+    expected = np.interp(ts, [0, 300, 700], [0.0, lr, lr / 10])
+    assert [sched.lr(t) for t in ts] == pytest.approx(expected.tolist(), abs=1e-15)

@@ -8,7 +8,9 @@ from trainlab.cli.curvature import curvature
 from trainlab.cli.data import data
 from trainlab.cli.experiments import export, quickstart, run, status
 from trainlab.cli.models import models
+from trainlab.cli.population import search
 from trainlab.cli.report import report
+from trainlab.cli.sweep import dynamic_loss
 from trainlab.cli.train import lr_find, train
 
 
@@ -19,5 +21,7 @@ def main() -> None:
     look at curvature, and reproduce experiments."""
 
 
-for command in (data, models, train, lr_find, run, status, export, report, quickstart, curvature):
+for command in (
+    data, models, train, lr_find, search, run, status, export, report, quickstart, curvature, dynamic_loss
+):
     main.add_command(command)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -176,7 +176,6 @@ class SpectralDensity:
     weights: list[np.ndarray]
     dim: int
     n_matvec: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def support(self) -> tuple[float, float]:

@@ -32,11 +32,6 @@ if TYPE_CHECKING:
 BN_MODES = ("eval", "train")
 
 
-def default_device() -> torch.device:
-    """``cuda`` when available, else ``cpu``."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 class FunctionalModel:
     """A frozen copy of ``model`` as a pure function ``(θ, x) -> outputs`` of the flat vector θ.
 
@@ -94,7 +89,8 @@ class Objective:
 
     Chunks (``chunk_size``) bound memory; they give the same ``f`` as one pass when batch norm uses
     running statistics, so ``bn="train"`` requires the whole subset in one chunk. ``dtype`` defaults
-    to float64 (diagnostics are about accuracy; pass float32 for large models).
+    to float64 (diagnostics are about accuracy; pass float32 for large models); the copy lives on the
+    model's device unless ``device`` is given. ``hvp_mode``: see :mod:`trainlab.diagnostics.hessian`.
     """
 
     def __init__(

@@ -62,7 +62,7 @@ def load_run(path: str | Path, *, data_dir: str | Path | None = None, device: st
     result = RunResult.load(directory, weights=False)
     config = {k: v for k, v in result.config.items() if k != "run_id"}
     spec = RunSpec.from_dict(config)
-    device = device or spec.device
+    device = device or (spec.device if torch.cuda.is_available() or not spec.device.startswith("cuda") else "cpu")
     task = load_task(spec.task, data_dir=data_dir, device=device, **spec.task_options)
     model = build_model(spec.model, task.input_shape, task.n_outputs, generator=torch_generator(spec.seed, "init"),
                         **spec.model_options)

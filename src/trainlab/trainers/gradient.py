@@ -56,7 +56,7 @@ class GradientConfig:
     """Options of a gradient trainer; ``optimizer_options`` holds the optimizer's own (lr, momentum, betas...).
 
     ``batch_size=None`` means full batch. Schedule options: ``step_epochs``/``gamma`` (step),
-    ``min_lr`` (cosine), ``warmup_epochs`` (warmup), ``pct_start``/``div``/``div_final``/``moms``
+    ``min_lr`` (cosine, triangular start), ``warmup_epochs`` (warmup), ``pct_start``/``div``/``div_final``/``moms``
     (one-cycle, fastai defaults). ``lr_find`` runs the LR finder first and uses its suggestion as lr
     (as lr_max for one-cycle). Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
     ``decoupled_weight_decay``, ``dropout``, ``patience``/``min_delta`` (early stopping),

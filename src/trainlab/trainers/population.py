@@ -185,7 +185,11 @@ class PopulationTrainer(Trainer):
             target = (epoch + 1) * cfg.evals_per_epoch - int(gd_now)  # the gradient result's evaluation
             while problem.evals < target and not stop:
                 draw_batch()
-                searcher.step(target - problem.evals)
+                room = self._room(budget, monitor, target - problem.evals, len(data[1]))
+                if room <= 0:
+                    stop = True
+                    break
+                searcher.step(room)
                 stop = tick()
             epoch += 1
             if gd_now and not stop:
@@ -201,6 +205,17 @@ class PopulationTrainer(Trainer):
              "restarts": getattr(searcher, "restarts", 0), "engine_mode": evaluator.mode_used}
         )
         return result
+
+    @staticmethod
+    def _room(budget: Budget, monitor: Monitor, left: int, samples: int) -> int:
+        """Evaluations the next step may spend: the rest of the epoch, cut so that an ``evals`` or
+        ``sample_evals`` budget is never exceeded by forward-only evaluations."""
+        spent = monitor.spending
+        if budget.evals is not None:
+            left = min(left, budget.evals - spent.evals)
+        if budget.sample_evals is not None:
+            left = min(left, (budget.sample_evals - spent.sample_evals) // samples)
+        return left
 
     def _gradient_epoch(
         self,

@@ -12,6 +12,8 @@ with the number of steps per epoch. Formulas:
   ``pct_start`` (0.25): η from η_max/``div`` (25) up to η_max, then down to η_max/``div_final`` (1e5);
   momentum from ``moms[0]`` (0.95) down to ``moms[1]`` (0.85) and back up to ``moms[2]`` (0.95).
   Each phase is fastai's ``SchedCos``: start + (1 + cos(π(1 − pos)))(end − start)/2.
+* ``triangular``: piecewise linear over the T planned steps: η_min at t = 0, η at t = ``pct_start`` · T, then
+  η/``div_final`` at t = T (the Myrtle5 schedule of thesis 002: 0 → 0.02 at epoch 300 → 0.002 at 700).
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ import torch
 
 from trainlab.config import ConfigError
 
-SCHEDULES = ("constant", "step", "cosine", "warmup", "one-cycle")
-NEEDS_TOTAL = ("cosine", "one-cycle")
+SCHEDULES = ("constant", "step", "cosine", "warmup", "one-cycle", "triangular")
+NEEDS_TOTAL = ("cosine", "one-cycle", "triangular")
 
 
 class Schedule(ABC):
@@ -81,6 +83,23 @@ class Warmup(Schedule):
 
     def lr(self, t: int) -> float:
         return self.base_lr * min(1.0, (t + 1) / self.warmup_steps)
+
+
+@dataclass(frozen=True)
+class Triangular(Schedule):
+    """Linear from ``start_lr`` to ``max_lr`` over [0, pct_start·T], then linear to ``end_lr`` at T."""
+
+    max_lr: float
+    total_steps: int
+    pct_start: float
+    start_lr: float
+    end_lr: float
+
+    def lr(self, t: int) -> float:
+        pos = min(t / self.total_steps, 1.0)
+        if pos < self.pct_start:
+            return self.start_lr + (self.max_lr - self.start_lr) * pos / self.pct_start
+        return self.max_lr + (self.end_lr - self.max_lr) * (pos - self.pct_start) / (1 - self.pct_start)
 
 
 def sched_cos(start: float, end: float, pos: float) -> float:
@@ -153,6 +172,8 @@ def make_schedule(
     if name == "one-cycle":
         cycle = None if moms is None else (float(moms[0]), float(moms[1]), float(moms[2]))
         return OneCycle(lr, max(1, total_steps or 1), pct_start, div, div_final, cycle)
+    if name == "triangular":
+        return Triangular(lr, max(1, total_steps or 1), pct_start, min_lr, lr / div_final)
     raise ConfigError(where, name, "one of " + ", ".join(SCHEDULES))
 
 
