@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import click
+import torch
 
 from trainlab import __version__
 from trainlab.cli.curvature import curvature
@@ -16,9 +17,19 @@ from trainlab.cli.train import lr_find, train
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="trainlab")
-def main() -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    envvar="TRAINLAB_THREADS",
+    default=None,
+    help="torch intra-op threads (default: torch's choice). 1 is fastest for small models and on a busy "
+    "machine; process-pool and Ray workers always use 1.",
+)
+def main(threads: int | None) -> None:
     """Study how neural networks are trained: compare trainers fairly, try dynamic losses,
     look at curvature, and reproduce experiments."""
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 for command in (

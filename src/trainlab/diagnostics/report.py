@@ -199,8 +199,10 @@ def _bars(values: list[float], title: str, path: Path, limit: float | None) -> P
 def _density(density: dict[str, Any], path: Path) -> Path:
     fig = Figure(figsize=(5.5, 3.5), layout="constrained")
     ax = fig.subplots()
-    values = np.maximum(np.asarray(density["values"]), 1e-12)
-    ax.semilogy(density["grid"], values, color="tab:blue")
+    values = np.asarray(density["values"])
+    floor = values.max() * 1e-7
+    ax.semilogy(density["grid"], np.maximum(values, floor), color="tab:blue")
+    ax.set_ylim(bottom=floor)
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density (integrates to D)")
     ax.set_title(f"Hessian spectral density (SLQ, σ = {density['sigma']:.3g})")
