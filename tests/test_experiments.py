@@ -368,12 +368,16 @@ def test_cli_run_status_export(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "no result store" in missing.output
 
 
-def test_quickstart_grid_uses_installed_trainers() -> None:
+def test_quickstart_grid() -> None:
     exp = quickstart_experiment()
-    tasks = {r.spec.task for r in exp.runs}
-    assert tasks == {"bcw", "spiral"} and {r.spec.model for r in exp.runs} == {"mlp1", "mlp2"}
-    assert {"sgd", "nag", "adam"} <= set(exp.labels) and all(r.spec.trainer in TRAINERS for r in exp.runs)
-    assert len(exp.runs) == 2 * 2 * len(exp.labels) * 3
+    cells = {(r.spec.task, r.spec.model, r.spec.model_options.get("width")) for r in exp.runs}
+    assert cells == {("bcw", "mlp1", None), ("bcw", "mlp2", None), ("spiral", "spiral-mlp", 100),
+                     ("spiral", "spiral-mlp", 1000)}
+    assert set(exp.labels) == {"sgd", "nag", "adam", "rmsprop", "shade"}
+    assert all(r.spec.trainer in TRAINERS for r in exp.runs)
+    assert len(exp.runs) == 4 * len(exp.labels) * 3
+    spiral_adam = {r.spec.trainer_options["lr"] for r in exp.runs if r.spec.task == "spiral" and r.label == "adam"}
+    assert spiral_adam == {0.01}
     assert quickstart.name == "quickstart"
 
 

@@ -464,7 +464,7 @@ def test_build_report_separates_option_cells(tmp_path):
     assert (path.parent / "figures" / "curves_spiral_noise_0.1_epoch.png").is_file()
 
 
-def test_quickstart_cells_keep_plain_names(tmp_path):
+def test_quickstart_cells_are_named_by_the_width_only(tmp_path):
     from trainlab.experiments.quickstart import quickstart_experiment
     from trainlab.experiments.store import ResultStore
 
@@ -475,8 +475,12 @@ def test_quickstart_cells_keep_plain_names(tmp_path):
                            seed_index=run.seed_index)
         runs = store.runs_frame()
     named = name_cells(runs)
-    # trainer options come with the label and the budget with the task: no option needs to be shown
-    for column in ("task", "model", "label"):
+    # learning rates come with the label and the task, budgets with the task: only the spiral width varies
+    for column in ("task", "label"):
         assert named[column].tolist() == runs[column].tolist()
-    assert named.groupby(["task", "model", "label"])["config_id"].nunique().eq(1).all()
+    expected = [
+        f"spiral-mlp(width={int(w)})" if m == "spiral-mlp" else m
+        for m, w in zip(runs["model"], runs["model_options.width"])
+    ]
+    assert named["model"].tolist() == expected
     assert named.groupby(["task", "model", "label"]).ngroups == runs["config_id"].nunique()
