@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +37,21 @@ class RunResult:
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     state_dict: dict[str, Tensor] | None = None
 
+    @classmethod
+    def failed(cls, config: dict[str, Any], environment: dict[str, Any], error: BaseException) -> RunResult:
+        """The result of a run that raised ``error``: status ``failed`` with the traceback as message."""
+        trace = "".join(traceback.format_exception(error))
+        return cls(
+            status="failed",
+            history=[],
+            final={},
+            best_epoch=0,
+            spending=Spending(),
+            config=config,
+            environment=environment,
+            message=f"{type(error).__name__}: {error}\n{trace}",
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Everything but the weights, JSON-serialisable."""
         return {
@@ -56,7 +72,7 @@ class RunResult:
         out.mkdir(parents=True, exist_ok=True)
         if self.state_dict is not None:
             _atomic_write(out / "model.pt", lambda f: torch.save(self.state_dict, f))
-        text = json.dumps(self.to_dict(), indent=2, default=_json_default)
+        text = json.dumps(self.to_dict(), indent=2, default=json_default)
         _atomic_write(out / "result.json", lambda f: f.write(text.encode()))
         return out / "result.json"
 
@@ -72,7 +88,8 @@ class RunResult:
         return cls(spending=Spending(**spending), state_dict=state, **data)
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps`` fallback for tensors, NumPy scalars and paths."""
     if isinstance(obj, Tensor):
         return obj.tolist()
     if hasattr(obj, "item"):

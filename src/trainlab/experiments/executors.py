@@ -15,7 +15,6 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing
 import queue
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from typing import Any
 
 import torch
 
-from trainlab.budget import Spending
 from trainlab.callbacks import Callback, TrainState
 from trainlab.config import ConfigError, check_number
 from trainlab.environment import environment
@@ -72,16 +70,8 @@ class _Reporter(Callback):
 
 
 def _failed(spec: RunSpec, run_id: str, err: BaseException) -> RunResult:
-    return RunResult(
-        status="failed",
-        history=[],
-        final={},
-        best_epoch=0,
-        spending=Spending(),
-        config={"run_id": run_id, **spec.to_dict()},
-        environment=environment("cpu" if spec.device.startswith("cuda") and not torch.cuda.is_available() else spec.device),
-        message=f"{type(err).__name__}: {err}\n{''.join(traceback.format_exception(err))}",
-    )
+    device = "cpu" if spec.device.startswith("cuda") and not torch.cuda.is_available() else spec.device
+    return RunResult.failed({"run_id": run_id, **spec.to_dict()}, environment(device), err)
 
 
 def run_job(job: Job, emit: Callable[[Event], None] | None = None) -> list[Outcome]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import torch
 
-from trainlab.budget import Budget, Spending
+from trainlab.budget import Budget
 from trainlab.callbacks import Callback
 from trainlab.config import ConfigError, check_number
 from trainlab.environment import environment
@@ -115,15 +114,6 @@ def execute(
     except ConfigError:
         raise
     except Exception as err:  # noqa: BLE001 - a failed run is a result, not a crash
-        return RunResult(
-            status="failed",
-            history=[],
-            final={},
-            best_epoch=0,
-            spending=Spending(),
-            config=config,
-            environment=environment(torch.device(spec.device)),
-            message=f"{type(err).__name__}: {err}\n{traceback.format_exc()}",
-        )
+        return RunResult.failed(config, environment(torch.device(spec.device)), err)
     result.config = config
     return result

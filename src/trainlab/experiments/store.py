@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from trainlab.budget import Spending
-from trainlab.result import RunResult
+from trainlab.result import RunResult, json_default
 
 SCHEMA_VERSION = 1
 STORE_NAME = "store.sqlite"
@@ -79,17 +79,7 @@ def utc_now() -> str:
 
 
 def _json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=_json_default)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
+    return json.dumps(obj, sort_keys=True, default=json_default)
 
 
 def _nan_safe(value: Any) -> Any:
