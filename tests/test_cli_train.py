@@ -106,3 +106,12 @@ def test_failed_run_exits_non_zero_and_keeps_the_record(tmp_path) -> None:
     assert res.exit_code == 1
     assert "run failed" in res.output
     assert RunResult.load(out).status == "failed"
+
+
+def test_train_population_trainer_with_an_evaluation_budget(tmp_path) -> None:
+    out = tmp_path / "shade"
+    res = CliRunner().invoke(train, [*SPIRAL, "--trainer", "shade", "--evals", "25", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    saved = RunResult.load(out, weights=False)
+    assert saved.config["budget"] == {"evals": 25}
+    assert saved.spending.evals == 25 and saved.spending.forward_samples == 25 * 300

@@ -104,10 +104,10 @@ def _model_options(activation: str | None, init: str | None, width: int | None, 
     return {**{k: v for k, v in given.items() if v is not None}, **extra}
 
 
-def _budget(epochs: int | None, steps: int | None, sample_evals: int | None, seconds: float | None) -> Budget:
-    if epochs is None and steps is None and sample_evals is None and seconds is None:
-        epochs = 20
-    return Budget(epochs=epochs, steps=steps, sample_evals=sample_evals, seconds=seconds)
+def _budget(**limits: float | None) -> Budget:
+    """The budget from the given limits; 20 epochs when none is given."""
+    given = {k: v for k, v in limits.items() if v is not None}
+    return Budget(**(given or {"epochs": 20}))
 
 
 def _device(device: str) -> str:
@@ -144,7 +144,8 @@ def common_options(f: Any) -> Any:
 @click.command("train")
 @common_options
 @click.option("--epochs", type=int, default=None, help="Epoch budget (default 20 when no budget is given).")
-@click.option("--steps", type=int, default=None, help="Optimizer-step budget.")
+@click.option("--steps", type=int, default=None, help="Optimizer-step (population: generation) budget.")
+@click.option("--evals", type=int, default=None, help="Budget in full-training-set fitness evaluations (population trainers).")
 @click.option("--sample-evals", type=int, default=None, help="Budget in forward + backward sample evaluations.")
 @click.option("--seconds", type=float, default=None, help="Wall-time budget.")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=None, help="Learning-rate schedule.")
@@ -153,8 +154,8 @@ def common_options(f: Any) -> Any:
 def train(
     task: str, model: str, trainer: str, seed: int, lr: float | None, batch_size: int | None, loss: str | None,
     activation: str | None, init: str | None, width: int | None, device: str, data_dir: str | None,
-    settings: tuple[str, ...], epochs: int | None, steps: int | None, sample_evals: int | None,
-    seconds: float | None, schedule: str | None, lr_find: bool, out: str,
+    settings: tuple[str, ...], epochs: int | None, steps: int | None, evals: int | None,
+    sample_evals: int | None, seconds: float | None, schedule: str | None, lr_find: bool, out: str,
 ) -> None:
     """Train one model on one task and write the result (config, history, metrics, spending, environment)
     as JSON with the selected weights into OUT."""
@@ -166,7 +167,7 @@ def train(
     flags = {"lr": lr, "batch_size": batch_size, "schedule": schedule, "lr_find": lr_find or None}
     trainer_options = {**{k: v for k, v in flags.items() if v is not None}, **routed["trainer_options"]}
     try:
-        budget = _budget(epochs, steps, sample_evals, seconds)
+        budget = _budget(epochs=epochs, steps=steps, evals=evals, sample_evals=sample_evals, seconds=seconds)
         spec = RunSpec(
             task=task, model=model, trainer=trainer, budget=budget, seed=seed, loss=loss,
             task_options=routed["task_options"],
