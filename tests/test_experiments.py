@@ -93,17 +93,17 @@ def test_grid_expansion_exclusions_overrides_and_seeds(tmp_path: Path) -> None:
     got = {(r.label, r.spec.model_options["width"], r.spec.task_options["points"], r.seed_index) for r in exp.runs}
     assert got == expected and len(exp.runs) == len(expected) == 28
     assert len({r.run_id for r in exp.runs}) == 28
-    for run in exp.runs:
-        assert run.spec.seed == derive_seed(11, run.seed_index)  # same seed for every trainer: paired runs
-        algorithm = {"fast": "adam", "plain": "sgd", "gd": "gd"}[run.label]
-        assert run.spec.trainer == run.resolved["trainer"] == algorithm
-        overridden = run.label == "fast" and run.spec.task_options["points"] == 10
-        assert run.spec.budget == (Budget(steps=7) if overridden else Budget(epochs=3))
-        if run.label == "fast":
-            assert run.spec.trainer_options["lr"] == (0.05 if overridden else 0.01)
-            assert run.resolved["trainer_options"]["betas"] == (0.9, 0.999)  # resolved defaults are stored
-        if run.label == "gd":
-            assert "lr" not in run.spec.trainer_options  # defaults of the trainer, not of other variants
+    for planned in exp.runs:
+        assert planned.spec.seed == derive_seed(11, planned.seed_index)  # same seed for every trainer: paired runs
+        algorithm = {"fast": "adam", "plain": "sgd", "gd": "gd"}[planned.label]
+        assert planned.spec.trainer == planned.resolved["trainer"] == algorithm
+        overridden = planned.label == "fast" and planned.spec.task_options["points"] == 10
+        assert planned.spec.budget == (Budget(steps=7) if overridden else Budget(epochs=3))
+        if planned.label == "fast":
+            assert planned.spec.trainer_options["lr"] == (0.05 if overridden else 0.01)
+            assert planned.resolved["trainer_options"]["betas"] == (0.9, 0.999)  # resolved defaults are stored
+        if planned.label == "gd":
+            assert "lr" not in planned.spec.trainer_options  # defaults of the trainer, not of other variants
 
 
 def test_grid_union_and_explicit_seed_indices() -> None:
