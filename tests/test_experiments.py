@@ -328,7 +328,6 @@ def test_process_pool_gives_the_same_results_as_inline(tmp_path: Path) -> None:
             assert wa is not None and wb is not None and all((wa[k] == wb[k]).all() for k in wa)
 
 
-@pytest.mark.slow
 def test_ray_executor_gives_the_same_results_as_inline(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray", reason="ray is not installed (optional extra trainlab[ray])")
     exp = load_experiment(_write(tmp_path, SMALL))
