@@ -15,6 +15,7 @@ from rich.table import Table
 from trainlab.budget import Budget
 from trainlab.callbacks import Callback, TrainState
 from trainlab.config import ConfigError
+from trainlab.data import TASKS
 from trainlab.result import RunResult
 from trainlab.trainers.schedules import SCHEDULES
 
@@ -92,8 +93,9 @@ def summary_table(result: RunResult) -> Table:
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_row("selected epoch (best val loss)", str(result.best_epoch))
+    metric = TASKS.get(result.config["task"]).metric if "task" in result.config else "metric"
     for key, value in result.final.items():
-        table.add_row(key, f"{value:.4f}")
+        table.add_row(key.replace("_metric", f" {metric}").replace("_loss", " loss"), f"{value:.4f}")
     for key, value in result.spending.to_dict().items():
         table.add_row(key, f"{value:.2f}" if isinstance(value, float) else f"{value:,}")
     return table

@@ -195,7 +195,8 @@ def _task_section(
             curves = tables.learning_curves(history, task_runs, y=curve_y, x=x)
             if curves.empty:
                 continue
-            ax = plots.plot_learning_curves(curves, x=x, y=curve_y, title=f"{task}: {curve_y} against {x}")
+            label = curve_y.replace("_metric", f" {metric.iloc[0]}") if len(metric) else curve_y
+            ax = plots.plot_learning_curves(curves, x=x, y=label, title=f"{task}: {label} against {x}")
             caption = f"{task}: mean {curve_y} ± std over seeds against {x}"
             report.figure(ax.figure, f"curves_{slug}_{_slug(x)}", caption)
 
