@@ -95,16 +95,18 @@ def long_run_command(loss: str, amplitude: float, period: float, steps: int, wid
 @dynamic_loss.command("threshold")
 @_run_options
 @click.option("--lr", "lrs", type=float, multiple=True, required=True, help="Learning rates (repeat the option).")
+@click.option("--rel-jump", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
+              help="Onset: first one-step rise of L by more than this fraction of L.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the table and figure.")
 def threshold(loss: str, amplitude: float, period: float, steps: int, width: int, seed: int, every: int,
-              curvature_every: int, lrs: tuple[float, ...], out: Path) -> None:
+              curvature_every: int, lrs: tuple[float, ...], rel_jump: float, out: Path) -> None:
     """λ_max at the onset of instability for several learning rates, against 1/lr."""
     from trainlab.dynamics import long_run, threshold_figure, threshold_table
     from trainlab.report import save_figure
 
     results = [long_run(_spec(loss, amplitude, period, steps, lr, width, seed), every=every,
                         curvature_every=curvature_every) for lr in lrs]
-    table = threshold_table(results)
+    table = threshold_table(results, rel_jump=rel_jump)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "threshold.csv", index=False)
     click.echo(table.to_string(index=False))
