@@ -10,8 +10,6 @@ Usage: ``.venv/bin/python bench/bench_data.py [--repeats 5]``
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -20,15 +18,8 @@ import torch.nn.functional as F
 from trainlab.data import DATASETS, MissingDataError, data_root, load_task
 from trainlab.data.images import RandomAffine, affine, to_float_images
 from trainlab.data.root import verify_file
+from timing import best_of
 
-
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -6,27 +6,17 @@ Run: ``.venv/bin/python bench/bench_models.py``
 """
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
 from trainlab.models import MODELS, build_model, initialize, model_config, model_summary
 from trainlab.seeding import torch_generator
+from timing import median_of
 
 torch.set_num_threads(1)
 
-
-def _median_seconds(fn: Callable[[], object], repeats: int = 11) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def _eager(name: str, shape: tuple[int, ...], outputs: int) -> torch.nn.Module:
@@ -43,10 +33,10 @@ def main() -> None:
         table.add_column(column, justify="right")
     for name in MODELS.names():
         shape, outputs = MODELS.get(name).reference
-        t_build = _median_seconds(lambda: build_model(name, shape, outputs))
+        t_build = median_of(lambda: build_model(name, shape, outputs), 11)
         with torch.random.fork_rng():
-            t_eager = _median_seconds(lambda: _eager(name, shape, outputs))
-        t_summary = _median_seconds(lambda: model_summary(name, shape, outputs))
+            t_eager = median_of(lambda: _eager(name, shape, outputs), 11)
+        t_summary = median_of(lambda: model_summary(name, shape, outputs), 11)
         params = model_summary(name, shape, outputs)["parameters"]
         table.add_row(name, f"{params:,}", f"{t_eager / t_build:.2f}", f"{t_summary / t_build:.3f}")
     Console().print(table)

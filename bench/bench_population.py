@@ -10,7 +10,6 @@ Throughput = individuals × samples / second; ratio = engine / loop. Usage::
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ from trainlab.losses import get_loss
 from trainlab.models import build_model
 from trainlab.population import PopulationEvaluator, initial_population
 from trainlab.seeding import torch_generator
+from timing import best_of
 
 CASES = {"mlp2/bcw": None, "mlp11/wqc": 1000, "lenet5/mnist": 256, "resnet15/mnist": 8}
 """Case → training samples used (None: the whole training split; image tasks are cut to keep the
@@ -41,15 +41,6 @@ def thesis_loop(model: torch.nn.Module, population: np.ndarray, x: torch.Tensor,
             out.append(total / len(x))
     return out
 
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -75,10 +66,10 @@ def main() -> None:
         for size in args.sizes:
             pop = initial_population(model, size, torch_generator(0, "population"))
             evaluator = PopulationEvaluator(model, loss)
-            t_engine = timed(lambda: evaluator(pop, x, y), args.repeats)
+            t_engine = best_of(lambda: evaluator(pop, x, y), args.repeats, warmup=1)
             pop_np = pop.cpu().numpy()
             loop_model = build_model(model_name, task.input_shape, task.n_outputs).to(device)
-            t_loop = timed(lambda: thesis_loop(loop_model, pop_np, x, y, loss), args.repeats)
+            t_loop = best_of(lambda: thesis_loop(loop_model, pop_np, x, y, loss), args.repeats, warmup=1)
             work = size * len(x)
             table.add_row(case, str(pop.shape[1]), str(size), str(len(x)), f"{evaluator.mode_used} (chunk {evaluator.chunk_used or size})",
                           f"{work / t_engine:,.0f}", f"{work / t_loop:,.0f}", f"{t_loop / t_engine:.1f}×")

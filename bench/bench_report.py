@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -29,6 +27,7 @@ from trainlab.report import (
     summary_table,
     time_to_target,
 )
+from timing import best_of
 
 TRAINERS = {"adam": 0.9, "nag": 0.85, "rmsprop": 0.8, "shade": 0.6}
 
@@ -62,14 +61,6 @@ def statistics(runs: pd.DataFrame, hist: pd.DataFrame) -> None:
     pairwise_wilcoxon(table)
     time_to_target(hist, runs)
 
-
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ Run: ``.venv/bin/python bench/bench_second_order.py``
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -32,18 +31,11 @@ from trainlab.models import build_model
 from trainlab.seeding import numpy_generator, torch_generator
 from trainlab.trainers import make_trainer
 from trainlab.trainers.second_order import FlatObjective
+from timing import median_of
 
 torch.set_num_threads(1)
 console = Console()
 
-
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def hessian_cost() -> None:
@@ -57,8 +49,8 @@ def hessian_cost() -> None:
         model = build_model("spiral-mlp", task.input_shape, task.n_outputs, width=width)
         objective = FlatObjective(model, task.train, get_loss("cross_entropy"), torch.float64)
         theta = objective.get()
-        t_grad = _median_seconds(lambda: objective.value_and_grad(theta), 20)
-        t_hess = _median_seconds(lambda: objective.value_grad_hessian(theta, 64), 3)
+        t_grad = median_of(lambda: objective.value_and_grad(theta), 20)
+        t_hess = median_of(lambda: objective.value_grad_hessian(theta, 64), 3)
         ratio = t_hess / t_grad
         table.add_row(str(width), str(objective.size), f"{ratio:.1f}", f"{ratio / (objective.size + 1):.3f}")
     console.print(table)
