@@ -406,6 +406,26 @@ def test_sweep_engine_matches_single_runs(tmp_path: Path, monkeypatch: pytest.Mo
     assert h2["train_loss"].to_numpy() == pytest.approx(h1["train_loss"].to_numpy(), rel=1e-4)
 
 
+def test_sweep_is_split_across_workers_without_changing_a_number(tmp_path: Path) -> None:
+    from trainlab.experiments.runner import _jobs, plan_experiment
+
+    text = SMALL.replace('trainer = ["fast", "plain"]', 'trainer = ["gd"]\n"trainer_options.lr" = [0.1, 0.2, 0.5]')
+    text = text.replace('lr = 0.01\nbatch_size = 16', 'batch_size = 16').replace('device = "cpu"', 'device = "cpu"\nengine = "sweep"')
+    exp = load_experiment(_write(tmp_path, text))
+    with ResultStore(tmp_path / "plan.sqlite") as store:
+        plan = plan_experiment(exp, store)
+    assert [len(j.run_ids) for j in _jobs(plan, None, 1)] == [6]
+    assert [len(j.run_ids) for j in _jobs(plan, None, 4)] == [2, 2, 1, 1]
+    assert all(j.sweep for j in _jobs(plan, None, 8))  # a share of one cell still goes through the engine
+    run_experiment(exp, tmp_path / "one", progress=False)
+    report = run_experiment(exp, tmp_path / "two", executor="process", workers=2, progress=False)
+    assert report.counts == {"ok": 6}
+    (r1, h1), (r2, h2) = _frames(tmp_path / "one"), _frames(tmp_path / "two")
+    for col in ("final_train_loss", "final_test_metric", "best_epoch"):
+        assert list(r2[col]) == list(r1[col]), col
+    assert list(h2["train_loss"]) == list(h1["train_loss"])
+
+
 @pytest.mark.slow
 def test_quickstart_runs_and_writes_its_report(tmp_path: Path) -> None:
     out = tmp_path / "qs"

@@ -86,6 +86,7 @@ def test_he_init_std_on_a_large_conv_layer() -> None:
     [
         ("glorot-uniform", lambda fi, fo: stats.uniform(-math.sqrt(6 / (fi + fo)), 2 * math.sqrt(6 / (fi + fo)))),
         ("glorot-normal", lambda fi, fo: stats.norm(0, math.sqrt(2 / (fi + fo)))),
+        ("stax", lambda fi, fo: stats.norm(0, math.sqrt(2 / (fi + fo)))),
         ("he", lambda fi, fo: stats.norm(0, math.sqrt(2 / fi))),
         ("standard", lambda fi, fo: stats.norm(0, math.sqrt(1 / fi))),
         ("lecun", lambda fi, fo: stats.truncnorm(-2, 2, scale=math.sqrt(1 / fi) / stats.truncnorm(-2, 2).std())),
@@ -101,6 +102,8 @@ def test_init_distributions_match_theory(scheme: str, reference: Callable[[int, 
     assert weight.std().item() == pytest.approx(dist.std(), rel=0.02)
     if scheme == "torch-default":
         assert bias.abs().max().item() <= 1 / math.sqrt(fan_in) and bias.std().item() > 0
+    elif scheme == "stax":  # jax.example_libraries.stax.Dense: b_init = normal(1e-2)
+        assert stats.kstest(bias.numpy(), stats.norm(0, 0.01).cdf).pvalue > 1e-3
     else:
         assert torch.count_nonzero(bias) == 0
     if scheme == "lecun":

@@ -61,7 +61,7 @@ def _execution_options(workers: int) -> Callable[[Callable[..., Any]], Callable[
         click.option("--out", "out", type=click.Path(file_okay=False), default=None,
                      help="Experiment folder holding store.sqlite."),
         click.option("--workers", type=click.IntRange(min=1), default=workers, show_default=True,
-                     help="Parallel worker processes (implies --executor process when > 1)."),
+                     help="Parallel workers (implies --executor process when > 1); a sweep is split into this many jobs."),
         click.option("--executor", type=click.Choice(EXECUTORS), default=None,
                      help="inline (one process), process (local pool) or ray."),
         click.option("--address", default=None, help="Ray cluster address (with --executor ray)."),

@@ -129,7 +129,12 @@ def _pool_job(job: Job) -> list[Outcome]:
 
 
 class Executor(ABC):
-    """Runs jobs and yields ``(job, outcomes)`` as each one finishes."""
+    """Runs jobs and yields ``(job, outcomes)`` as each one finishes.
+
+    ``parallelism`` is how many jobs it runs at once; the runner splits a sweep into that many jobs.
+    """
+
+    parallelism: int = 1
 
     @abstractmethod
     def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]: ...
@@ -148,6 +153,7 @@ class ProcessExecutor(Executor):
 
     def __init__(self, workers: int = 2):
         self.workers = check_number("workers", workers, low=1, integer=True)
+        self.parallelism = self.workers
 
     def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
         context = multiprocessing.get_context("spawn")
@@ -168,10 +174,12 @@ class ProcessExecutor(Executor):
 
 
 class RayExecutor(Executor):
-    """Ray tasks of one CPU each, on the cluster at ``address`` (``None``: connect to or start a local one)."""
+    """Ray tasks of one CPU each, on the cluster at ``address`` (``None``: connect to or start a local one);
+    ``workers`` is how many tasks a sweep is split into."""
 
-    def __init__(self, address: str | None = None, **init_options: Any):
+    def __init__(self, address: str | None = None, workers: int = 1, **init_options: Any):
         self.address, self.init_options = address, init_options
+        self.parallelism = check_number("workers", workers, low=1, integer=True)
 
     def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
         try:
@@ -226,5 +234,5 @@ def make_executor(name: str = "inline", *, workers: int = 1, address: str | None
     if name == "process":
         return ProcessExecutor(workers)
     if name == "ray":
-        return RayExecutor(address)
+        return RayExecutor(address, workers)
     raise ConfigError("executor", name, "one of " + ", ".join(EXECUTORS))

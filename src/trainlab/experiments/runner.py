@@ -74,8 +74,11 @@ def default_out_dir(experiment: Experiment) -> Path:
     return Path("runs") / experiment.name
 
 
-def _jobs(plan: Plan, data_dir: str | None) -> list[Job]:
-    """One job per run; with ``engine = "sweep"``, one job per group of runs the sweep engine accepts."""
+def _jobs(plan: Plan, data_dir: str | None, parts: int = 1) -> list[Job]:
+    """One job per run; with ``engine = "sweep"``, each group of runs the sweep engine accepts is split
+    into ``parts`` jobs of near-equal size (one per worker), so that every worker trains a share of it.
+    A cell's numbers do not depend on which other cells share its sweep, so the split changes nothing
+    but the wall time."""
     single = list(plan.todo)
     groups: dict[str, list[PlannedRun]] = {}
     if plan.experiment.engine == "sweep":
@@ -90,11 +93,17 @@ def _jobs(plan: Plan, data_dir: str | None) -> list[Job]:
             except ConfigError:
                 single += groups.pop(key)
                 continue
-            if len(runs) == 1:
-                single += groups.pop(key)
-    jobs = [Job(tuple(r.run_id for r in runs), tuple(r.spec for r in runs), data_dir, sweep=True)
-            for runs in groups.values()]
+    jobs = [Job(tuple(r.run_id for r in share), tuple(r.spec for r in share), data_dir, sweep=True)
+            for runs in groups.values() for share in _split(runs, parts)]
     return jobs + [Job((r.run_id,), (r.spec,), data_dir) for r in single]
+
+
+def _split(runs: list[PlannedRun], parts: int) -> list[list[PlannedRun]]:
+    """``runs`` in at most ``parts`` contiguous shares whose sizes differ by at most one."""
+    parts = max(1, min(parts, len(runs)))
+    size, extra = divmod(len(runs), parts)
+    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
+    return [runs[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 def _sweep_key(run: PlannedRun) -> str:
@@ -199,7 +208,7 @@ def run_experiment(
         if not plan.todo:
             return report
         runs = {r.run_id: r for r in plan.todo}
-        jobs = _jobs(plan, None if data_dir is None else str(data_dir))
+        jobs = _jobs(plan, None if data_dir is None else str(data_dir), executor.parallelism)
         started: dict[str, str] = {}
         finished: set[str] = set()
 

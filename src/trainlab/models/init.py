@@ -12,6 +12,9 @@ he                N(0, 2 / fan_in)                                   0
 lecun             N(0, 1 / fan_in) truncated at ±2σ, σ rescaled so   0
                   the variance stays 1 / fan_in (JAX/Keras lecun_normal)
 standard          N(0, 1 / fan_in) (thesis 002's original code)      0
+stax              N(0, 2 / (fan_in + fan_out)) (Glorot normal)       N(0, 0.01²)
+                  (``jax.example_libraries.stax.Dense``'s default,
+                  the init of the authors' updated spiral notebook)
 torch-default     U(−1/√fan_in, 1/√fan_in) (PyTorch's reset)         U(−1/√fan_in, 1/√fan_in)
 ================  =================================================  ==========================
 
@@ -47,7 +50,7 @@ DEFAULT_INIT = {
     "sigmoid": "glorot-uniform",
 }
 
-INITS = ("glorot-uniform", "glorot-normal", "he", "lecun", "standard", "torch-default")
+INITS = ("glorot-uniform", "glorot-normal", "he", "lecun", "standard", "stax", "torch-default")
 
 # Standard deviation of N(0, 1) truncated to [-2, 2]; dividing by it keeps the truncated variance.
 _TRUNC_STD = 0.87962566103423978
@@ -71,7 +74,7 @@ def init_weight(weight: Tensor, bias: Tensor | None, scheme: str, generator: tor
     if scheme == "glorot-uniform":
         a = math.sqrt(6.0 / (fan_in + fan_out))
         weight.uniform_(-a, a, generator=generator)
-    elif scheme == "glorot-normal":
+    elif scheme in ("glorot-normal", "stax"):
         weight.normal_(0.0, math.sqrt(2.0 / (fan_in + fan_out)), generator=generator)
     elif scheme == "he":
         weight.normal_(0.0, math.sqrt(2.0 / fan_in), generator=generator)
@@ -83,12 +86,16 @@ def init_weight(weight: Tensor, bias: Tensor | None, scheme: str, generator: tor
     elif scheme == "torch-default":
         bound = 1.0 / math.sqrt(fan_in)
         weight.uniform_(-bound, bound, generator=generator)
-        if bias is not None:
-            bias.uniform_(-bound, bound, generator=generator)
-        return
     else:
         raise ValueError(f"init: got {scheme!r}; allowed: one of {', '.join(INITS)}")
-    if bias is not None:
+    if bias is None:
+        return
+    if scheme == "stax":
+        bias.normal_(0.0, 0.01, generator=generator)
+    elif scheme == "torch-default":
+        bound = 1.0 / math.sqrt(fan_in)
+        bias.uniform_(-bound, bound, generator=generator)
+    else:
         bias.zero_()
 
 
