@@ -203,7 +203,8 @@ def test_contour_marks_static_line_and_saves(tmp_path):
                  vmin=0.0, vmax=1.0, log_x=True)
     static = [ln for ln in ax.lines if list(ln.get_ydata()) == [1.0, 1.0]]
     assert len(static) == 1 and "static" in static[0].get_label()
-    assert ax.get_xscale() == "log" and ax.get_xlabel() == "loss_options.period"
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "period T (steps)"
+    assert ax.get_ylabel() == "amplitude A" and ax.get_title() == "mean train metric (selected model)"
     paths = save_figure(ax.figure, tmp_path / "c")
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in paths[1].read_text()

@@ -49,6 +49,26 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- contour
+_NAMES = {
+    "loss_options.amplitude": "amplitude A",
+    "loss_options.period": "period T (steps)",
+    "trainer_options.lr": "learning rate",
+    "model_options.width": "width",
+    "budget.epochs": "epochs",
+    "budget.steps": "steps",
+}
+
+
+def axis_label(column: str) -> str:
+    """A reader's name for a results column: ``loss_options.amplitude`` → "amplitude A",
+    ``final_test_metric`` → "test metric (selected model)", other dotted options → their last part."""
+    if column in _NAMES:
+        return _NAMES[column]
+    if column.startswith("final_"):
+        return column.removeprefix("final_").replace("_", " ") + " (selected model)"
+    return column.split(".")[-1].replace("_", " ")
+
+
 def contour_grid(frame: pd.DataFrame, x: str, y: str, value: str, *, agg: str = "mean") -> pd.DataFrame:
     """``agg`` (mean, median, min, max, std, count) of ``value`` over the rows sharing each (``x``, ``y``)
     cell, typically the seeds of one sweep point. Rows of the result are ``y`` values (ascending), columns
@@ -132,11 +152,11 @@ def contour(
             axis.set_ticks(values, labels=[f"{v:g}" for v in values])
             axis.set_minor_locator(NullLocator())
     ax.margins(0.02)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.set_title(title if title is not None else f"{agg} {value}")
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel(axis_label(y))
+    ax.set_title(title if title is not None else f"{agg} {axis_label(value)}")
     if colorbar:
-        ax.figure.colorbar(filled, ax=ax, label=value)
+        ax.figure.colorbar(filled, ax=ax, label=axis_label(value))
     return ax
 
 
