@@ -61,11 +61,14 @@ _NAMES = {
 
 def axis_label(column: str) -> str:
     """A reader's name for a results column: ``loss_options.amplitude`` → "amplitude A",
-    ``final_test_metric`` → "test metric (selected model)", other dotted options → their last part."""
+    ``final_test_metric`` → "test metric (selected model)", ``end_train_metric`` → "train metric (end of
+    training)", other dotted options → their last part."""
     if column in _NAMES:
         return _NAMES[column]
     if column.startswith("final_"):
         return column.removeprefix("final_").replace("_", " ") + " (selected model)"
+    if column.startswith("end_"):
+        return column.removeprefix("end_").replace("_", " ") + " (end of training)"
     return column.split(".")[-1].replace("_", " ")
 
 
