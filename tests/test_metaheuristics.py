@@ -192,6 +192,16 @@ def test_mts_ls1_hand_case() -> None:
     assert ls.sr.max() == 4.0  # ranges below 1e-15 reset to 0.2 (upper − lower)
 
 
+def test_mts_ls1_stays_on_an_improving_coordinate_after_the_first_pass() -> None:
+    p = problem(dim=2, bounds=(-10.0, 10.0))
+    ls = MTSLS1(p, gen())
+    x, f = ls.run(torch.tensor([10.0, 0.5], dtype=torch.float64), 100.25, 5)
+    # first pass (either order): x_0 − 4 = 6 improves (1 evaluation); x_1 − 4 and x_1 + 2 are worse, SR_1 = 2
+    # (2 evaluations). Then coordinates by decreasing gain: x_0 − 4 = 2 improves, so x_0 again: −2 is
+    # equal, SR_0 = 2. (Cycling the random order instead would have probed x_1 at the 4th or 5th evaluation.)
+    assert x.tolist() == [2.0, 0.5] and f == 4.25 and ls.sr.tolist() == [2.0, 2.0] and p.evals == 5
+
+
 def test_lbfgsb_matches_scipy_and_respects_the_limit() -> None:
     p = problem(rosenbrock, dim=5, bounds=(-5.0, 5.0), value_and_grad=value_and_grad(rosenbrock))
     x0 = torch.full((5,), -1.0, dtype=torch.float64)

@@ -1,9 +1,10 @@
 """Local searches of SHADE-ILS (Molina, LaTorre & Herrera 2018), each improving one point within an
 evaluation limit, plus the improvement-ratio pool that chooses between them.
 
-* :class:`MTSLS1` (Tseng & Chen 2008): coordinates in random order; x_j − SR_j, and if that is worse
-  x_j + SR_j/2; keep what improves; a coordinate that did not improve halves its SR_j; SR_j below 1e-15
-  is reset to 0.2 (upper − lower).
+* :class:`MTSLS1` (Tseng & Chen 2008, as in the SHADE-ILS authors' code): x_j − SR_j, and if that is
+  worse x_j + SR_j/2; keep what improves; a coordinate that did not improve halves its SR_j. One pass
+  over the coordinates in random order, then passes in order of decreasing improvement, staying on a
+  coordinate while it improves; SR_j below 1e-15 is reset to 0.2 (upper − lower).
 * :class:`LBFGSB`: ``scipy.optimize.minimize(method="L-BFGS-B")`` with the problem's exact (backprop)
   gradient; every function+gradient call counts one evaluation and the limit is never exceeded.
 * :class:`LSPool`: each method is applied once (in random order); afterwards the one whose last
@@ -47,25 +48,43 @@ class MTSLS1:
         y[j] = min(max(float(y[j]) + delta, self.problem.lower), self.problem.upper)
         return y, float(self.problem.evaluate(y[None])[0])
 
+    def _improve(self, x: Tensor, fx: float, j: int, budget: int) -> tuple[Tensor, float, int]:
+        """Probe coordinate ``j``: x_j − SR_j, then (if strictly worse and budget remains) x_j + SR_j/2."""
+        y, fy = self._try(x, j, -float(self.sr[j]))
+        if fy < fx:
+            return y, fy, 1
+        if fy > fx and budget > 1:
+            y, fy = self._try(x, j, 0.5 * float(self.sr[j]))
+            if fy < fx:
+                return y, fy, 2
+            return x, fx, 2
+        return x, fx, 1
+
     def run(self, x: Tensor, fx: float, limit: int) -> tuple[Tensor, float]:
-        spent = 0
-        order = torch.randperm(self.problem.dim, generator=self.generator).tolist()
-        pos = 0
+        dim = self.problem.dim
+        order = torch.randperm(dim, generator=self.generator).tolist()
+        gain = [0.0] * dim
+        spent = pos = 0
+        first_pass = True
         while spent < limit:
-            j = order[pos % len(order)]
-            pos += 1
-            y, fy = self._try(x, j, -float(self.sr[j]))
-            spent += 1
+            j = order[pos]
+            y, fy, used = self._improve(x, fx, j, limit - spent)
+            spent += used
+            gain[j] = fx - fy
             if fy < fx:
                 x, fx = y, fy
-                continue
-            if fy > fx and spent < limit:
-                y, fy = self._try(x, j, 0.5 * float(self.sr[j]))
-                spent += 1
-                if fy < fx:
-                    x, fx = y, fy
+                if not first_pass:  # stay on j; re-rank when the next coordinate had gained more
+                    if gain[j] < gain[order[(pos + 1) % dim]]:
+                        order = sorted(range(dim), key=lambda i: -gain[i])
                     continue
-            self.sr[j] /= 2
+            else:
+                self.sr[j] /= 2
+            pos += 1
+            if pos == dim:
+                if first_pass:
+                    first_pass = False
+                    order = sorted(range(dim), key=lambda i: -gain[i])
+                pos = 0
         self.sr[self.sr < 1e-15] = self.initial
         return x, fx
 
