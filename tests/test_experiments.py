@@ -26,6 +26,7 @@ from trainlab.experiments import (
     quickstart_experiment,
     run_experiment,
 )
+from trainlab.experiments.executors import Job, make_executor
 from trainlab.experiments.spec import RunSpec
 from trainlab.seeding import derive_seed
 from trainlab.trainers import TRAINERS, Trainer
@@ -333,11 +334,19 @@ def test_ray_executor_gives_the_same_results_as_inline(tmp_path: Path) -> None:
     exp = load_experiment(_write(tmp_path, SMALL))
     run_experiment(exp, tmp_path / "inline", progress=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    events: list[tuple] = []
     try:
         report = run_experiment(exp, tmp_path / "ray", executor="ray", progress=False)
+        jobs = [Job((r.run_id,), (r.spec,), None) for r in exp.runs[:1]]
+        outcomes = list(make_executor("ray").run(jobs, events.append))
     finally:
         ray.shutdown()
     assert report.counts == {"ok": 4}
+    # workers report progress: a start event, then one event per finished epoch, up to the budget's last
+    epochs = exp.runs[0].spec.budget.epochs
+    assert len(outcomes) == 1 and events[0][0] == "start" and {e[0] for e in events[1:]} == {"epoch"}
+    reported = [e[2] for e in events[1:]]
+    assert reported == list(range(epochs + 1 - len(reported), epochs + 1)) and len(reported) >= epochs
     (r1, h1), (r2, h2) = _frames(tmp_path / "inline"), _frames(tmp_path / "ray")
     metrics = ["run_id", "status", *[c for c in r1.columns if c.startswith("final_")], "best_epoch", "sample_evals"]
     pd.testing.assert_frame_equal(r1[metrics], r2[metrics])

@@ -189,25 +189,36 @@ class RayExecutor(Executor):
         started_here = not ray.is_initialized()
         if started_here:
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, **self.init_options)
+        from ray.util.queue import Empty, Queue
+
+        channel = Queue()
         try:
             remote = ray.remote(num_cpus=1)(_ray_job)
-            pending = {}
-            for job in jobs:
-                pending[remote.remote(job)] = job
-                for run_id in job.run_ids:
-                    events(("start", run_id, utc_now()))
+            pending = {remote.remote(job, channel): job for job in jobs}
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                job = pending.pop(ready[0])
-                yield job, _collect(job, lambda: ray.get(ready[0]))
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+                _drain_ray(channel, Empty, events)
+                if ready:
+                    job = pending.pop(ready[0])
+                    yield job, _collect(job, lambda: ray.get(ready[0]))
+            _drain_ray(channel, Empty, events)
         finally:
+            channel.shutdown()
             if started_here:
                 ray.shutdown()
 
 
-def _ray_job(job: Job) -> list[Outcome]:
+def _ray_job(job: Job, channel: Any) -> list[Outcome]:
     torch.set_num_threads(1)
-    return run_job(job)
+    return run_job(job, channel.put)
+
+
+def _drain_ray(channel: Any, empty: type[Exception], events: Events) -> None:
+    while True:
+        try:
+            events(channel.get_nowait())
+        except empty:
+            return
 
 
 def _collect(job: Job, get: Callable[[], list[Outcome]]) -> list[Outcome]:
