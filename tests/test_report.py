@@ -465,6 +465,25 @@ def test_build_report_separates_option_cells(tmp_path):
     assert (path.parent / "figures" / "curves_spiral_noise_0.1_epoch.png").is_file()
 
 
+def test_name_cells_leave_out_options_the_others_determine():
+    rows = []
+    for loss, amplitude, steps, rescale in [("ce", 1, 35, None), ("ce", 10, 35, None), ("mse1", 1, 50, None),
+                                            ("mse1", 20, 50, None), ("mse2", 10, 50, False), ("mse2", 10, 50, True)]:
+        for seed in range(2):
+            rows.append({"run_id": f"{loss}{amplitude}{rescale}{seed}", "task": "spiral", "model": "m", "label": "gd",
+                         "trainer": "gd", "loss": loss, "seed": seed, "loss_options.amplitude": amplitude,
+                         "loss_options.rescale": rescale, "budget.steps": steps, "trainer_options.lr": 1.0 if loss == "ce" else 0.075})
+    runs = pd.DataFrame(rows)
+    labels = sorted(set(name_cells(runs)["label"]))
+    # budget and lr come with the loss, so only loss, amplitude and (where it varies) rescale name the cells
+    assert labels == ["gd(loss=ce, amplitude=1)", "gd(loss=ce, amplitude=10)", "gd(loss=mse1, amplitude=1)",
+                      "gd(loss=mse1, amplitude=20)", "gd(loss=mse2, amplitude=10, rescale=False)",
+                      "gd(loss=mse2, amplitude=10, rescale=True)"]
+    # a budget that varies on its own stays in the names
+    runs.loc[runs["seed"] == 1, "budget.steps"] = 99
+    assert len(set(name_cells(runs)["label"])) == 12 and any("steps=99" in n for n in name_cells(runs)["label"])
+
+
 def test_quickstart_cells_are_named_by_the_width_only(tmp_path):
     from trainlab.experiments.quickstart import quickstart_experiment
     from trainlab.experiments.store import ResultStore

@@ -5,7 +5,8 @@ differ in other options (``model_options.width``, ``loss``, ``budget.epochs``, `
 ...); :func:`name_cells` appends the options that tell them apart to the names, so that grouping by the
 names is grouping by the full configuration (the store's ``config_id``), e.g. ``spiral-mlp(width=1000)``
 or ``sgd(loss=mse)``. Options that never vary inside a task × model × label group (such as the learning
-rate that comes with a trainer label, or a budget set per task) are left out, so names stay short.
+rate that comes with a trainer label, or a budget set per task) are left out, and so are options that the
+other shown options determine (a budget or a period that comes with each loss), so names stay short.
 """
 from __future__ import annotations
 
@@ -50,13 +51,35 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
+_PRIMARY = ("trainer", "loss", "trainer_options.lr")
+
+
+def _redundant(shown: dict[str, set[str]], texts: dict[str, pd.Series], keys: list[pd.Series]) -> list[str]:
+    """Shown options that the other shown options already determine (e.g. a budget that comes with each
+    loss): dropping them, one at a time, leaves as many distinct names. Options with fewer distinct values
+    are tried first, ``trainer``, ``loss`` and the learning rate last, so that those stay in the names."""
+    def distinct(columns: list[str]) -> int:
+        frame = pd.concat([*keys, *(texts[c].fillna("\0") for c in columns)], axis=1)
+        return len(frame.drop_duplicates())
+
+    kept = list(shown)
+    full = distinct(kept)
+    order = sorted(kept, key=lambda c: (c in _PRIMARY, texts[c].nunique(dropna=False), c))
+    dropped = []
+    for column in order:
+        rest = [c for c in kept if c != column]
+        if distinct(rest) == full:
+            kept, dropped = rest, [*dropped, column]
+    return dropped
+
+
 def name_cells(runs: pd.DataFrame, *, ignore: Sequence[str] = ()) -> pd.DataFrame:
     """A copy of ``runs`` whose ``task``, ``model`` and ``label`` columns name the full configuration.
 
     An option column (:func:`config_columns`, minus ``ignore``) is shown in a name when it takes more than
     one value among runs that share the task (task options), the task and model (model options) or the
-    task, model and label (all other options); it is then shown, as ``name(option=value, ...)``, on every
-    run with that base name that has a value for it. Options are named without their ``*_options.``
+    task, model and label (all other options) and the other shown options do not determine it; it is then
+    shown, as ``name(option=value, ...)``, on every run with that base name that has a value for it. Options are named without their ``*_options.``
     prefix unless two shown options of one name would collide. If ``config_id`` is present and names still
     join different configurations (values that print alike), the label gets ``#<config_id>`` appended.
     ``ignore`` keeps columns out of the names, e.g. the swept axes of a contour plot.
@@ -75,6 +98,8 @@ def name_cells(runs: pd.DataFrame, *, ignore: Sequence[str] = ()) -> pd.DataFram
             bases = set(runs.loc[count > 1, part].astype(str))
             if bases:
                 shown[column] = bases
+        for column in _redundant(shown, texts, keys):
+            del shown[column]
         short = {c: _short(c) for c in shown}
         if len(set(short.values())) < len(short):
             short = {c: c.removeprefix(f"{part}_options.") for c in shown}

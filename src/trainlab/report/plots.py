@@ -7,12 +7,14 @@ state is never touched, so this works headless with the Agg backend) and returns
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
@@ -30,14 +32,16 @@ def new_axes(figsize: tuple[float, float] = (6.0, 4.0), nrows: int = 1, ncols: i
 
 
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = FIGURE_FORMATS, dpi: int = 150) -> list[Path]:
-    """Write ``fig`` as ``<stem>.<fmt>`` for each format (``png``, ``svg``, ``pdf``); return the paths."""
+    """Write ``fig`` as ``<stem>.<fmt>`` for each format (``png``, ``svg``, ``pdf``); return the paths.
+    The saved area is cropped to everything drawn, so long labels and outside legends are kept whole."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
         check_choice("formats", fmt, ("png", "svg", "pdf"))
         path = stem.with_name(f"{stem.name}.{fmt}")
-        fig.savefig(path, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.05,
+                    metadata={"Date": None} if fmt == "svg" else None)
         paths.append(path)
     return paths
 
@@ -179,11 +183,15 @@ def plot_learning_curves(
     _require(curves, (*by, "x", "mean", "std"), "curves")
     if ax is None:
         ax = new_axes((6.5, 4.2))
-    for key, part in curves.groupby(list(by), sort=True):
-        key = key if isinstance(key, tuple) else (key,)
+    groups = list(curves.groupby(list(by), sort=True))
+    if len(groups) > 10:  # the default cycle repeats after 10 colours
+        ax.set_prop_cycle(color=[colormaps["tab20"](i % 20) for i in range(len(groups))])
+    names = [" / ".join(map(str, key if isinstance(key, tuple) else (key,))) for key, _ in groups]
+    outside = len(names) > 6 or max(map(len, names), default=0) > 40
+    for name, (_, part) in zip(names, groups):
         part = part.sort_values("x")
-        name = " / ".join(map(str, key))
-        line, = ax.plot(part["x"], part["mean"], label=name, linewidth=1.4)
+        label = textwrap.fill(name, 90, subsequent_indent="  ") if outside else name
+        line, = ax.plot(part["x"], part["mean"], label=label, linewidth=1.4)
         std = part["std"].fillna(0.0)
         ax.fill_between(part["x"], part["mean"] - std, part["mean"] + std, color=line.get_color(), alpha=0.2)
     if log_x:
@@ -193,7 +201,14 @@ def plot_learning_curves(
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
+    if outside:  # many or long names: a figure legend below the axes; the figure grows to hold it
+        fig = ax.figure
+        handles, labels = ax.get_legend_handles_labels()
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width, height + 0.3 + 0.16 * sum(label.count("\n") + 1 for label in labels))
+        fig.legend(handles, labels, loc="outside lower center", fontsize="x-small")
+    else:
+        ax.legend(fontsize="small", loc="best")
     return ax
 
 
@@ -214,8 +229,9 @@ def cd_diagram(
     import scikit_posthocs as sp
 
     check_number("alpha", alpha, low=0, high=1, low_open=True, high_open=True)
-    if ax is None:
-        ax = new_axes((7.0, 1.4 + 0.35 * len(mean_ranks)))
+    if ax is None:  # room for the longest label on each side of a rank axis at least 3.5 in wide
+        longest = max((len(str(label)) for label in mean_ranks.index), default=0) + 7
+        ax = new_axes((max(7.0, 3.5 + 2 * 0.08 * longest), 1.4 + 0.35 * len(mean_ranks)))
     sp.critical_difference_diagram(
         mean_ranks, pvalues, alpha=alpha, ax=ax,
         label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
