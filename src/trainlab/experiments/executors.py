@@ -152,13 +152,12 @@ class ProcessExecutor(Executor):
     """A local pool of ``workers`` processes (spawn start method, one torch thread each)."""
 
     def __init__(self, workers: int = 2):
-        self.workers = check_number("workers", workers, low=1, integer=True)
-        self.parallelism = self.workers
+        self.parallelism = check_number("workers", workers, low=1, integer=True)
 
     def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
         context = multiprocessing.get_context("spawn")
         channel = context.Queue()
-        pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init, initargs=(channel,))
+        pool = cf.ProcessPoolExecutor(self.parallelism, mp_context=context, initializer=_worker_init, initargs=(channel,))
         try:
             pending = {pool.submit(_pool_job, job): job for job in jobs}
             while pending:
@@ -197,11 +196,11 @@ class RayExecutor(Executor):
             pending = {remote.remote(job, channel): job for job in jobs}
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
-                _drain_ray(channel, Empty, events)
+                _drain(channel, events, Empty)
                 if ready:
                     job = pending.pop(ready[0])
                     yield job, _collect(job, lambda: ray.get(ready[0]))
-            _drain_ray(channel, Empty, events)
+            _drain(channel, events, Empty)
         finally:
             channel.shutdown()
             if started_here:
@@ -213,14 +212,6 @@ def _ray_job(job: Job, channel: Any) -> list[Outcome]:
     return run_job(job, channel.put)
 
 
-def _drain_ray(channel: Any, empty: type[Exception], events: Events) -> None:
-    while True:
-        try:
-            events(channel.get_nowait())
-        except empty:
-            return
-
-
 def _collect(job: Job, get: Callable[[], list[Outcome]]) -> list[Outcome]:
     """The job's outcomes; a worker that died or raised fails the job's runs instead of the experiment."""
     try:
@@ -230,11 +221,13 @@ def _collect(job: Job, get: Callable[[], list[Outcome]]) -> list[Outcome]:
         return [Outcome(r, _failed(s, r, err), None, now, now) for r, s in zip(job.run_ids, job.specs)]
 
 
-def _drain(channel: Any, events: Events) -> None:
+def _drain(channel: Any, events: Events, empty: type[Exception] = queue.Empty) -> None:
+    """Pass every event waiting in ``channel`` (a multiprocessing or Ray queue, whose ``get_nowait``
+    raises ``empty`` when drained) to ``events``."""
     while True:
         try:
             events(channel.get_nowait())
-        except queue.Empty:
+        except empty:
             return
 
 

@@ -7,6 +7,7 @@ earlier rows, if any, are replaced in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 from rich.console import Console
@@ -103,7 +104,7 @@ def _split(runs: list[PlannedRun], parts: int) -> list[list[PlannedRun]]:
     parts = max(1, min(parts, len(runs)))
     size, extra = divmod(len(runs), parts)
     bounds = [i * size + min(i, extra) for i in range(parts + 1)]
-    return [runs[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [runs[a:b] for a, b in pairwise(bounds)]
 
 
 def _sweep_key(run: PlannedRun) -> str:

@@ -69,7 +69,8 @@ def _redundant(shown: dict[str, set[str]], texts: dict[str, pd.Series], keys: li
     for column in order:
         rest = [c for c in kept if c != column]
         if distinct(rest) == full:
-            kept, dropped = rest, [*dropped, column]
+            kept = rest
+            dropped.append(column)
     return dropped
 
 
@@ -79,8 +80,9 @@ def name_cells(runs: pd.DataFrame, *, ignore: Sequence[str] = ()) -> pd.DataFram
     An option column (:func:`config_columns`, minus ``ignore``) is shown in a name when it takes more than
     one value among runs that share the task (task options), the task and model (model options) or the
     task, model and label (all other options) and the other shown options do not determine it; it is then
-    shown, as ``name(option=value, ...)``, on every run with that base name that has a value for it. Options are named without their ``*_options.``
-    prefix unless two shown options of one name would collide. If ``config_id`` is present and names still
+    shown, as ``name(option=value, ...)``, on every run with that base name that has a value for it.
+    Options are named without their ``*_options.`` prefix unless two shown options of one name would
+    collide. If ``config_id`` is present and names still
     join different configurations (values that print alike), the label gets ``#<config_id>`` appended.
     ``ignore`` keeps columns out of the names, e.g. the swept axes of a contour plot.
     """
