@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.trainers.base import predict
 
