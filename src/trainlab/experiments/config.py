@@ -407,6 +407,10 @@ class _Parser:
             raise self.error(
                 flat[f"budget.{bad}"][1], bad, "a limit among " + ", ".join(f.name for f in dataclasses.fields(Budget))
             ) from None
+        try:
+            make_trainer(name["trainer"], **options["trainer_options"]).check_budget(budget)
+        except ConfigError as err:
+            raise self.relabel(err, self.locate(err, "budget", flat, "defaults.budget")) from None
         spec = RunSpec(
             task=name["task"], model=name["model"], trainer=name["trainer"], budget=budget, seed=0,
             loss=name["loss"], task_options=options["task_options"], model_options=options["model_options"],

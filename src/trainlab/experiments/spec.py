@@ -61,7 +61,9 @@ class RunSpec:
 
     def resolved(self) -> RunSpec:
         """The same spec with every default filled in, so that equal runs get equal identities."""
-        trainer = make_trainer(self.trainer, **self.trainer_options).describe()
+        made = make_trainer(self.trainer, **self.trainer_options)
+        made.check_budget(self.budget)
+        trainer = made.describe()
         trainer.pop("name")
         loss_options = dict(self.loss_options)
         if self.loss is not None:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainlab.core.budget import Budget
+from trainlab.core.budget import LIMITS, Budget
 from trainlab.core.config import ConfigError, check_choice, check_number, from_mapping
 from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
@@ -120,6 +120,8 @@ def max_evals_of(budget: Budget, config: PopulationConfig, n_train: int) -> int 
 
 class PopulationTrainer(Trainer):
     """One searcher (and optionally a gradient epoch) behind the trainer interface."""
+
+    budget_units = LIMITS
 
     def __init__(self, name: str, config: PopulationConfig):
         super().__init__(config)
