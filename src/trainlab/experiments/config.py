@@ -408,7 +408,7 @@ class _Parser:
                 flat[f"budget.{bad}"][1], bad, "a limit among " + ", ".join(f.name for f in dataclasses.fields(Budget))
             ) from None
         try:
-            make_trainer(name["trainer"], **options["trainer_options"]).check_budget(budget)
+            make_trainer(str(name["trainer"]), **options["trainer_options"]).check_budget(budget)
         except ConfigError as err:
             raise self.relabel(err, self.locate(err, "budget", flat, "defaults.budget")) from None
         spec = RunSpec(
