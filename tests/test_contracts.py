@@ -33,8 +33,8 @@ def test_every_trainer_declares_units_that_are_budget_limits() -> None:
     for name in TRAINERS:
         units = make_trainer(name).budget_units
         assert units and set(units) <= set(LIMITS), name
-        for unit in units:
-            make_trainer(name).check_budget(Budget(**{unit: 1}))
+        for unit in units:  # (with an epoch limit too: L-SHADE plans on a known total)
+            make_trainer(name).check_budget(Budget(**{"epochs": 1, unit: 1}))
         for unit in set(LIMITS) - set(units):
             with pytest.raises(ConfigError, match=rf"budget\.{unit}.*'{name}' trainer"):
                 make_trainer(name).check_budget(Budget(epochs=1, **{unit: 1}))
@@ -93,3 +93,59 @@ def test_dry_run_of_an_experiment_refuses_the_budget(tmp_path: Path) -> None:
     line, = res.output.strip().splitlines()
     assert "budget.evals" in line and "'adam' trainer" in line and "50" in line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def scratch_registries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registrations made by a test are undone after it."""
+    from trainlab.metaheuristics import SEARCHERS
+    from trainlab.trainers import OPTIMIZERS
+    from trainlab.trainers.population.trainer import ALGORITHMS
+
+    for registry in (OPTIMIZERS, SEARCHERS, TRAINERS):
+        monkeypatch.setattr(registry, "_items", dict(registry._items))
+    monkeypatch.setattr("trainlab.trainers.population.trainer.ALGORITHMS", dict(ALGORITHMS))
+
+
+def test_a_registered_optimizer_is_a_gradient_trainer(scratch_registries: None) -> None:
+    from trainlab.trainers import OPTIMIZERS
+    from trainlab.trainers.gradient import gradient_trainers
+    from trainlab.trainers.optimizers import OptimizerSpec
+
+    OPTIMIZERS.register("adamax")(OptimizerSpec(torch.optim.Adamax, {"lr": 2e-3, "betas": (0.9, 0.999)}, momentum_key="betas"))
+    assert "adamax" in gradient_trainers()
+    trainer = make_trainer("adamax", lr=0.05, batch_size=10)
+    task = load_task("spiral", points=30)
+    model = build_model("spiral-mlp", task.input_shape, task.n_outputs, width=4)
+    initial = [p.detach().clone() for p in model.parameters()]
+    result = trainer.fit(model, task, Budget(epochs=2), seed=0)
+    assert result.status == "ok" and result.config["trainer"]["name"] == "adamax"
+    assert result.config["trainer"]["lr"] == 0.05 and result.config["trainer"]["betas"] == (0.9, 0.999)
+    assert result.spending.steps == 2 * -(-len(task.train) // 10)
+    assert not all(torch.equal(a, b) for a, b in zip(initial, model.parameters()))
+    with pytest.raises(ConfigError, match=r"trainer\.adamax\.momentum"):
+        make_trainer("adamax", momentum=0.9)
+
+
+def test_a_registered_searcher_is_a_population_trainer(scratch_registries: None) -> None:
+    from trainlab.metaheuristics import SEARCHERS, DE
+
+    @SEARCHERS.register("de-copy")
+    class DECopy(DE):
+        name = "de-copy"
+
+    task = load_task("spiral", points=30)
+    results = []
+    for name in ("de", "de-copy"):
+        model = build_model("spiral-mlp", task.input_shape, task.n_outputs, width=4)
+        results.append(make_trainer(name, population_size=8).fit(model, task, Budget(evals=40), seed=3))
+    # the same algorithm under two names: the same run, evaluation for evaluation
+    assert [row["train_loss"] for row in results[0].history] == [row["train_loss"] for row in results[1].history]
+    assert results[1].spending.evals == 40 and results[1].config["trainer"]["name"] == "de-copy"
+
+
+def test_a_searcher_that_plans_on_the_total_needs_a_total(scratch_registries: None) -> None:
+    make_trainer("lshade").check_budget(Budget(epochs=2))
+    with pytest.raises(ConfigError, match=r"budget: .*'lshade' trainer plans on the total budget"):
+        make_trainer("lshade").check_budget(Budget(steps=5))
+    make_trainer("lshade", options={"max_evals": 100}).check_budget(Budget(steps=5))

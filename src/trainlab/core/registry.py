@@ -1,4 +1,4 @@
-"""Name → object registries, one per kind (tasks, models, losses, trainers).
+"""Name → object registries, one per kind (tasks, models, losses, metrics, optimizers, searchers, trainers).
 
 The same names are used in experiment files, on the command line and in the Python API.
 """
@@ -18,6 +18,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._listeners: list[Callable[[str, T], None]] = []
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator that registers its argument under ``name``."""
@@ -26,9 +27,19 @@ class Registry(Generic[T]):
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._items[name] = obj
+            for listener in self._listeners:
+                listener(name, obj)
             return obj
 
         return add
+
+    def subscribe(self, listener: Callable[[str, T], None]) -> None:
+        """Call ``listener(name, obj)`` for every entry, those registered now and those registered later: how one
+        registry derives entries from another (every optimizer is also a gradient trainer, every searcher a
+        population trainer)."""
+        self._listeners.append(listener)
+        for name, obj in list(self._items.items()):
+            listener(name, obj)
 
     def get(self, name: str) -> T:
         if name not in self._items:

@@ -31,7 +31,7 @@ from trainlab.losses import Loss
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback, Penalty
 from trainlab.trainers.lr_finder import lr_find
-from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
+from trainlab.trainers.optimizers import OPTIMIZERS, OptimizerSpec, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (
     EarlyStopping,
     WeightAverager,
@@ -44,6 +44,8 @@ from trainlab.trainers.result import RunResult
 from trainlab.trainers.schedules import NEEDS_TOTAL, SCHEDULES, Schedule, apply_schedule, make_schedule
 
 GRADIENT_TRAINERS = ("gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
+"""The built-in gradient trainers; every optimizer registered in ``OPTIMIZERS`` later is one too
+(:func:`gradient_trainers` lists them all)."""
 _OPTIMIZER_OF = {"gd": "sgd"}
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "gd": {"batch_size": None},
@@ -432,13 +434,28 @@ def _base_momentum(options: Mapping[str, Any]) -> float:
     return float(options.get("momentum", 0.0))
 
 
+_GRADIENT: list[str] = []
+
+
+def gradient_trainers() -> list[str]:
+    """Names of the registered gradient trainers: ``gd`` and one per registered optimizer."""
+    return sorted(_GRADIENT)
+
+
 def _register(name: str) -> None:
     def build(**options: Any) -> GradientTrainer:
         return GradientTrainer(gradient_config(name, options), name)
 
     build.__doc__ = f"The ``{name}`` gradient trainer; options: see :class:`GradientConfig`."
     TRAINERS.register(name)(build)
+    _GRADIENT.append(name)
 
 
-for _name in GRADIENT_TRAINERS:
-    _register(_name)
+def _register_optimizer(name: str, spec: OptimizerSpec) -> None:
+    """Every registered optimizer is a gradient trainer of the same name (unless that trainer name is taken)."""
+    if name not in TRAINERS:
+        _register(name)
+
+
+_register("gd")
+OPTIMIZERS.subscribe(_register_optimizer)
