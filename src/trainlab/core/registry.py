@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from trainlab.core.config import ConfigError
+from trainlab.core.plugins import load_plugins
 
 T = TypeVar("T")
 
@@ -42,14 +43,20 @@ class Registry(Generic[T]):
             listener(name, obj)
 
     def get(self, name: str) -> T:
+        """The entry ``name``; a name not registered loads the ``trainlab.plugins`` entry points first."""
+        if name not in self._items:
+            load_plugins()
         if name not in self._items:
             raise ConfigError(self.kind, name, "one of " + ", ".join(sorted(self._items)))
         return self._items[name]
 
     def names(self) -> list[str]:
+        """Every registered name, plugins' included."""
+        load_plugins()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is registered now (plugins not loaded yet are not consulted)."""
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
