@@ -57,13 +57,13 @@ def check_optimizer(name: str) -> list[str]:
         refused = True
     _rule(refused, rules, "an unknown option is a ConfigError")
 
-    def closure() -> Tensor:
+    def closure() -> float:
         optimizer.zero_grad()
         value = 0.5 * (scales * theta * theta).sum()
         value.backward()
-        return value
+        return float(value.detach())
 
-    start = float(closure().detach())
+    start = closure()
     for _ in range(100):
         optimizer.step(closure)
     end = float(0.5 * (scales * theta.detach() ** 2).sum())
@@ -148,11 +148,13 @@ def check_trainer(name: str, small: Callable[[str], Budget] | None = None, **opt
         except ConfigError as err:
             refused = name in str(err) and unit in str(err)
         _rule(refused, rules, f"a {unit} budget is refused with a ConfigError naming the trainer and the unit")
-    default = {"evals": 60, "seconds": 0.5, "sample_evals": 2 * 60 * 20}
+    default: dict[str, Any] = {"evals": 60, "seconds": 0.5, "sample_evals": 2 * 60 * 20}
     for unit in units:
-        budget = small(unit) if small is not None else Budget(**{unit: default.get(unit, 2)})
+        limits: dict[str, Any] = {unit: default.get(unit, 2)}
+        budget = small(unit) if small is not None else Budget(**limits)
         if unit != "epochs":
-            budget = Budget(**{**budget.to_dict(), "epochs": 50})  # a total for searchers that plan on one
+            with_total: dict[str, Any] = {**budget.to_dict(), "epochs": 50}
+            budget = Budget(**with_total)  # a total for searchers that plan on one
         result = _fit(name, options, budget)
         spent = result.spending.sample_evals if unit == "sample_evals" else getattr(result.spending, unit)
         limit = budget.to_dict()[unit]
