@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,13 @@ torch.set_num_threads(1)
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 if "TRAINLAB_DATA" not in os.environ and _SHARED.is_dir():
     os.environ["TRAINLAB_DATA"] = str(_SHARED)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_global_rngs() -> None:
+    """Every test starts from the same global RNG state, whatever ran before it."""
+    torch.manual_seed(0)
+    np.random.seed(0)
 
 
 @pytest.fixture
