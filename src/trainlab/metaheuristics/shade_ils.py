@@ -11,10 +11,15 @@ population member plus U(±``perturbation``·(upper − lower)) noise, the popul
 kept in ``best_x``/``best_f``.
 
 As a searcher it advances one unit per :meth:`step` (the initial evaluation, one SHADE generation, or
-one local search), so that a caller can cut the run at any evaluation count.
+one local search), so that a caller can cut the run at any evaluation count. Driven by plain ask/tell,
+``ask()`` always returns SHADE's candidates and :meth:`tell` advances the same phases: once a DE phase has
+been told ``de_evals`` evaluations, the local search (and a restart, when due) runs inside ``tell`` through
+the problem, because it is sequential and L-BFGS-B needs the problem's gradient. Both drivers give the same
+search when ``step`` is never cut short (``tests/test_metaheuristics.py`` checks this).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -71,6 +76,7 @@ class SHADEILS(Searcher):
         self.phase, self.de_spent, self.start_f = "init", 0, float("inf")
         self.worse, self.restarts = 0, 0
         self.log: list[dict[str, object]] = []
+        self._stepping = False
 
     @property
     def x(self) -> Tensor:  # type: ignore[override]
@@ -94,11 +100,25 @@ class SHADEILS(Searcher):
             self.shade.f = value
 
     def ask(self) -> Tensor:
-        if self.phase == "ls":
-            raise RuntimeError("shade-ils: the local-search phase is driven by step(), not ask/tell")
+        """SHADE's next candidates (the local search runs in :meth:`tell` or :meth:`step`)."""
         return self.shade.ask()
 
     def tell(self, fitness: Tensor) -> None:
+        """Consume the fitness of the last ``ask``; outside :meth:`step`, also advance the phases."""
+        self._tell_generation(fitness)
+        if self._stepping:
+            return
+        if self.phase == "init":
+            self.phase, self.start_f = "de", self.cur_f
+        else:
+            self.de_spent += len(fitness)
+            if self.de_spent >= self.de_evals:
+                self.de_spent = 0
+                self._local_search(sys.maxsize)
+        if self.de_spent == 0:
+            self._inject_current()
+
+    def _tell_generation(self, fitness: Tensor) -> None:
         self.shade.tell(fitness)
         self.generation = self.shade.generation
         i = int(torch.argmin(self.shade.f))
@@ -120,6 +140,13 @@ class SHADEILS(Searcher):
             f[i] = self.cur_f
 
     def step(self, limit: int) -> int:
+        self._stepping = True
+        try:
+            return self._step(limit)
+        finally:
+            self._stepping = False
+
+    def _step(self, limit: int) -> int:
         if self.phase == "init":
             spent = Searcher.step(self, limit)
             self.phase, self.start_f = "de", self.cur_f
@@ -132,6 +159,11 @@ class SHADEILS(Searcher):
             if self.de_spent >= self.de_evals:
                 self.phase, self.de_spent = "ls", 0
             return spent
+        return self._local_search(limit)
+
+    def _local_search(self, limit: int) -> int:
+        """One local search from x_c within ``min(ls_evals, limit)`` evaluations, then the end of the iteration
+        (with a restart when due and ``limit`` leaves room for it); returns the evaluations spent."""
         method = self.pool.choose()
         before = self.cur_f
         start = self.problem.evals
