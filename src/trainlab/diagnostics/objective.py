@@ -25,6 +25,7 @@ from torch.func import functional_call, grad
 from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.diagnostics.hvp import HVP_MODES, check_vectors, gradient_graph, graph_hvp, hvp
 from trainlab.losses import Loss
+from trainlab.models.functional import ParamLayout
 
 if TYPE_CHECKING:
     from trainlab.trainers.callbacks import Penalty, TrainState
@@ -48,13 +49,13 @@ class FunctionalModel:
         if bn == "train":
             torch.func.replace_all_batch_norm_modules_(module)
         self.module, self.bn = module, bn
-        trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-        if not trainable:
+        self.layout = ParamLayout.of(module)
+        if not self.layout.names:
             raise ConfigError("model", type(model).__name__, "a module with trainable parameters")
-        self.names = [n for n, _ in trainable]
-        self.shapes = [p.shape for _, p in trainable]
-        self.numels = [p.numel() for _, p in trainable]
-        self.theta = torch.cat([p.detach().reshape(-1) for _, p in trainable])
+        self.names = list(self.layout.names)
+        self.shapes = list(self.layout.shapes)
+        self.numels = list(self.layout.numels)
+        self.theta = self.layout.flatten(module)
         frozen = {n: p.detach() for n, p in module.named_parameters() if not p.requires_grad}
         self.buffers = {**frozen, **dict(module.named_buffers())}
 
@@ -71,10 +72,10 @@ class FunctionalModel:
         return self.theta.device
 
     def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
-        return {n: t.view(s) for n, t, s in zip(self.names, flat.split(self.numels), self.shapes)}
+        return self.layout.unflatten(flat)
 
     def flatten(self, tensors: dict[str, Tensor]) -> Tensor:
-        return torch.cat([tensors[n].reshape(-1) for n in self.names])
+        return self.layout.flatten_tensors(tensors)
 
     def __call__(self, flat: Tensor, x: Tensor) -> Tensor:
         return functional_call(self.module, (self.unflatten(flat), self.buffers), (x,))

@@ -46,6 +46,7 @@ from trainlab.trainers.callbacks import Callback
 from trainlab.core.config import ConfigError, check_choice, check_number, from_mapping
 from trainlab.data.task import Split, Task
 from trainlab.losses import Loss
+from trainlab.models.functional import ParamLayout
 from trainlab.trainers.result import RunResult
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
 
@@ -104,12 +105,8 @@ class FlatObjective:
 
     def __init__(self, model: nn.Module, split: Split, loss: Loss, dtype: torch.dtype):
         self.model, self.loss, self.dtype = model, loss, dtype
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        self.names = [n for n, _ in named]
-        self.params = [p for _, p in named]
-        self.shapes = [p.shape for p in self.params]
-        self.numels = [p.numel() for p in self.params]
-        self.size = sum(self.numels)
+        self.layout = ParamLayout.of(model)
+        self.size = self.layout.dim
         fixed = [*model.named_buffers(), *((n, p.detach()) for n, p in model.named_parameters() if not p.requires_grad)]
         self.buffers = {n: b.to(dtype) if b.is_floating_point() else b for n, b in fixed}
         self.x = split.x.to(dtype)
@@ -121,16 +118,14 @@ class FlatObjective:
 
     def get(self) -> Tensor:
         """The model's current θ (a copy, in the objective's dtype)."""
-        return torch.cat([p.detach().reshape(-1) for p in self.params]).to(self.dtype)
+        return self.layout.flatten(self.model).to(self.dtype)
 
-    @torch.no_grad()
     def set(self, theta: Tensor) -> None:
         """Write θ into the model's parameters."""
-        for p, chunk in zip(self.params, torch.split(theta, self.numels)):
-            p.copy_(chunk.reshape(p.shape))
+        self.layout.load(self.model, theta)
 
     def _f(self, theta: Tensor) -> Tensor:
-        tensors = {n: t.reshape(s) for n, t, s in zip(self.names, torch.split(theta, self.numels), self.shapes)}
+        tensors = self.layout.unflatten(theta)
         with objective_mode(self.model):
             outputs = functional_call(self.model, {**self.buffers, **tensors}, (self.x,))
         return self.loss(outputs, self.y, self.step)

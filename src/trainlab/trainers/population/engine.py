@@ -22,7 +22,6 @@ import math
 import time
 import types
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -30,51 +29,11 @@ from torch.func import functional_call, vmap
 
 from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.losses import Loss
+from trainlab.models.functional import ParamLayout
 
 MODES = ("auto", "stacked", "vmap", "loop")
 BN_MODES = ("batch", "eval")
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-@dataclass(frozen=True)
-class ParamLayout:
-    """Names, shapes and offsets of a model's trainable parameters inside a genome of length ``dim``."""
-
-    names: tuple[str, ...]
-    shapes: tuple[torch.Size, ...]
-    offsets: tuple[int, ...]
-    dim: int
-
-    @classmethod
-    def of(cls, model: nn.Module) -> ParamLayout:
-        names, shapes, offsets, dim = [], [], [], 0
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                names.append(name)
-                shapes.append(p.shape)
-                offsets.append(dim)
-                dim += p.numel()
-        return cls(tuple(names), tuple(shapes), tuple(offsets), dim)
-
-    def flatten(self, model: nn.Module) -> Tensor:
-        """The genome (D,) of ``model``'s current parameters."""
-        params = dict(model.named_parameters())
-        return torch.cat([params[n].detach().reshape(-1) for n in self.names])
-
-    def unflatten(self, genomes: Tensor) -> dict[str, Tensor]:
-        """Views of ``genomes`` (..., D) as parameters shaped (..., *shape)."""
-        lead = genomes.shape[:-1]
-        return {
-            n: genomes[..., o : o + math.prod(s)].reshape(*lead, *s)
-            for n, s, o in zip(self.names, self.shapes, self.offsets)
-        }
-
-    @torch.no_grad()
-    def load(self, model: nn.Module, genome: Tensor) -> None:
-        """Copy ``genome`` (D,) into ``model``'s parameters."""
-        params = dict(model.named_parameters())
-        for n, v in self.unflatten(genome).items():
-            params[n].copy_(v)
 
 
 def _batch_stats_bn(self: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:

@@ -33,18 +33,12 @@ from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
 from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher, make_searcher
+from trainlab.models.functional import ParamLayout
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.gradient import train_epoch
 from trainlab.trainers.optimizers import make_optimizer
-from trainlab.trainers.population.engine import (
-    BN_MODES,
-    MODES,
-    ParamLayout,
-    PopulationEvaluator,
-    initial_population,
-    recalibrate_bn,
-)
+from trainlab.trainers.population.engine import BN_MODES, MODES, PopulationEvaluator, initial_population, recalibrate_bn
 from trainlab.trainers.result import RunResult
 
 ALGORITHMS: dict[str, tuple[str, bool]] = {}
