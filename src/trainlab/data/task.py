@@ -9,6 +9,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+SPLITS = ("train", "val", "test")
+"""The three splits of every task, in this order."""
+
 
 @dataclass
 class Split:
@@ -50,7 +53,7 @@ class Task:
         return self.train.x.device
 
     def split(self, name: str) -> Split:
-        if name not in ("train", "val", "test"):
+        if name not in SPLITS:
             raise ValueError(f"split: got {name!r}; allowed: train, val, test")
         return getattr(self, name)
 
@@ -66,7 +69,7 @@ class Task:
             "kind": self.kind,
             "input_shape": list(self.input_shape),
             "n_outputs": self.n_outputs,
-            "sizes": {s: len(self.split(s)) for s in ("train", "val", "test")},
+            "sizes": {s: len(self.split(s)) for s in SPLITS},
             "loss": self.loss,
             "metric": self.metric,
             "preprocessing": self.preprocessing,

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 
 from trainlab.core.budget import Spending
+from trainlab.data.task import SPLITS
 from trainlab.trainers.result import RunResult, json_default
 
 SCHEMA_VERSION = 1
@@ -40,7 +41,6 @@ STORE_NAME = "store.sqlite"
 STATUSES = ("pending", "running", "ok", "diverged", "failed")
 FINISHED = ("ok", "diverged", "failed")
 SPENDING = ("forward_samples", "backward_samples", "sample_evals", "steps", "evals", "epochs", "seconds")
-SPLITS = ("train", "val", "test")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -40,7 +40,7 @@ from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.core.environment import environment
 from trainlab.core.seeding import torch_generator
 from trainlab.data import load_task
-from trainlab.data.task import Task
+from trainlab.data.task import SPLITS, Task
 from trainlab.experiments.spec import RunSpec
 from trainlab.losses import DynamicLoss, Loss, get_loss
 from trainlab.losses.metrics import METRICS
@@ -55,7 +55,6 @@ CELL_OPTIONS = ("lr",)
 """Trainer options that may differ between cells; every other ``gd`` option must keep its default
 except ``eval_every``, which must be the same in every cell."""
 _FACTOR_BLOCK = 1024
-_SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -291,7 +290,7 @@ def _train(
     x = task.train.x.to(dtype)
     y = task.train.y
     n = len(y)
-    splits = {name: (task.split(name).x.to(dtype), task.split(name).y) for name in _SPLITS}
+    splits = {name: (task.split(name).x.to(dtype), task.split(name).y) for name in SPLITS}
     total = planned_steps(specs[0].budget, n, None)
     assert total is not None  # budgets in seconds/evals are refused by check_compatible
     neg_lr = -torch.tensor(lrs, dtype=dtype, device=device)
@@ -383,7 +382,7 @@ def _result(
     return RunResult(
         status=status,  # type: ignore[arg-type]
         history=history,
-        final={key: chosen[key] for key in chosen if key.split("_")[0] in _SPLITS},
+        final={key: chosen[key] for key in chosen if key.split("_")[0] in SPLITS},
         best_epoch=best_epoch,
         spending=Spending(samples, samples, steps, 0, int(history[-1]["epoch"]), history[-1]["seconds"]),
         config={"run_id": resolved.run_id(), **resolved.to_dict(), "engine": "sweep"},

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.core.seeding import torch_generator
 from trainlab.data import load_task
+from trainlab.data.task import SPLITS
 from trainlab.diagnostics.gradients import gradient_norms
 from trainlab.diagnostics.hessian import hessian_density, hessian_top, hessian_trace
 from trainlab.diagnostics.ntk import NTK
@@ -32,7 +33,6 @@ from trainlab.trainers.callbacks import Penalty
 from trainlab.trainers.regularization import make_penalty
 from trainlab.trainers.result import RunResult
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from trainlab.core.budget import Budget, Spending
 from trainlab.core.config import ConfigError
 from trainlab.trainers.callbacks import Callback, Penalty, TrainState
-from trainlab.data.task import Split, Task
+from trainlab.data.task import SPLITS, Split, Task
 from trainlab.core.environment import environment
 from trainlab.losses import Loss, get_loss
 from trainlab.losses.metrics import METRICS
@@ -29,7 +29,6 @@ from trainlab.core.registry import Registry
 from trainlab.trainers.result import RunResult
 
 TRAINERS: Registry[Callable[..., "Trainer"]] = Registry("trainer")
-SPLITS = ("train", "val", "test")
 
 
 class Trainer(ABC):
