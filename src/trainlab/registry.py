@@ -31,7 +31,7 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> T:
-        if name not in self._items:
+        if not isinstance(name, str) or name not in self._items:
             raise ConfigError(self.kind, name, "one of " + ", ".join(sorted(self._items)))
         return self._items[name]
 

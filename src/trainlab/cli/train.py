@@ -16,6 +16,7 @@ from trainlab.budget import Budget
 from trainlab.callbacks import Callback, TrainState
 from trainlab.config import ConfigError
 from trainlab.data import TASKS
+from trainlab.preflight import check_data, check_out_dir, check_out_file
 from trainlab.result import RunResult
 from trainlab.trainers.schedules import SCHEDULES
 
@@ -176,6 +177,9 @@ def train(
             model_options=_model_options(activation, init, width, routed["model_options"]),
             trainer_options=trainer_options, loss_options=routed["loss_options"], device=_device(device),
         )
+        spec.resolved()
+        check_out_dir(out)
+        check_data([(spec.task, spec.task_options)], data_dir)
         result = execute(spec, data_dir=data_dir, callbacks=[RichProgress(budget, console)])
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
@@ -213,6 +217,8 @@ def lr_find(
     if batch_size is not None:
         options["batch_size"] = batch_size
     try:
+        check_out_file(out)
+        check_data([(task, routed["task_options"])], data_dir)
         found = run_lr_find(
             task, model, trainer, seed=seed, device=_device(device), data_dir=data_dir, loss=loss,
             task_options=routed["task_options"],

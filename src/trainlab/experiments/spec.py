@@ -22,6 +22,9 @@ from trainlab.environment import environment
 from trainlab.result import RunResult
 from trainlab.seeding import torch_generator
 
+MAX_SEED = 2**63 - 1
+"""Seeds are stored as SQLite integers (int64)."""
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -40,7 +43,7 @@ class RunSpec:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        check_number("seed", self.seed, low=0, integer=True)
+        check_number("seed", self.seed, low=0, high=MAX_SEED, integer=True)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -61,10 +64,15 @@ class RunSpec:
         from trainlab.losses import get_loss
         from trainlab.models import model_config
         from trainlab.trainers import make_trainer
+        from trainlab.trainers.base import check_spendable
 
-        trainer = make_trainer(self.trainer, **self.trainer_options).describe()
+        made = make_trainer(self.trainer, **self.trainer_options)
+        check_spendable(made, self.budget)
+        trainer = made.describe()
         trainer.pop("name")
         loss_options = dict(self.loss_options)
+        if self.loss is None and loss_options:
+            raise ConfigError("loss_options", loss_options, "loss options only with a named loss (--loss or loss = ...)")
         if self.loss is not None:
             loss_options = get_loss(self.loss, **self.loss_options).config()
             loss_options.pop("name")

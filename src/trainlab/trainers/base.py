@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from trainlab.budget import Budget, Spending
 from trainlab.callbacks import Callback, Penalty, TrainState
+from trainlab.config import ConfigError
 from trainlab.data.task import Split, Task
 from trainlab.environment import environment
 from trainlab.losses import Loss, get_loss
@@ -32,9 +33,14 @@ SPLITS = ("train", "val", "test")
 
 
 class Trainer(ABC):
-    """Base class: subclasses set ``name`` and implement :meth:`fit`; ``config`` is a frozen dataclass."""
+    """Base class: subclasses set ``name`` and implement :meth:`fit`; ``config`` is a frozen dataclass.
+
+    ``spends`` declares the budget limits (:data:`trainlab.budget.LIMITS`) the trainer counts; a budget
+    with a limit it does not count is refused when the run is planned (it would never be reached).
+    """
 
     name: str = ""
+    spends: tuple[str, ...] = ("epochs", "steps", "sample_evals", "seconds")
 
     def __init__(self, config: Any):
         self.config = config
@@ -53,6 +59,15 @@ class Trainer(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, **dataclasses.asdict(self.config)}
+
+
+def check_spendable(trainer: Trainer, budget: Budget) -> None:
+    """Refuse a budget limit the trainer never spends (for example ``evals`` for a gradient trainer)."""
+    for key, value in budget.to_dict().items():
+        if key not in trainer.spends:
+            raise ConfigError(
+                f"budget.{key}", value, f"a limit trainer {trainer.name} spends: " + ", ".join(trainer.spends)
+            )
 
 
 def make_trainer(name: str, **options: Any) -> Trainer:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainlab.budget import Budget
+from trainlab.budget import LIMITS, Budget
 from trainlab.callbacks import Callback
 from trainlab.config import ConfigError, check_choice, check_number, from_mapping
 from trainlab.data.task import Task
@@ -111,6 +111,8 @@ def max_evals_of(budget: Budget, config: PopulationConfig, n_train: int) -> int 
 
 class PopulationTrainer(Trainer):
     """One searcher (and optionally a gradient epoch) behind the trainer interface."""
+
+    spends = LIMITS
 
     def __init__(self, name: str, config: PopulationConfig):
         super().__init__(config)
