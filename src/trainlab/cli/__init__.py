@@ -40,12 +40,7 @@ class _Main(click.Group):
         previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.Abort):
-            raise
-        except click.ClickException as err:
-            if ctx.params.get("debug"):
-                raise
-            err.message = " ".join(err.message.split())
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
             if ctx.params.get("debug"):

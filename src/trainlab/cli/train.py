@@ -189,8 +189,10 @@ def train(
         plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"])
         console.print(f"LR finder suggested lr = {found['suggestion']:.3g} (plot: {Path(out) / 'lr_find.png'})")
     if result.status == "failed":
-        console.print(result.message)
-        raise click.ClickException(f"run failed; result written to {path}")
+        if click.get_current_context().find_root().params.get("debug"):
+            console.print(result.message)
+        first = result.message.splitlines()[0] if result.message else "unknown error"
+        raise click.ClickException(f"run failed ({first}); result with the traceback written to {path}")
     console.print(summary_table(result))
     if result.status == "diverged":
         console.print(f"[bold yellow]diverged:[/] {result.message}; the history and the weights selected before it are kept")
