@@ -10,6 +10,7 @@ from rich.table import Table
 
 from trainlab.config import ConfigError
 from trainlab.diagnostics.report import run_curvature
+from trainlab.preflight import check_out_dir
 
 
 @click.command("curvature")
@@ -37,13 +38,15 @@ def curvature(path: Path, top: int, density: bool, trace: bool, ntk: int, split:
     """Curvature diagnostics of the run saved at PATH (run directory or .pt checkpoint): writes
     curvature.json and PNG plots."""
     try:
+        if out is not None:
+            check_out_dir(out)
         report, files = run_curvature(
             path, out=out, split=split, subset=subset, data_dir=data_dir, device=device, seed=seed, top=top,
             density=density, trace=trace, ntk=ntk, ntk_subset=ntk_subset, bn=bn, probes=probes,
             lanczos_steps=lanczos_steps, matvecs=matvecs, dtype=torch.float32 if float32 else torch.float64,
         )
     except ConfigError as err:
-        raise click.UsageError(str(err)) from None
+        raise click.ClickException(str(err)) from None
     table = Table(title=f"curvature of {report['run']} ({report['samples']} {split} samples, D = {report['parameters']})")
     table.add_column("quantity")
     table.add_column("value", justify="right")
