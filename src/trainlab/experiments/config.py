@@ -31,7 +31,7 @@ import torch
 
 from trainlab.budget import Budget
 from trainlab.config import ConfigError, check_choice, check_number
-from trainlab.experiments.spec import RunSpec
+from trainlab.experiments.spec import RunSpec, resolved_id
 from trainlab.seeding import derive_seed
 
 if sys.version_info >= (3, 11):
@@ -460,9 +460,11 @@ class _Parser:
         runs: dict[str, PlannedRun] = {}
         for label, flat in cells:
             base = self.validate(flat)
+            resolved = base.resolved().to_dict()
             for index in seeds:
                 spec = dataclasses.replace(base, seed=derive_seed(seed, index))
-                run_id = spec.run_id()
+                resolved = resolved | {"seed": spec.seed}
+                run_id = resolved_id(resolved)
                 known = runs.get(run_id)
                 if known is not None and known.label != label:
                     raise self.error(
@@ -470,7 +472,7 @@ class _Parser:
                         f"a configuration distinct from label {known.label!r} (both resolve to run {run_id})",
                     )
                 if known is None:
-                    runs[run_id] = PlannedRun(run_id, label, index, spec, spec.resolved().to_dict())
+                    runs[run_id] = PlannedRun(run_id, label, index, spec, resolved)
         return list(runs.values())
 
     def validate(self, flat: Flat) -> RunSpec:

@@ -207,12 +207,13 @@ class ProcessExecutor(Executor):
                     kind, index, payload = outbox.get(timeout=0.2)
                 except queue.Empty:
                     for index, worker in enumerate(workers):
-                        if worker.job is not None and not worker.process.is_alive():
+                        if not worker.process.is_alive():
                             job, code = worker.job, worker.process.exitcode
-                            err = RuntimeError(f"worker process died (exit code {code}) while running this job")
                             workers[index] = start(index)
                             feed(workers[index])
-                            yield job, _failed_outcomes(job, err)
+                            if job is not None:
+                                err = RuntimeError(f"worker process died (exit code {code}) while running this job")
+                                yield job, _failed_outcomes(job, err)
                     continue
                 if kind == "event":
                     events(payload)

@@ -86,8 +86,13 @@ class RunSpec:
 
     def run_id(self) -> str:
         """A 16-hex-digit hash of the resolved configuration."""
-        text = json.dumps(self.resolved().to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return resolved_id(self.resolved().to_dict())
+
+
+def resolved_id(resolved: Mapping[str, Any]) -> str:
+    """The run id of a resolved spec given as ``RunSpec.resolved().to_dict()``."""
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def execute(
