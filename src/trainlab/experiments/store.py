@@ -25,6 +25,7 @@ import math
 import os
 import socket
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -82,9 +83,6 @@ CREATE TABLE IF NOT EXISTS claims (
 """
 
 
-_HEADER = b"SQLite format 3\x00"
-
-
 class StoreError(ConfigError):
     """A result store that must not be written into: corrupted, truncated, empty or of another schema."""
 
@@ -92,23 +90,41 @@ class StoreError(ConfigError):
         super().__init__("store", str(path), allowed)
 
 
-def _check_file(path: Path) -> None:
-    """Refuse, before SQLite touches it, a file that is not a whole SQLite database."""
+def _create(path: Path) -> None:
+    """Create an empty store at ``path`` atomically: built beside it, then hard-linked into place, so that a
+    runner starting at the same moment finds either no file or a whole store (never a half-made one)."""
     try:
-        with open(path, "rb") as f:
-            header = f.read(100)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
+        os.close(fd)
+    except OSError as err:
+        raise StoreError(path, f"a location where a store can be created ({err.strerror})") from None
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript("BEGIN;" + _SCHEMA + "INSERT INTO meta (key, value) VALUES "
+                               f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
+        finally:
+            conn.close()
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another runner created it first
+    except (OSError, sqlite3.Error) as err:
+        raise StoreError(path, f"a location where a store can be created ({err})") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _check_file(path: Path) -> None:
+    """Refuse an empty file before SQLite would take it for a new database. Only ``stat`` is used: opening
+    the file with another descriptor would drop this process's SQLite locks on it (POSIX lock semantics)."""
+    try:
+        size = path.stat().st_size
     except OSError as err:
         raise StoreError(path, f"a readable result store ({err.strerror})") from None
-    if not header:
+    if size == 0:
         raise StoreError(path, "a result store, not an empty file (move it away or choose another --out)")
-    if not header.startswith(_HEADER) or len(header) < 100:
-        raise StoreError(path, "a SQLite result store (this file is not one, or its header is damaged)")
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    size = path.stat().st_size
-    if pages and size < pages * page_size and not Path(f"{path}-wal").exists():
-        raise StoreError(path, f"a whole result store (truncated: {size:,} of {pages * page_size:,} bytes)")
 
 
 def _check_database(conn: sqlite3.Connection) -> None:
@@ -208,26 +224,22 @@ class ResultStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        existed = self.path.exists()
-        if existed:
-            _check_file(self.path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise StoreError(self.path, f"a folder that can be created ({err.strerror})") from None
+        if not self.path.exists():
+            _create(self.path)
+        _check_file(self.path)
         try:
             self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as err:
             raise StoreError(self.path, f"a result store that can be opened ({err})") from None
-        if existed:
-            try:
-                _check_database(self._conn)
-            except StoreError as err:
-                self._conn.close()
-                raise StoreError(self.path, err.allowed) from None
-            except sqlite3.DatabaseError as err:
-                self._conn.close()
-                raise StoreError(self.path, f"an intact result store (SQLite says: {err})") from None
+        try:
+            self._conn.execute("PRAGMA busy_timeout=60000")
+            _check_database(self._conn)
+        except StoreError as err:
+            self._conn.close()
+            raise StoreError(self.path, err.allowed) from None
+        except sqlite3.DatabaseError as err:
+            self._conn.close()
+            raise StoreError(self.path, f"an intact result store (SQLite says: {err})") from None
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=60000")
