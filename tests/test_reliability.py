@@ -267,6 +267,7 @@ def test_two_runners_on_one_store_split_the_grid_and_train_nothing_twice(tmp_pat
         assert store.claims() == {}
 
 
+@pytest.mark.slow
 def test_two_runner_processes_on_one_store_train_each_run_once(tmp_path: Path) -> None:
     path = _experiment(tmp_path, seeds=4)
     out = tmp_path / "out"
@@ -280,6 +281,7 @@ def test_two_runner_processes_on_one_store_train_each_run_once(tmp_path: Path) -
 
 # ---------------------------------------------------------------------------------------------- signals
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_signal_to_the_main_process_leaves_no_process(tmp_path: Path, sig: int) -> None:
     path = _experiment(tmp_path, seeds=20, epochs=40)
@@ -297,6 +299,7 @@ def test_signal_to_the_main_process_leaves_no_process(tmp_path: Path, sig: int) 
     assert sum(s == "ok" for s in plan.status.values()) >= 1  # what was committed is kept
 
 
+@pytest.mark.slow
 def test_killing_one_pool_worker_fails_only_its_run(tmp_path: Path) -> None:
     path = _experiment(tmp_path, seeds=6, epochs=60)
     out = tmp_path / "out"
@@ -351,6 +354,7 @@ budget = [{ steps = 2 }]
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_sweep_keeps_finished_cells(tmp_path: Path) -> None:
     path = tmp_path / "sweep.toml"
     path.write_text(SWEEP)
