@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from fuzz_support import bad_train_lines, mutate
 from trainlab.cli import main
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.experiments.config import Experiment, load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]

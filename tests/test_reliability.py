@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.cli import main
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.experiments.config import load_experiment
 from trainlab.experiments.executors import Events, InlineExecutor, Job, Outcome
 from trainlab.experiments.runner import experiment_status, run_experiment
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.experiments.store import STORE_NAME, ResultStore, StoreError
-from trainlab.result import RunResult
+from trainlab.trainers.result import RunResult
 
 TINY = """
 [experiment]

@@ -17,7 +17,7 @@ from trainlab.cli.population import search
 from trainlab.cli.report import report
 from trainlab.cli.sweep import dynamic_loss
 from trainlab.cli.train import lr_find, train
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

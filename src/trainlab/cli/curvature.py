@@ -8,9 +8,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from trainlab.config import ConfigError
-from trainlab.diagnostics.report import run_curvature
-from trainlab.preflight import check_out_dir
+from trainlab.core.config import ConfigError
+from trainlab.core.preflight import check_out_dir
+from trainlab.studies.curvature import run_curvature
 
 
 @click.command("curvature")

@@ -36,9 +36,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from trainlab.budget import Spending
-from trainlab.config import ConfigError
-from trainlab.result import RunResult, json_default
+from trainlab.core.budget import Spending
+from trainlab.core.config import ConfigError
+from trainlab.trainers.result import RunResult, json_default
 
 SCHEMA_VERSION = 1
 LEASE = 60.0

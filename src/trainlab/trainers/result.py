@@ -14,8 +14,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from trainlab.budget import Spending
-from trainlab.config import ConfigError
+from trainlab.core.budget import Spending
+from trainlab.core.config import ConfigError
 
 Status = Literal["ok", "diverged", "failed"]
 

@@ -1,20 +1,19 @@
-"""Checks made when a run or an experiment is planned, before any training: the device exists, the data
-sets are present and intact, and the output folder can be written.
+"""Checks made when a run or an experiment is planned, before any training: the device exists and the
+output folder can be written (the data sets are checked by :func:`trainlab.data.preflight.check_data`).
 
-Each check raises :class:`~trainlab.config.ConfigError` naming the field, the value and what is allowed,
-so that a bad device, a missing data file or an unusable ``--out`` costs one line, not a trained run.
+Each check raises :class:`~trainlab.core.config.ConfigError` naming the field, the value and what is
+allowed, so that a bad device or an unusable ``--out`` costs one line, not a trained run.
 """
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 
 CUDA_BUILD_HINT = (
     "this torch build ({version}) has no CUDA support; install a CUDA build, e.g. "
@@ -74,21 +73,3 @@ def check_out_file(path: Any, field: str = "--out") -> Path:
         raise ConfigError(field, str(path), f"a file path that can be written ({err})") from None
     check_out_dir(file.parent if str(file.parent) else ".", field)
     return file
-
-
-def check_data(tasks: Iterable[tuple[str, Mapping[str, Any]]], data_dir: str | os.PathLike[str] | None) -> None:
-    """Load each distinct ``(task, options)`` once on the CPU: missing or corrupted files are refused here,
-    with the data module's message, instead of failing every run that needs them."""
-    from trainlab.data import load_task
-    from trainlab.data.errors import DataError
-
-    seen: set[str] = set()
-    for name, options in tasks:
-        key = repr((name, sorted(options.items())))
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            load_task(name, data_dir=data_dir, device="cpu", **options)
-        except (DataError, OSError) as err:
-            raise ConfigError(f"data of task {name}", str(data_dir or "$TRAINLAB_DATA"), str(err)) from None
