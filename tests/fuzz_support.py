@@ -5,7 +5,7 @@ Every mutation is deterministic (a ``random.Random`` seeded per case) and carrie
 * ``same``: a change of form only (layout, comments, key order, a TOML round trip): the file must be
   accepted and expand to the very same runs;
 * ``refuse``: a typo in a key or in a name (a misspelt option, trainer, label or match value): the file
-  must be refused with a one-line :class:`~trainlab.config.ConfigError`, never silently accepted;
+  must be refused with a one-line :class:`~trainlab.core.config.ConfigError`, never silently accepted;
 * ``either``: anything else (odd values, deleted keys, truncated or damaged bytes): accepted, or refused in
   one line; never a traceback, never a hang.
 """

@@ -35,7 +35,7 @@ SPLITS = ("train", "val", "test")
 class Trainer(ABC):
     """Base class: subclasses set ``name`` and implement :meth:`fit`; ``config`` is a frozen dataclass.
 
-    ``spends`` declares the budget limits (:data:`trainlab.budget.LIMITS`) the trainer counts; a budget
+    ``spends`` declares the budget limits (:data:`trainlab.core.budget.LIMITS`) the trainer counts; a budget
     with a limit it does not count is refused when the run is planned (it would never be reached).
     """
 

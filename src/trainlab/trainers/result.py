@@ -88,7 +88,7 @@ class RunResult:
     def load(cls, out_dir: str | Path, weights: bool = True) -> RunResult:
         """Read ``result.json`` (and ``model.pt``, verified against the digest the JSON records).
 
-        Raises :class:`~trainlab.config.ConfigError` for a missing, truncated or foreign file."""
+        Raises :class:`~trainlab.core.config.ConfigError` for a missing, truncated or foreign file."""
         out = Path(out_dir)
         path = out / "result.json"
         try:
