@@ -198,7 +198,8 @@ def run_experiment(
 
     ``executor`` is an :class:`Executor` or a name (``inline``, ``process`` with ``workers``, ``ray`` with
     ``address``).
-    The store is written only from this process, one transaction per finished run.
+    The store is written only from this process, one transaction per finished run; each job's runs are
+    claimed in the store just before it starts, so several runners on one store split the grid.
     """
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)

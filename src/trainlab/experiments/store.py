@@ -12,9 +12,13 @@ Tables (schema version 1):
 * ``weights``: the selected weights of each run (``torch.save`` bytes), optional.
 * ``meta``: key/value pairs (schema version, experiment name, the experiment file's text).
 
-The store is meant to have **one writer** (the process that runs the experiment; workers return their
-results to it), uses the WAL journal so readers never block it, and writes everything about one run
-in a single transaction, so a kill at any moment leaves either the whole run or none of it.
+* ``claims``: which runner (owner, host, pid, heartbeat) is training a run; see :meth:`ResultStore.claim`.
+
+Each runner process writes (its workers return their results to it); several runners on one store
+cooperate through claims. The WAL journal lets readers read while a runner writes, and everything about
+one run is written in a single transaction, so a kill at any moment leaves either the whole run or none
+of it. Opening a store checks it first (not empty, ``PRAGMA quick_check``, the schema version) and
+refuses a damaged one with :class:`StoreError` without writing to it.
 """
 from __future__ import annotations
 
