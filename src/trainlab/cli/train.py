@@ -115,6 +115,8 @@ def train(
     """Train one model on one task and write the result (config, history, metrics, spending, environment)
     as JSON with the selected weights into OUT."""
     from trainlab.cli.progress import RichProgress, summary_table  # start-up time: see trainlab.cli.lazy
+    from trainlab.core.preflight import check_out_dir  # start-up time: see trainlab.cli.lazy
+    from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.experiments.spec import RunSpec, execute  # start-up time: see trainlab.cli.lazy
     from trainlab.trainers.lr_finder import plot_lr_find  # start-up time: see trainlab.cli.lazy
 
@@ -130,6 +132,9 @@ def train(
             model_options=_model_options(activation, init, width, routed["model_options"]),
             trainer_options=trainer_options, loss_options=routed["loss_options"], device=_device(device),
         )
+        spec.resolved()
+        check_out_dir(out)
+        check_data([(spec.task, spec.task_options)], data_dir)
         result = execute(spec, data_dir=data_dir, callbacks=[RichProgress(budget, console)])
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
@@ -139,8 +144,10 @@ def train(
         plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"])
         console.print(f"LR finder suggested lr = {found['suggestion']:.3g} (plot: {Path(out) / 'lr_find.png'})")
     if result.status == "failed":
-        console.print(result.message)
-        raise click.ClickException(f"run failed; result written to {path}")
+        if click.get_current_context().find_root().params.get("debug"):
+            console.print(result.message)
+        first = result.message.splitlines()[0] if result.message else "unknown error"
+        raise click.ClickException(f"run failed ({first}); result with the traceback written to {path}")
     console.print(summary_table(result))
     if result.status == "diverged":
         console.print(f"[bold yellow]diverged:[/] {result.message}; the history and the weights selected before it are kept")
@@ -160,6 +167,8 @@ def lr_find(
     settings: tuple[str, ...], lr_min: float, lr_max: float, num_steps: int, suggest: str, out: str,
 ) -> None:
     """Sweep the learning rate exponentially, plot the smoothed loss and print the suggested lr."""
+    from trainlab.core.preflight import check_out_file  # start-up time: see trainlab.cli.lazy
+    from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.experiments.lr_find import run_lr_find  # start-up time: see trainlab.cli.lazy
 
     routed = parse_settings(settings)
@@ -167,6 +176,8 @@ def lr_find(
     if batch_size is not None:
         options["batch_size"] = batch_size
     try:
+        check_out_file(out)
+        check_data([(task, routed["task_options"])], data_dir)
         found = run_lr_find(
             task, model, trainer, seed=seed, device=_device(device), data_dir=data_dir, loss=loss,
             task_options=routed["task_options"],
