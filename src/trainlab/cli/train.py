@@ -17,6 +17,7 @@ from trainlab.callbacks import Callback, TrainState
 from trainlab.config import ConfigError
 from trainlab.data import TASKS
 from trainlab.result import RunResult
+from trainlab.trainers.lr_finder import EDGE_WARNING, SUGGESTIONS
 from trainlab.trainers.schedules import SCHEDULES
 
 if sys.version_info >= (3, 11):
@@ -95,7 +96,10 @@ def summary_table(result: RunResult) -> Table:
     table.add_row("selected epoch (best val loss)", str(result.best_epoch))
     metric = TASKS.get(result.config["task"]).metric if "task" in result.config else "metric"
     for key, value in result.final.items():
-        table.add_row(key.replace("_metric", f" {metric}").replace("_loss", " loss"), f"{value:.4f}")
+        if key == "lr":
+            table.add_row("lr used", f"{value:.4g}")
+        else:
+            table.add_row(key.replace("_metric", f" {metric}").replace("_loss", " loss"), f"{value:.4f}")
     for key, value in result.spending.to_dict().items():
         table.add_row(key, f"{value:.2f}" if isinstance(value, float) else f"{value:,}")
     return table
@@ -152,12 +156,15 @@ def common_options(f: Any) -> Any:
 @click.option("--seconds", type=float, default=None, help="Wall-time budget.")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=None, help="Learning-rate schedule.")
 @click.option("--lr-find", "lr_find", is_flag=True, help="Run the LR finder first; use its suggestion as lr.")
+@click.option("--lr-find-suggest", type=click.Choice(SUGGESTIONS), default=None,
+              help="fastai suggestion rule of the LR finder (default valley).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for result.json and model.pt.")
 def train(
     task: str, model: str, trainer: str, seed: int, lr: float | None, batch_size: int | None, loss: str | None,
     activation: str | None, init: str | None, width: int | None, device: str, data_dir: str | None,
     settings: tuple[str, ...], epochs: int | None, steps: int | None, evals: int | None,
-    sample_evals: int | None, seconds: float | None, schedule: str | None, lr_find: bool, out: str,
+    sample_evals: int | None, seconds: float | None, schedule: str | None, lr_find: bool,
+    lr_find_suggest: str | None, out: str,
 ) -> None:
     """Train one model on one task and write the result (config, history, metrics, spending, environment)
     as JSON with the selected weights into OUT."""
@@ -166,7 +173,10 @@ def train(
 
     console = Console()
     routed = parse_settings(settings)
-    flags = {"lr": lr, "batch_size": batch_size, "schedule": schedule, "lr_find": lr_find or None}
+    flags = {
+        "lr": lr, "batch_size": batch_size, "schedule": schedule, "lr_find": lr_find or None,
+        "lr_find_suggest": lr_find_suggest,
+    }
     trainer_options = {**{k: v for k, v in flags.items() if v is not None}, **routed["trainer_options"]}
     try:
         budget = _budget(epochs=epochs, steps=steps, evals=evals, sample_evals=sample_evals, seconds=seconds)
@@ -183,7 +193,10 @@ def train(
     if "lr_find" in result.records:
         found = result.records["lr_find"][0]
         plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"])
-        console.print(f"LR finder suggested lr = {found['suggestion']:.3g} (plot: {Path(out) / 'lr_find.png'})")
+        console.print(f"LR finder ({found['method']}) suggested lr = {found['suggestion']:.3g}"
+                      f" (plot: {Path(out) / 'lr_find.png'})")
+        if found.get("at_edge"):
+            console.print(f"[bold yellow]warning:[/] {EDGE_WARNING}")
     if result.status == "failed":
         console.print(result.message)
         raise click.ClickException(f"run failed; result written to {path}")
@@ -198,7 +211,8 @@ def train(
 @click.option("--lr-min", type=float, default=1e-7, show_default=True)
 @click.option("--lr-max", type=float, default=10.0, show_default=True)
 @click.option("--num-steps", type=int, default=100, show_default=True)
-@click.option("--suggest", type=click.Choice(["steep", "min10"]), default="steep", show_default=True)
+@click.option("--suggest", type=click.Choice(SUGGESTIONS), default="valley", show_default=True,
+              help="fastai suggestion rule.")
 @click.option("--out", default="lr_find.png", show_default=True, type=click.Path(dir_okay=False), help="Plot (PNG).")
 def lr_find(
     task: str, model: str, trainer: str, seed: int, lr: float | None, batch_size: int | None, loss: str | None,
@@ -224,3 +238,5 @@ def lr_find(
     path = found.plot(out)
     click.echo(f"suggested lr ({suggest}): {found.suggestion:.4g}  [{len(found.lrs)} steps"
                f"{', stopped early on divergence' if found.stopped_early else ''}; plot: {path}]")
+    if found.at_edge:
+        click.echo(f"warning: {EDGE_WARNING}", err=True)

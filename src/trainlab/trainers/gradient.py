@@ -31,6 +31,7 @@ from trainlab.losses import Loss
 from trainlab.result import RunResult
 from trainlab.seeding import torch_generator
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.lr_finder import SUGGESTIONS
 from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (
     EarlyStopping,
@@ -58,7 +59,8 @@ class GradientConfig:
     ``batch_size=None`` means full batch. Schedule options: ``step_epochs``/``gamma`` (step),
     ``min_lr`` (cosine, triangular start), ``warmup_epochs`` (warmup), ``pct_start``/``div``/``div_final``/``moms``
     (one-cycle, fastai defaults). ``lr_find`` runs the LR finder first and uses its suggestion as lr
-    (as lr_max for one-cycle). Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
+    (as lr_max for one-cycle); ``lr_find_suggest`` picks fastai's rule (valley, steep, minimum, slide).
+    The lr used (the suggestion or ``lr``; one-cycle's lr_max) is reported as ``final["lr"]``. Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
     ``decoupled_weight_decay``, ``dropout``, ``patience``/``min_delta`` (early stopping),
     ``clip_norm``/``clip_value``, ``averaging`` (none/polyak/ema with ``ema_decay``).
     """
@@ -79,6 +81,7 @@ class GradientConfig:
     lr_find_min: float = 1e-7
     lr_find_max: float = 10.0
     lr_find_steps: int = 100
+    lr_find_suggest: str = "valley"
     l1: float = 0.0
     l2: float = 0.0
     lm: float = 0.0
@@ -117,6 +120,7 @@ class GradientConfig:
         check_number("lr_find_min", self.lr_find_min, low=0, low_open=True)
         check_number("lr_find_max", self.lr_find_max, low=self.lr_find_min, low_open=True)
         check_number("lr_find_steps", self.lr_find_steps, low=2, integer=True)
+        check_choice("lr_find_suggest", self.lr_find_suggest, SUGGESTIONS)
         for name in ("l1", "l2", "lm", "decoupled_weight_decay", "min_delta"):
             check_number(name, getattr(self, name), low=0)
         check_number("m", self.m, low=1)
@@ -401,7 +405,9 @@ class GradientTrainer(Trainer):
                 stop = monitor.end_epoch()
         if averager is not None:
             averager.load_into()
-        return monitor.finish({"trainer": self.describe()})
+        result = monitor.finish({"trainer": self.describe()})
+        result.final["lr"] = lr
+        return result
 
     def _find_lr(
         self, model: nn.Module, task: Task, loss_fn: Loss, seed: int, penalty: Penalty | None, monitor: Monitor
@@ -417,6 +423,7 @@ class GradientTrainer(Trainer):
             lr_min=cfg.lr_find_min,
             lr_max=cfg.lr_find_max,
             num_steps=cfg.lr_find_steps,
+            suggest=cfg.lr_find_suggest,
             seed=seed,
             penalty=penalty,
         )
