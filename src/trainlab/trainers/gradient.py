@@ -30,7 +30,7 @@ from trainlab.data.task import Task
 from trainlab.losses import Loss
 from trainlab.result import RunResult
 from trainlab.seeding import torch_generator
-from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.lr_finder import SUGGESTIONS
 from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (
@@ -62,7 +62,8 @@ class GradientConfig:
     (as lr_max for one-cycle); ``lr_find_suggest`` picks fastai's rule (valley, steep, minimum, slide).
     The lr used (the suggestion or ``lr``; one-cycle's lr_max) is reported as ``final["lr"]``. Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
     ``decoupled_weight_decay``, ``dropout``, ``patience``/``min_delta`` (early stopping),
-    ``clip_norm``/``clip_value``, ``averaging`` (none/polyak/ema with ``ema_decay``).
+    ``clip_norm``/``clip_value``, ``averaging`` (none/polyak/ema with ``ema_decay``). ``select``: which
+    epochs may be selected, ``trained`` (fastai's ``SaveModelCallback``) or ``all`` (epoch 0 included).
     """
 
     optimizer: str = "sgd"
@@ -95,9 +96,11 @@ class GradientConfig:
     averaging: str = "none"
     ema_decay: float = 0.999
     eval_every: int = 1
+    select: str = "trained"
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS.names())
+        check_choice("select", self.select, SELECTIONS)
         object.__setattr__(
             self, "optimizer_options", optimizer_options(self.optimizer, **dict(self.optimizer_options))
         )
