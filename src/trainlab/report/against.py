@@ -47,7 +47,7 @@ def load_anchors(source: str | Path) -> pd.DataFrame:
     """A packaged anchors table by name (``thesis000``) or a CSV file; errors name the file and the column."""
     name = str(source)
     if name in PACKAGED:
-        path = resources.files("trainlab.report").joinpath("anchors", PACKAGED[name])
+        path = resources.files("trainlab.report") / "anchors" / PACKAGED[name]
         with resources.as_file(path) as file:
             frame = pd.read_csv(file)
     else:
