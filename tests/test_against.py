@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.report.against import compare, load_anchors, random_adjusted, thesis_outliers
 
 

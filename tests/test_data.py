@@ -21,7 +21,7 @@ from scipy import stats
 from sklearn.preprocessing import StandardScaler
 
 from trainlab.cli.data import data as data_cli
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.data import (
     DATASETS,
     ChecksumError,
@@ -43,7 +43,7 @@ from trainlab.data.tabular import (
     preprocess,
     split_indices,
 )
-from trainlab.seeding import numpy_generator
+from trainlab.core.seeding import numpy_generator
 
 
 # ----------------------------------------------------------------------------- writers (oracles)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.data.task import Split, Task
 from trainlab.trainers import make_trainer
 from trainlab.trainers.lr_finder import SUGGESTIONS, apply_rule, lr_find

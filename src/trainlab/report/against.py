@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 
 ANCHOR_COLUMNS = ("task", "model", "trainer", "metric", "train_loss", "test_loss", "test_metric")
 QUANTITIES = {"test_metric": "final_test_metric", "test_loss": "final_test_loss", "train_loss": "final_train_loss"}
