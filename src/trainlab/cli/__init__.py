@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import click
-import torch
 
 from trainlab import __version__
 from trainlab.cli.curvature import curvature
@@ -29,6 +28,8 @@ def main(threads: int | None) -> None:
     """Study how neural networks are trained: compare trainers fairly, try dynamic losses,
     look at curvature, and reproduce experiments."""
     if threads is not None:
+        import torch  # start-up time: only a command that computes pays for torch
+
         torch.set_num_threads(threads)
 
 

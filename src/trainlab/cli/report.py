@@ -32,9 +32,9 @@ def report(experiment_dir: Path, out: Path | None, value: str, alpha: float, fai
            against_only: bool) -> None:
     """Write EXPERIMENT_DIR's report: per-task tables, statistical tests and figures; with --against, the
     published-vs-measured comparison too."""
-    from trainlab.experiments.store import ResultStore
-    from trainlab.report import write_report
-    from trainlab.report.against import compare, load_anchors, write_against
+    from trainlab.experiments.store import ResultStore  # start-up time: see trainlab.cli.lazy
+    from trainlab.report import write_report  # start-up time: see trainlab.cli.lazy
+    from trainlab.report.against import compare, load_anchors, write_against  # start-up time: see trainlab.cli.lazy
 
     folder = out if out is not None else experiment_dir / "report"
     try:

@@ -32,8 +32,12 @@ import torch
 
 from trainlab.core.budget import Budget
 from trainlab.core.config import ConfigError, check_choice, check_number
-from trainlab.experiments.spec import RunSpec
 from trainlab.core.seeding import derive_seed
+from trainlab.data import task_config
+from trainlab.experiments.spec import RunSpec
+from trainlab.losses import get_loss
+from trainlab.models import model_config
+from trainlab.trainers import make_trainer
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -371,11 +375,6 @@ class _Parser:
     def validate(self, flat: Flat) -> RunSpec:
         """Build the cell's :class:`RunSpec` (seed 0), checking each part against its registry; errors point
         at the TOML key that set the offending value."""
-        from trainlab.data import task_config
-        from trainlab.losses import get_loss
-        from trainlab.models import model_config
-        from trainlab.trainers import make_trainer
-
         for key in ("task", "model"):
             if key not in flat:
                 raise self.error(f"defaults.{key}", None, f"a {key} name in [defaults] or a [grid] axis")

@@ -22,11 +22,13 @@ from typing import Any
 
 import torch
 
-from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.core.config import ConfigError, check_number
 from trainlab.core.environment import environment
+from trainlab.data import load_task
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.experiments.store import utc_now
+from trainlab.experiments.sweep import run_sweep
+from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.trainers.result import RunResult
 
 Event = tuple[Any, ...]
@@ -96,9 +98,6 @@ def run_job(job: Job, emit: Callable[[Event], None] | None = None) -> list[Outco
 def _run_sweep(job: Job, emit: Callable[[Event], None] | None) -> list[Outcome]:
     """Train the job's runs together with :func:`trainlab.experiments.sweep.run_sweep`; if the engine refuses them
     (for example two loss formulas), run them one by one."""
-    from trainlab.data import load_task
-    from trainlab.experiments.sweep import run_sweep
-
     started = utc_now()
     if emit is not None:
         for run_id in job.run_ids:

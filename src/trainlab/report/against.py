@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.report.tables import to_markdown
 
 ANCHOR_COLUMNS = ("task", "model", "trainer", "metric", "train_loss", "test_loss", "test_metric")
 QUANTITIES = {"test_metric": "final_test_metric", "test_loss": "final_test_loss", "train_loss": "final_train_loss"}
@@ -221,8 +222,6 @@ def display_cells(comparison: Comparison) -> pd.DataFrame:
 
 def against_markdown(comparison: Comparison, source: str) -> str:
     """The comparison as a Markdown section."""
-    from trainlab.report.tables import to_markdown
-
     summary = comparison.summary.copy()
     for col in ("share within ±0.02", "share within ±0.05"):
         summary[col] = [f"{v:.0%}" if math.isfinite(v) else "–" for v in summary[col]]

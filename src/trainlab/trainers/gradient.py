@@ -24,14 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.core.budget import Budget
-from trainlab.trainers.callbacks import Callback, Penalty
 from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.trainers.result import RunResult
-from trainlab.core.seeding import torch_generator
 from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
-from trainlab.trainers.lr_finder import SUGGESTIONS
+from trainlab.trainers.callbacks import Callback, Penalty
+from trainlab.trainers.lr_finder import SUGGESTIONS, lr_find
 from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (
     EarlyStopping,
@@ -41,6 +40,7 @@ from trainlab.trainers.regularization import (
     set_dropout,
     weight_names,
 )
+from trainlab.trainers.result import RunResult
 from trainlab.trainers.schedules import NEEDS_TOTAL, SCHEDULES, Schedule, apply_schedule, make_schedule
 
 GRADIENT_TRAINERS = ("gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
@@ -415,8 +415,6 @@ class GradientTrainer(Trainer):
     def _find_lr(
         self, model: nn.Module, task: Task, loss_fn: Loss, seed: int, penalty: Penalty | None, monitor: Monitor
     ) -> float:
-        from trainlab.trainers.lr_finder import lr_find
-
         cfg = self.config
         found = lr_find(
             model, task, loss_fn,

@@ -28,15 +28,24 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.core.budget import Budget
-from trainlab.trainers.callbacks import Callback
 from trainlab.core.config import ConfigError, check_choice, check_number, from_mapping
+from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
 from trainlab.metaheuristics.base import Problem, Searcher, make_searcher
-from trainlab.trainers.population.engine import BN_MODES, MODES, ParamLayout, PopulationEvaluator, initial_population, recalibrate_bn
-from trainlab.trainers.result import RunResult
-from trainlab.core.seeding import torch_generator
 from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.callbacks import Callback
+from trainlab.trainers.gradient import train_epoch
+from trainlab.trainers.optimizers import make_optimizer
+from trainlab.trainers.population.engine import (
+    BN_MODES,
+    MODES,
+    ParamLayout,
+    PopulationEvaluator,
+    initial_population,
+    recalibrate_bn,
+)
+from trainlab.trainers.result import RunResult
 
 ALGORITHMS: dict[str, tuple[str, bool]] = {
     "de": ("de", False),
@@ -232,9 +241,6 @@ class PopulationTrainer(Trainer):
         generator: torch.Generator,
     ) -> bool:
         """One epoch of ``gd_optimizer`` from the search's best point; the result is offered back."""
-        from trainlab.trainers.gradient import train_epoch
-        from trainlab.trainers.optimizers import make_optimizer
-
         cfg = self.config
         layout.load(model, searcher.best_x.to(next(model.parameters()).dtype))
         optimizer = make_optimizer(cfg.gd_optimizer, [p for p in model.parameters() if p.requires_grad],
