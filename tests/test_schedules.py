@@ -149,3 +149,19 @@ def test_triangular_is_the_piecewise_linear_interpolation() -> None:
     ts = [0, 1, 150, 299, 300, 301, 500, 699, 700, 800]
     expected = np.interp(ts, [0, 300, 700], [0.0, lr, lr / 10])
     assert [sched.lr(t) for t in ts] == pytest.approx(expected.tolist(), abs=1e-15)
+
+
+def test_one_cycle_drives_rmsprop_momentum_from_zero_as_fastai() -> None:
+    """fastai's fit_one_cycle sets "mom", which its OptimWrapper maps to torch RMSprop's momentum (default 0)."""
+    from trainlab.trainers.schedules import combined_cos
+
+    seen: list[float] = []
+
+    class Spy(Callback):
+        def on_step_end(self, state) -> None:  # noqa: ANN001
+            seen.append(state.momentum if state.momentum is not None else float("nan"))
+
+    trainer = make_trainer("rmsprop", lr=0.01, schedule="one-cycle", batch_size=64)
+    trainer.fit(nn.Linear(5, 3), task(), Budget(epochs=2), seed=0, callbacks=[Spy()])
+    total = len(seen)
+    assert seen == pytest.approx([combined_cos(0.25, 0.95, 0.85, 0.95, t / total) for t in range(total)])

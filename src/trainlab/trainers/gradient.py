@@ -58,7 +58,8 @@ class GradientConfig:
 
     ``batch_size=None`` means full batch. Schedule options: ``step_epochs``/``gamma`` (step),
     ``min_lr`` (cosine, triangular start), ``warmup_epochs`` (warmup), ``pct_start``/``div``/``div_final``/``moms``
-    (one-cycle, fastai defaults). ``lr_find`` runs the LR finder first and uses its suggestion as lr
+    (one-cycle, fastai defaults; as fastai's ``fit_one_cycle``, ``moms`` drive the optimizer's momentum even
+    when its own is 0, e.g. RMSprop's, while the LR finder runs with the optimizer's own). ``lr_find`` runs the LR finder first and uses its suggestion as lr
     (as lr_max for one-cycle); ``lr_find_suggest`` picks fastai's rule (valley, steep, minimum, slide).
     The lr used (the suggestion or ``lr``; one-cycle's lr_max) is reported as ``final["lr"]``. Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
     ``decoupled_weight_decay``, ``dropout``, ``patience``/``min_delta`` (early stopping),
@@ -384,7 +385,8 @@ class GradientTrainer(Trainer):
                 moms=cfg.moms,
                 where=f"{where}.schedule",
             )
-        momentum_key = spec.momentum_key if _base_momentum(cfg.optimizer_options) > 0 else None
+        cycled = cfg.schedule == "one-cycle" and cfg.moms is not None
+        momentum_key = spec.momentum_key if _base_momentum(cfg.optimizer_options) > 0 or cycled else None
         averager = WeightAverager(model, cfg.averaging, cfg.ema_decay) if cfg.averaging != "none" else None
         rule = StepRule(
             schedule, momentum_key, penalty, cfg.clip_norm, cfg.clip_value, cfg.decoupled_weight_decay, averager
