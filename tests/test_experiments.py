@@ -447,7 +447,7 @@ def test_quickstart_runs_and_writes_its_report(tmp_path: Path) -> None:
     assert runs.groupby("label")["run_id"].count().min() == 12  # 2 tasks × 2 models × 3 seeds per trainer
 
 
-SHIPPED = sorted((Path(__file__).parents[1] / "experiments").glob("*.toml"))
+SHIPPED = sorted((Path(__file__).parents[1] / "experiments").rglob("*.toml"))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
