@@ -28,9 +28,9 @@ from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback, Penalty
-from trainlab.trainers.lr_finder import lr_find
+from trainlab.trainers.lr_finder import SUGGESTIONS, lr_find
 from trainlab.trainers.optimizers import OPTIMIZERS, OptimizerSpec, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (
     EarlyStopping,
@@ -60,10 +60,13 @@ class GradientConfig:
 
     ``batch_size=None`` means full batch. Schedule options: ``step_epochs``/``gamma`` (step),
     ``min_lr`` (cosine, triangular start), ``warmup_epochs`` (warmup), ``pct_start``/``div``/``div_final``/``moms``
-    (one-cycle, fastai defaults). ``lr_find`` runs the LR finder first and uses its suggestion as lr
-    (as lr_max for one-cycle). Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
+    (one-cycle, fastai defaults; as fastai's ``fit_one_cycle``, ``moms`` drive the optimizer's momentum even
+    when its own is 0, e.g. RMSprop's, while the LR finder runs with the optimizer's own). ``lr_find`` runs the LR finder first and uses its suggestion as lr
+    (as lr_max for one-cycle); ``lr_find_suggest`` picks fastai's rule (valley, steep, minimum, slide).
+    The lr used (the suggestion or ``lr``; one-cycle's lr_max) is reported as ``final["lr"]``. Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
     ``decoupled_weight_decay``, ``dropout``, ``patience``/``min_delta`` (early stopping),
-    ``clip_norm``/``clip_value``, ``averaging`` (none/polyak/ema with ``ema_decay``).
+    ``clip_norm``/``clip_value``, ``averaging`` (none/polyak/ema with ``ema_decay``). ``select``: which
+    epochs may be selected, ``trained`` (fastai's ``SaveModelCallback``) or ``all`` (epoch 0 included).
     """
 
     optimizer: str = "sgd"
@@ -82,6 +85,7 @@ class GradientConfig:
     lr_find_min: float = 1e-7
     lr_find_max: float = 10.0
     lr_find_steps: int = 100
+    lr_find_suggest: str = "valley"
     l1: float = 0.0
     l2: float = 0.0
     lm: float = 0.0
@@ -95,9 +99,11 @@ class GradientConfig:
     averaging: str = "none"
     ema_decay: float = 0.999
     eval_every: int = 1
+    select: str = "trained"
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS.names())
+        check_choice("select", self.select, SELECTIONS)
         object.__setattr__(
             self, "optimizer_options", optimizer_options(self.optimizer, **dict(self.optimizer_options))
         )
@@ -120,6 +126,7 @@ class GradientConfig:
         check_number("lr_find_min", self.lr_find_min, low=0, low_open=True)
         check_number("lr_find_max", self.lr_find_max, low=self.lr_find_min, low_open=True)
         check_number("lr_find_steps", self.lr_find_steps, low=2, integer=True)
+        check_choice("lr_find_suggest", self.lr_find_suggest, SUGGESTIONS)
         for name in ("l1", "l2", "lm", "decoupled_weight_decay", "min_delta"):
             check_number(name, getattr(self, name), low=0)
         check_number("m", self.m, low=1)
@@ -380,7 +387,8 @@ class GradientTrainer(Trainer):
                 moms=cfg.moms,
                 where=f"{where}.schedule",
             )
-        momentum_key = spec.momentum_key if _base_momentum(cfg.optimizer_options) > 0 else None
+        cycled = cfg.schedule == "one-cycle" and cfg.moms is not None
+        momentum_key = spec.momentum_key if _base_momentum(cfg.optimizer_options) > 0 or cycled else None
         averager = WeightAverager(model, cfg.averaging, cfg.ema_decay) if cfg.averaging != "none" else None
         rule = StepRule(
             schedule, momentum_key, penalty, cfg.clip_norm, cfg.clip_value, cfg.decoupled_weight_decay, averager
@@ -404,7 +412,9 @@ class GradientTrainer(Trainer):
                 stop = monitor.end_epoch()
         if averager is not None:
             averager.load_into()
-        return monitor.finish({"trainer": self.describe()})
+        result = monitor.finish({"trainer": self.describe()})
+        result.final["lr"] = lr
+        return result
 
     def _find_lr(
         self, model: nn.Module, task: Task, loss_fn: Loss, seed: int, penalty: Penalty | None, monitor: Monitor
@@ -418,6 +428,7 @@ class GradientTrainer(Trainer):
             lr_min=cfg.lr_find_min,
             lr_max=cfg.lr_find_max,
             num_steps=cfg.lr_find_steps,
+            suggest=cfg.lr_find_suggest,
             seed=seed,
             penalty=penalty,
         )
