@@ -40,7 +40,15 @@ from trainlab.trainers.regularization import (
     set_dropout,
     weight_names,
 )
-from trainlab.trainers.schedules import NEEDS_TOTAL, SCHEDULES, Schedule, apply_schedule, make_schedule
+from trainlab.trainers.schedules import (
+    NEEDS_TOTAL,
+    SCHEDULE_REGISTRY,
+    SCHEDULES,
+    WARMUPS,
+    Schedule,
+    apply_schedule,
+    make_schedule,
+)
 
 GRADIENT_TRAINERS = ("gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
 _OPTIMIZER_OF = {"gd": "sgd"}
@@ -57,7 +65,9 @@ class GradientConfig:
 
     ``batch_size=None`` means full batch. Schedule options: ``step_epochs``/``gamma`` (step),
     ``min_lr`` (cosine, triangular start), ``warmup_epochs`` (warmup), ``pct_start``/``div``/``div_final``/``moms``
-    (one-cycle, fastai defaults). ``lr_find`` runs the LR finder first and uses its suggestion as lr
+    (one-cycle, fastai defaults), ``decay_rate``/``decay_offset`` (exponential, inverse-time),
+    ``decay_epochs``/``end_factor`` (linear); ``warmup`` (none/linear/constant, with ``warmup_epochs`` and
+    ``warmup_factor``) precedes any decay but one-cycle and triangular. ``lr_find`` runs the LR finder first and uses its suggestion as lr
     (as lr_max for one-cycle). Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
     ``decoupled_weight_decay``, ``dropout``, ``patience``/``min_delta`` (early stopping),
     ``clip_norm``/``clip_value``, ``averaging`` (none/polyak/ema with ``ema_decay``).
@@ -75,6 +85,12 @@ class GradientConfig:
     div: float = 25.0
     div_final: float = 1e5
     moms: tuple[float, float, float] | None = (0.95, 0.85, 0.95)
+    warmup: str = "none"
+    warmup_factor: float = 0.1
+    decay_rate: float = 0.1
+    decay_offset: float = 1.0
+    decay_epochs: float = 10.0
+    end_factor: float = 0.01
     lr_find: bool = False
     lr_find_min: float = 1e-7
     lr_find_max: float = 10.0
@@ -108,6 +124,16 @@ class GradientConfig:
         check_number("pct_start", self.pct_start, low=0, high=1, low_open=True, high_open=True)
         check_number("div", self.div, low=1)
         check_number("div_final", self.div_final, low=1)
+        check_choice("warmup", self.warmup, WARMUPS)
+        check_number("warmup_factor", self.warmup_factor, low=0, high=1, low_open=True)
+        check_number("decay_rate", self.decay_rate, low=0)
+        check_number("decay_offset", self.decay_offset, low=0, low_open=True)
+        check_number("decay_epochs", self.decay_epochs, low=0, low_open=True)
+        check_number("end_factor", self.end_factor, low=0, high=1)
+        if self.warmup != "none" and not SCHEDULE_REGISTRY.get(self.schedule).warmup_composes:
+            raise ConfigError("warmup", self.warmup, f"none (schedule {self.schedule!r} has its own warm-up)")
+        if self.schedule == "warmup" and self.warmup == "constant":
+            raise ConfigError("warmup", self.warmup, "none or linear with schedule 'warmup' (linear warm-up)")
         if self.moms is not None:
             if not isinstance(self.moms, (list, tuple)) or len(self.moms) != 3:
                 raise ConfigError("moms", self.moms, "three momenta [start, middle, end] in [0, 1), or null")
@@ -361,7 +387,7 @@ class GradientTrainer(Trainer):
         optimizer = make_optimizer(cfg.optimizer, model.parameters(), **{**cfg.optimizer_options, "lr": lr})
         steps_per_epoch = len(batch_starts(n_train, cfg.batch_size))
         schedule = None
-        if cfg.schedule != "constant":
+        if cfg.schedule != "constant" or cfg.warmup != "none":
             schedule = make_schedule(
                 cfg.schedule,
                 lr=lr,
@@ -375,6 +401,12 @@ class GradientTrainer(Trainer):
                 div=cfg.div,
                 div_final=cfg.div_final,
                 moms=cfg.moms,
+                warmup=cfg.warmup,
+                warmup_factor=cfg.warmup_factor,
+                decay_rate=cfg.decay_rate,
+                decay_offset=cfg.decay_offset,
+                decay_epochs=cfg.decay_epochs,
+                end_factor=cfg.end_factor,
                 where=f"{where}.schedule",
             )
         momentum_key = spec.momentum_key if _base_momentum(cfg.optimizer_options) > 0 else None
