@@ -329,9 +329,8 @@ def apply_schedule(
     mom = schedule.momentum(t) if momentum_key is not None else None
     for group in optimizer.param_groups:
         group["lr"] = lr
-        if mom is not None:
-            if momentum_key == "betas":
-                group["betas"] = (mom, group["betas"][1])
-            else:
-                group[momentum_key] = mom
+        if mom is not None and momentum_key == "betas":
+            group["betas"] = (mom, group["betas"][1])
+        elif mom is not None and momentum_key is not None:
+            group[momentum_key] = mom
     return lr, mom
