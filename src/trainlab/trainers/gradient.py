@@ -1,7 +1,7 @@
 """Gradient-based training: mini-batch (or full-batch) descent with a ``torch.optim`` optimizer.
 
 One trainer class, registered under each optimizer's name: ``gd`` (full-batch SGD), ``sgd``, ``momentum``,
-``nag``, ``adagrad``, ``rmsprop``, ``adam``, ``adamw`` and ``lbfgs``. Per optimizer step t (0-based):
+``nag``, ``adagrad``, ``rmsprop``, ``adam``, ``adamw``, ``lbfgs``, ``adadelta`` and ``rmsprop-nesterov``. Per optimizer step t (0-based):
 
     η_t ← schedule(t);  g ← ∇[ℓ_t(f(x_B), y_B) + penalty(θ)];  clip g;
     W ← W − η_t λ_dec W (decoupled decay, as AdamW);  θ ← optimizer step(g);  update the average.
@@ -50,7 +50,9 @@ from trainlab.trainers.schedules import (
     make_schedule,
 )
 
-GRADIENT_TRAINERS = ("gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
+GRADIENT_TRAINERS = (
+    "gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs", "adadelta", "rmsprop-nesterov"
+)
 _OPTIMIZER_OF = {"gd": "sgd"}
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "gd": {"batch_size": None},
