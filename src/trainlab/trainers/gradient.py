@@ -8,7 +8,11 @@ One trainer class, registered under each optimizer's name: ``gd`` (full-batch SG
 
 Mini-batches come from a ``torch.randperm`` of the training split on its device, with a generator
 derived from the run seed; a trailing batch of a single sample is merged into the previous one (batch
-norm cannot train on one sample). ``train_epoch`` is public so that memetic hybrids can apply "one
+norm cannot train on one sample). With ``batch_size = 1`` (per-sample SGD) on a model with batch norm,
+a sample's own statistics are undefined (zero variance), so each batch-norm layer normalises with its
+running statistics (as in evaluation, "frozen" batch norm) while its affine parameters still train, and
+the running statistics are recomputed on the whole training split at the start of every epoch (one
+forward pass over it, counted as forward samples), so they follow the weights. ``train_epoch`` is public so that memetic hybrids can apply "one
 epoch of a chosen optimizer" to any model.
 """
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +44,7 @@ from trainlab.trainers.regularization import (
     set_dropout,
     weight_names,
 )
+from trainlab.trainers.second_order import refresh_batch_norm
 from trainlab.trainers.schedules import (
     NEEDS_TOTAL,
     SCHEDULE_REGISTRY,
@@ -259,6 +264,9 @@ def train_epoch(
     augment = task.augment
     closure_needed = isinstance(optimizer, torch.optim.LBFGS)
     stats = EpochStats()
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    frozen = bool(norms) and batch_size == 1 and n > 1
+    refresh = n if frozen and refresh_batch_norm(model, x_all) else 0
     loss_sum = 0.0
     seen = 0
     t = monitor.state.step if monitor is not None else step
@@ -283,7 +291,9 @@ def train_epoch(
             nonlocal calls
             calls += 1
             optimizer.zero_grad(set_to_none=True)
-            value = loss(model(x), y, t)
+            with frozen_batch_norm(norms) if frozen else contextlib.nullcontext():
+                outputs = model(x)
+            value = loss(outputs, y, t)
             objective = value + rule.penalty(params) if rule.penalty is not None else value
             objective.backward()
             if rule.clip_norm is not None:
@@ -302,6 +312,7 @@ def train_epoch(
                 decay_weights(weights, optimizer.param_groups[0]["lr"] * rule.decoupled_weight_decay)
             optimizer.step()
         fwd = bwd = b * max(calls, 1)
+        fwd, refresh = fwd + refresh, 0
         stats.forward_samples += fwd
         stats.backward_samples += bwd
         if rule.averager is not None:
@@ -318,6 +329,19 @@ def train_epoch(
     if seen:
         stats.loss = loss_sum / seen
     return stats
+
+
+@contextlib.contextmanager
+def frozen_batch_norm(norms: Sequence[nn.Module]) -> Iterator[None]:
+    """Batch-norm layers in eval mode (running statistics, none recorded) for the duration."""
+    modes = [m.training for m in norms]
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(norms, modes):
+            m.train(mode)
 
 
 def planned_steps(budget: Budget, n_train: int, batch_size: int | None, lbfgs: bool = False) -> int | None:
