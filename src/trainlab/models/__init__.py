@@ -30,6 +30,7 @@ from trainlab.models.mlp import (
     build_mlp,
     build_spiral_mlp,
 )
+from trainlab.models.warm_start import warm_start
 from trainlab.seeding import torch_generator
 
 __all__ = [
@@ -107,7 +108,8 @@ def build_model(
     :func:`trainlab.experiments.spec.execute` uses for seed 0).
 
     ``data`` = (training inputs, targets) is needed by the data-dependent schemes: ``init = "lsuv"``
-    (on 256 samples drawn with ``generator``) and ``bias_init = "output-prior"``.
+    (on 256 samples drawn with ``generator``) and ``bias_init = "output-prior"``. With ``init_from``
+    the weights of that earlier run replace the initialisation (:func:`~trainlab.models.warm_start.warm_start`).
     """
     model, opts = _construct(name, input_shape, n_outputs, {"activation": activation, "init": init, **options})
     gen = generator if generator is not None else torch_generator(0, "init")
@@ -125,6 +127,8 @@ def build_model(
             lsuv(model, x[batch].to(gen.device))
         if opts.bias_init == "output-prior":
             init_biases(model, "output-prior", opts.bias_value, y.to(gen.device), n_outputs)
+    if opts.init_from is not None:
+        warm_start(model, opts.init_from, field=f"model.{name}.init_from")
     return model
 
 

@@ -21,6 +21,7 @@ class ModelOptions:
     ``init_gain`` scales ``orthogonal`` and ``sparse`` (None: :func:`~trainlab.models.init.default_gain`);
     ``bias_init`` is ``default``, ``constant`` (hidden biases = ``bias_value``) or ``output-prior``.
     Models whose builder widens the layer before the activation (``supports_maxout``) accept ``maxout``.
+    ``init_from`` warm-starts from an earlier run's selected weights (:mod:`trainlab.models.warm_start`).
     """
 
     activation: str = "relu"
@@ -28,6 +29,7 @@ class ModelOptions:
     init_gain: float | None = None
     bias_init: str = "default"
     bias_value: float = 0.1
+    init_from: str | None = None
     default_init: ClassVar[str | None] = None
     supports_maxout: ClassVar[bool] = False
 
@@ -45,6 +47,8 @@ class ModelOptions:
             raise ConfigError("init_gain", self.init_gain, f"null unless init is one of {', '.join(GAIN_INITS)}")
         check_choice("bias_init", self.bias_init, BIAS_INITS)
         check_number("bias_value", self.bias_value)
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            raise ConfigError("init_from", self.init_from, "a run folder, EXPERIMENT_DIR/RUN_ID or a run id")
 
 
 Builder = Callable[[Any, tuple[int, ...], int], nn.Module]
