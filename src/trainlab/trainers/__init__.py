@@ -10,3 +10,4 @@ from trainlab.trainers import second_order  # noqa: E402,F401
 from trainlab.trainers import population  # noqa: E402,F401
 from trainlab.trainers import fletcher_reeves  # noqa: E402,F401
 from trainlab.trainers import saddle_free  # noqa: E402,F401
+from trainlab.trainers import block_coordinate  # noqa: E402,F401
