@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.data.task import Split, Task
 from trainlab.losses import get_loss
 from trainlab.trainers import make_optimizer, make_trainer

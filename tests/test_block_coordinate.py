@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.budget import Budget
-from trainlab.config import ConfigError
+from trainlab.core.budget import Budget
+from trainlab.core.config import ConfigError
 from trainlab.data.task import Split, Task
 from trainlab.trainers import make_trainer
 from trainlab.trainers.block_coordinate import parameter_blocks

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.losses import get_loss
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.trainers import make_optimizer, make_trainer
 
 RNG = np.random.default_rng(0)

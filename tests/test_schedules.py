@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback, TrainState
+from trainlab.core.budget import Budget
+from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.data.task import Split, Task
 from trainlab.trainers import make_trainer
 from trainlab.trainers.lr_finder import lr_find, suggest_lr
@@ -203,7 +203,7 @@ def test_warmup_composes_with_any_decay_as_pytorch_sequential_lr() -> None:
 
 
 def test_schedule_errors_name_the_field() -> None:
-    from trainlab.config import ConfigError
+    from trainlab.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="trainer.adam.warmup: got 'linear'; allowed: none"):
         make_trainer("adam", schedule="one-cycle", warmup="linear")

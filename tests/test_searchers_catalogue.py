@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.metaheuristics import minimize
 from trainlab.metaheuristics.base import Problem, make_searcher
 from trainlab.metaheuristics.benchmarks import rastrigin, sphere
 from trainlab.metaheuristics.snes import snes_utilities
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 
 
 def ellipsoid(x: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainlab.budget import Budget
-from trainlab.config import ConfigError
+from trainlab.core.budget import Budget
+from trainlab.core.config import ConfigError
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.experiments.store import ResultStore
 from trainlab.models import build_model

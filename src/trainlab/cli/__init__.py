@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import click
-import torch
 
 from trainlab import __version__
 from trainlab.cli.curvature import curvature
@@ -13,6 +12,8 @@ from trainlab.cli.population import search
 from trainlab.cli.report import report
 from trainlab.cli.sweep import dynamic_loss
 from trainlab.cli.train import lr_find, train
+from trainlab.core.config import ConfigError
+from trainlab.core.plugins import load_plugins
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -28,7 +29,13 @@ from trainlab.cli.train import lr_find, train
 def main(threads: int | None) -> None:
     """Study how neural networks are trained: compare trainers fairly, try dynamic losses,
     look at curvature, and reproduce experiments."""
+    try:
+        load_plugins()
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
     if threads is not None:
+        import torch  # start-up time: only a command that computes pays for torch
+
         torch.set_num_threads(threads)
 
 

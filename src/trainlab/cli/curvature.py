@@ -4,12 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 from rich.console import Console
 from rich.table import Table
 
-from trainlab.config import ConfigError
-from trainlab.diagnostics.report import run_curvature
+from trainlab.core.config import ConfigError
 
 
 @click.command("curvature")
@@ -36,6 +34,10 @@ def curvature(path: Path, top: int, density: bool, trace: bool, ntk: int, split:
               data_dir: Path | None, device: str | None) -> None:
     """Curvature diagnostics of the run saved at PATH (run directory or .pt checkpoint): writes
     curvature.json and PNG plots."""
+    import torch  # start-up time: see trainlab.cli.lazy
+
+    from trainlab.studies.curvature import run_curvature  # start-up time
+
     try:
         report, files = run_curvature(
             path, out=out, split=split, subset=subset, data_dir=data_dir, device=device, seed=seed, top=top,

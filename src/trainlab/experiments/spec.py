@@ -15,12 +15,16 @@ from typing import Any
 
 import torch
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback
-from trainlab.config import ConfigError, check_number
-from trainlab.environment import environment
-from trainlab.result import RunResult
-from trainlab.seeding import torch_generator
+from trainlab.core.budget import Budget
+from trainlab.core.config import ConfigError, check_number
+from trainlab.core.environment import environment
+from trainlab.core.seeding import torch_generator
+from trainlab.data import load_task, task_config
+from trainlab.losses import get_loss
+from trainlab.models import build_model, model_config
+from trainlab.trainers import make_trainer
+from trainlab.trainers.callbacks import Callback
+from trainlab.trainers.result import RunResult
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,9 @@ class RunSpec:
 
     def resolved(self) -> RunSpec:
         """The same spec with every default filled in, so that equal runs get equal identities."""
-        from trainlab.data import task_config
-        from trainlab.losses import get_loss
-        from trainlab.models import model_config
-        from trainlab.trainers import make_trainer
-
-        trainer = make_trainer(self.trainer, **self.trainer_options).describe()
+        made = make_trainer(self.trainer, **self.trainer_options)
+        made.check_budget(self.budget)
+        trainer = made.describe()
         trainer.pop("name")
         loss_options = dict(self.loss_options)
         if self.loss is not None:
@@ -92,11 +93,6 @@ def execute(
     Configuration errors raise :class:`ConfigError`; any other exception becomes a ``failed`` result
     carrying the traceback, so that one bad run never stops an experiment.
     """
-    from trainlab.data import load_task
-    from trainlab.losses import get_loss
-    from trainlab.models import build_model
-    from trainlab.trainers import make_trainer
-
     resolved = spec.resolved()
     config = {"run_id": resolved.run_id(), **resolved.to_dict()}
     try:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from trainlab.config import check_choice, check_number, from_mapping
+from trainlab.core.config import check_choice, check_number, from_mapping
 from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher
 
 

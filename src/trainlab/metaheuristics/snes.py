@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainlab.config import check_number, from_mapping
+from trainlab.core.config import check_number, from_mapping
 from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher
 from trainlab.metaheuristics.cmaes import initial_sigma
 

@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.config import ConfigError, check_number, from_mapping
+from trainlab.core.config import ConfigError, check_number, from_mapping
 from trainlab.models.base import MODELS, ModelEntry, ModelOptions
 from trainlab.models.conv import ConvOptions, MyrtleOptions, ResNetOptions, build_lenet5, build_myrtle5, build_resnet
+from trainlab.core.seeding import torch_generator
 from trainlab.models.init import ACTIVATIONS, DEFAULT_INIT, INITS, LSUV_BATCH, init_biases, initialize, lsuv
 from trainlab.models.mlp import (
     MLP_WIDTHS,
@@ -31,7 +32,6 @@ from trainlab.models.mlp import (
     build_spiral_mlp,
 )
 from trainlab.models.warm_start import warm_start
-from trainlab.seeding import torch_generator
 
 __all__ = [
     "ACTIVATIONS",

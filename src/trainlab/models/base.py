@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.core.registry import Registry
 from trainlab.models.init import ACTIVATIONS, BIAS_INITS, DEFAULT_INIT, GAIN_INITS, INITS, default_gain
-from trainlab.registry import Registry
 
 
 @dataclass(frozen=True)

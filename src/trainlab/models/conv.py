@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.models.base import Builder, ModelOptions
 from trainlab.models.init import activation
 

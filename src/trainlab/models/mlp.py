@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.models.base import Builder, ModelOptions
 from trainlab.models.init import Maxout, activation
 

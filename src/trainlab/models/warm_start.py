@@ -13,28 +13,32 @@ included); anything else is a :class:`~trainlab.config.ConfigError` naming the f
 """
 from __future__ import annotations
 
+import io
 import re
+import sqlite3
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
-def _from_store(store_path: Path, run_id: str, field: str, value: str) -> dict[str, Tensor]:
-    from trainlab.experiments.store import ResultStore
+def _stored_weights(store_path: Path, run_id: str) -> bytes | None:
+    """The ``torch.save`` bytes of run ``run_id`` in the experiment store's ``weights`` table
+    (:class:`trainlab.experiments.store.ResultStore`), read-only."""
+    with sqlite3.connect(f"file:{store_path}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT data FROM weights WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else bytes(row[0])
 
-    store = ResultStore(store_path)
-    try:
-        result = store.result(run_id, weights=True)
-    except (KeyError, ValueError, ConfigError):
-        raise ConfigError(field, value, f"a run id stored in {store_path}") from None
-    if result.state_dict is None:
-        raise ConfigError(field, value, f"a run with saved weights ({run_id} in {store_path} has none)")
-    return dict(result.state_dict)
+
+def _from_store(store_path: Path, run_id: str, field: str, value: str) -> dict[str, Tensor]:
+    blob = _stored_weights(store_path, run_id)
+    if blob is None:
+        raise ConfigError(field, value, f"a run with saved weights in {store_path}")
+    return dict(torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True))
 
 
 def load_state(value: str, field: str = "init_from") -> dict[str, Tensor]:
@@ -45,20 +49,12 @@ def load_state(value: str, field: str = "init_from") -> dict[str, Tensor]:
     if RUN_ID.match(path.name) and (path.parent / "store.sqlite").is_file():
         return _from_store(path.parent / "store.sqlite", path.name, field, value)
     if RUN_ID.match(value):
-        stores = [s for s in sorted(Path("runs").glob("*/store.sqlite")) if _has_run(s, value)]
+        stores = [s for s in sorted(Path("runs").glob("*/store.sqlite")) if _stored_weights(s, value) is not None]
         if len(stores) == 1:
             return _from_store(stores[0], value, field, value)
         where = "found in none" if not stores else f"found in {len(stores)}: " + ", ".join(map(str, stores))
         raise ConfigError(field, value, f"a run id in exactly one runs/*/store.sqlite ({where})")
     raise ConfigError(field, value, "a run folder with model.pt, EXPERIMENT_DIR/RUN_ID, or a run id under runs/")
-
-
-def _has_run(store_path: Path, run_id: str) -> bool:
-    import sqlite3
-
-    with sqlite3.connect(f"file:{store_path}?mode=ro", uri=True) as conn:
-        row = conn.execute("SELECT 1 FROM weights WHERE run_id = ?", (run_id,)).fetchone()
-    return row is not None
 
 
 @torch.no_grad()

@@ -26,12 +26,12 @@ import scipy.optimize
 import torch
 from torch import Tensor, nn
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback
-from trainlab.config import ConfigError, check_number, from_mapping
+from trainlab.core.budget import Budget
+from trainlab.trainers.callbacks import Callback
+from trainlab.core.config import ConfigError, check_number, from_mapping
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.result import RunResult
+from trainlab.trainers.result import RunResult
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.second_order import DTYPES, FlatObjective, _check_dtype, _check_size, _finish_iteration
 

@@ -1,7 +1,8 @@
 """Gradient-based training: mini-batch (or full-batch) descent with a ``torch.optim`` optimizer.
 
 One trainer class, registered under each optimizer's name: ``gd`` (full-batch SGD), ``sgd``, ``momentum``,
-``nag``, ``adagrad``, ``rmsprop``, ``adam``, ``adamw``, ``lbfgs``, ``adadelta`` and ``rmsprop-nesterov``. Per optimizer step t (0-based):
+``nag``, ``adagrad``, ``rmsprop``, ``adam``, ``adamw`` and ``lbfgs``, and every other registered optimizer
+(``adadelta``, ``rmsprop-nesterov``...). Per optimizer step t (0-based):
 
     η_t ← schedule(t);  g ← ∇[ℓ_t(f(x_B), y_B) + penalty(θ)];  clip g;
     W ← W − η_t λ_dec W (decoupled decay, as AdamW);  θ ← optimizer step(g);  update the average.
@@ -27,15 +28,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback, Penalty
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.budget import Budget
+from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.result import RunResult
-from trainlab.seeding import torch_generator
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
-from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
+from trainlab.trainers.callbacks import Callback, Penalty
+from trainlab.trainers.lr_finder import lr_find
+from trainlab.trainers.optimizers import OPTIMIZERS, OptimizerSpec, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (
     EarlyStopping,
     WeightAverager,
@@ -44,7 +45,7 @@ from trainlab.trainers.regularization import (
     set_dropout,
     weight_names,
 )
-from trainlab.trainers.second_order import refresh_batch_norm
+from trainlab.trainers.result import RunResult
 from trainlab.trainers.schedules import (
     NEEDS_TOTAL,
     SCHEDULE_REGISTRY,
@@ -54,10 +55,11 @@ from trainlab.trainers.schedules import (
     apply_schedule,
     make_schedule,
 )
+from trainlab.trainers.second_order import refresh_batch_norm
 
-GRADIENT_TRAINERS = (
-    "gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs", "adadelta", "rmsprop-nesterov"
-)
+GRADIENT_TRAINERS = ("gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
+"""The built-in gradient trainers; every optimizer registered in ``OPTIMIZERS`` later is one too
+(:func:`gradient_trainers` lists them all)."""
 _OPTIMIZER_OF = {"gd": "sgd"}
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "gd": {"batch_size": None},
@@ -464,8 +466,6 @@ class GradientTrainer(Trainer):
     def _find_lr(
         self, model: nn.Module, task: Task, loss_fn: Loss, seed: int, penalty: Penalty | None, monitor: Monitor
     ) -> float:
-        from trainlab.trainers.lr_finder import lr_find
-
         cfg = self.config
         found = lr_find(
             model, task, loss_fn,
@@ -491,13 +491,28 @@ def _base_momentum(options: Mapping[str, Any]) -> float:
     return float(options.get("momentum", 0.0))
 
 
+_GRADIENT: list[str] = []
+
+
+def gradient_trainers() -> list[str]:
+    """Names of the registered gradient trainers: ``gd`` and one per registered optimizer."""
+    return sorted(_GRADIENT)
+
+
 def _register(name: str) -> None:
     def build(**options: Any) -> GradientTrainer:
         return GradientTrainer(gradient_config(name, options), name)
 
     build.__doc__ = f"The ``{name}`` gradient trainer; options: see :class:`GradientConfig`."
     TRAINERS.register(name)(build)
+    _GRADIENT.append(name)
 
 
-for _name in GRADIENT_TRAINERS:
-    _register(_name)
+def _register_optimizer(name: str, spec: OptimizerSpec) -> None:
+    """Every registered optimizer is a gradient trainer of the same name (unless that trainer name is taken)."""
+    if name not in TRAINERS:
+        _register(name)
+
+
+_register("gd")
+OPTIMIZERS.subscribe(_register_optimizer)

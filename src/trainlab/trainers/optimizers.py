@@ -13,8 +13,11 @@ sensible default for the variant:
 * ``rmsprop-nesterov``: RMSProp with Nesterov momentum (Goodfellow, Bengio & Courville 2016, algorithm
   8.6; :class:`RMSpropNesterov`), lr 1e-3, ρ 0.9, momentum 0.9.
 
+Any ``torch.optim``-style class becomes usable by name (as an optimizer and as a gradient trainer) once
+registered, e.g. ``OPTIMIZERS.register("adamax")(OptimizerSpec(torch.optim.Adamax, {"lr": 2e-3}, momentum_key="betas"))``.
+
 ``make_optimizer(name, params, **options)`` rejects unknown options and invalid values with
-:class:`~trainlab.config.ConfigError` naming ``optimizer.<name>.<option>``.
+:class:`~trainlab.core.config.ConfigError` naming ``optimizer.<name>.<option>``.
 """
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ from typing import Any
 
 import torch
 
-from trainlab.config import ConfigError, check_choice, check_number
-from trainlab.registry import Registry
+from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.core.registry import Registry
 
 
 def _positive(field_name: str, value: Any) -> Any:
@@ -138,6 +141,9 @@ class OptimizerSpec:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     momentum_key: str | None = None
     """Where one-cycle's momentum lives in a param group: ``"momentum"``, ``"betas"`` (β1) or none."""
+    checks: Mapping[str, Callable[[str, Any], Any]] = field(default_factory=dict)
+    """Validators of options this module does not know (``(field, value) -> value``, raising
+    :class:`ConfigError`); an option with no validator reaches ``cls`` as given."""
 
     def resolve(self, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """All options of this optimizer with ``options`` applied, validated."""
@@ -147,7 +153,11 @@ class OptimizerSpec:
                     f"optimizer.{name}.{key}", options[key], "an option among " + ", ".join(sorted(self.defaults))
                 )
         merged = {**self.defaults, **options}
-        return {key: _CHECKS[key](f"optimizer.{name}.{key}", value) for key, value in merged.items()}
+        checks = {**_CHECKS, **self.checks}
+        return {
+            key: checks[key](f"optimizer.{name}.{key}", value) if key in checks else value
+            for key, value in merged.items()
+        }
 
 
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")

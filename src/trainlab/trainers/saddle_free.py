@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainlab.config import from_mapping
+from trainlab.core.config import from_mapping
 from trainlab.trainers.base import TRAINERS
 from trainlab.trainers.second_order import Newton, NewtonConfig
 

@@ -37,8 +37,8 @@ from typing import Any
 
 import torch
 
-from trainlab.config import ConfigError
-from trainlab.registry import Registry
+from trainlab.core.config import ConfigError
+from trainlab.core.registry import Registry
 
 
 
