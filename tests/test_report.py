@@ -36,7 +36,7 @@ from trainlab.report import (
     write_report,
     write_table,
 )
-from trainlab.report.tables import default_targets, to_latex, to_markdown
+from trainlab.report.tables import default_targets, display_summary, to_latex, to_markdown
 from trainlab.trainers.result import RunResult
 
 LABELS = {"adam": 0.9, "sgd": 0.8, "de": 0.6}
@@ -504,3 +504,20 @@ def test_quickstart_cells_are_named_by_the_width_only(tmp_path):
     ]
     assert named["model"].tolist() == expected
     assert named.groupby(["task", "model", "label"]).ngroups == runs["config_id"].nunique()
+
+
+def test_lr_used_selected_epoch_and_selection_warnings(tmp_path):
+    runs, hist = synthetic(tasks=("t1",), seeds=3, diverged=None)
+    runs["lr"] = [1e-3, 2e-3, 4e-3] * 3
+    runs["best_epoch"] = [6, 5, 4, 6, 6, 6, 0, 3, 2]
+    runs["lr_at_edge"] = [False] * 8 + [True]
+    summary = summary_table(runs)
+    row = summary.set_index("label").loc["adam"]
+    assert (row["lr_median"], row["lr_min"], row["lr_max"]) == (2e-3, 1e-3, 4e-3)
+    assert (row["epoch_median"], row["epoch_min"], row["epoch_max"]) == (5, 4, 6)
+    shown = display_summary(summary).set_index("label")
+    assert shown.loc["adam", "lr used"] == "0.002 [0.001–0.004]" and shown.loc["sgd", "epoch"] == "6"
+    md = build_report(runs, hist, tmp_path / "rep").read_text()
+    warnings = md[md.index("## Warnings"):]
+    assert "1 run(s) selected their initial weights" in warnings and "t1-de-0" in warnings
+    assert "1 run(s) used an LR-finder suggestion at the edge" in warnings and "t1-de-2" in warnings

@@ -108,6 +108,8 @@ def run(experiment_file: str, out: str | None, workers: int, executor: str | Non
         return
     report = _execute(experiment, folder, executor, workers, address, retry_failed, data_dir, progress, console)
     console.print(f"ran {sum(report.counts.values())} runs {report.counts or ''} → {report.store_path}")
+    if report.elsewhere:
+        console.print(f"{len(report.elsewhere)} runs were claimed or finished by another runner on this store")
 
 
 @click.command("status")

@@ -55,7 +55,10 @@ def summary_table(result: RunResult) -> Table:
     table.add_row("selected epoch (best val loss)", str(result.best_epoch))
     metric = TASKS.get(result.config["task"]).metric if "task" in result.config else "metric"
     for key, value in result.final.items():
-        table.add_row(key.replace("_metric", f" {metric}").replace("_loss", " loss"), f"{value:.4f}")
+        if key == "lr":
+            table.add_row("lr used", f"{value:.4g}")
+        else:
+            table.add_row(key.replace("_metric", f" {metric}").replace("_loss", " loss"), f"{value:.4f}")
     for key, value in result.spending.to_dict().items():
         table.add_row(key, f"{value:.2f}" if isinstance(value, float) else f"{value:,}")
     return table

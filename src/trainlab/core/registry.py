@@ -44,9 +44,9 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The entry ``name``; a name not registered loads the ``trainlab.plugins`` entry points first."""
-        if name not in self._items:
+        if isinstance(name, str) and name not in self._items:
             load_plugins()
-        if name not in self._items:
+        if not isinstance(name, str) or name not in self._items:
             raise ConfigError(self.kind, name, "one of " + ", ".join(sorted(self._items)))
         return self._items[name]
 

@@ -255,7 +255,10 @@ def run_sweep(
     losses = _losses(specs, task)
     lrs, eval_every = _trainer_setup(specs)
     models = [
-        build_model(s.model, task.input_shape, task.n_outputs, generator=torch_generator(s.seed, "init"), **s.model_options)
+        build_model(
+            s.model, task.input_shape, task.n_outputs, generator=torch_generator(s.seed, "init"),
+            data=(task.train.x, task.train.y), **s.model_options,
+        )
         for s in specs
     ]
     width = max(max(m.weight.shape) for m in _layers(models[0], "model")[0])

@@ -122,6 +122,7 @@ def build_report(
     _sweeps(report, raw)
     if records:
         _curvature(report, runs, records)
+    _selection_warnings(report, runs)
     _failures(report, runs)
     return report.write()
 
@@ -283,6 +284,26 @@ def _curvature(report: _Report, runs: pd.DataFrame, records: Records) -> None:
             report.figure(fig, f"records_{_slug(run_id)}", f"records of run {run_id}")
 
 
+def _selection_warnings(report: _Report, runs: pd.DataFrame) -> None:
+    """Warn about runs whose selected model is their initial weights, and LR-finder suggestions at the
+    edge of their sweep (column ``lr_at_edge``, from the ``lr_find`` records)."""
+    cols = [c for c in ("run_id", "task", "model", "label", "seed", "lr") if c in runs.columns]
+    ok = runs["status"].eq("ok") if "status" in runs else pd.Series(True, index=runs.index)
+    initial = runs[ok & runs["best_epoch"].eq(0)] if "best_epoch" in runs else runs.iloc[:0]
+    edge = runs[ok & runs["lr_at_edge"].eq(True)] if "lr_at_edge" in runs else runs.iloc[:0]
+    if initial.empty and edge.empty:
+        return
+    report.add("## Warnings", "")
+    if not initial.empty:
+        report.add(f"**{len(initial)} run(s) selected their initial weights (epoch 0)**: no trained epoch had a "
+                   "lower validation loss (or a finite one), so their test numbers describe an untrained model.", "")
+        report.table(initial[cols], "selected_initial_weights", "runs whose selected epoch is 0")
+    if not edge.empty:
+        report.add(f"**{len(edge)} run(s) used an LR-finder suggestion at the edge of its sweep** (first or last "
+                   "5 % of the considered lr range): the loss curve did not constrain the rule.", "")
+        report.table(edge[cols], "lr_at_edge", "runs whose LR-finder suggestion sits at the sweep's edge")
+
+
 def _failures(report: _Report, runs: pd.DataFrame) -> None:
     bad = runs[runs["status"].isin(("diverged", "failed"))]
     if bad.empty:
@@ -311,6 +332,10 @@ def write_report(
     experiment_dir = Path(experiment_dir)
     with ResultStore.open(experiment_dir) as store:
         runs, history = store.runs_frame(), store.history_frame()
+        found = store.records_frame("lr_find")
+        if "at_edge" in found.columns and not runs.empty:
+            runs = runs.merge(found[["run_id", "at_edge"]].rename(columns={"at_edge": "lr_at_edge"}),
+                              on="run_id", how="left")
         logged = store.records_frame("curvature")["run_id"].unique()[:panels] if panels else []
         records = {run_id: store.result(run_id, weights=False).records for run_id in logged}
     names = runs["experiment"].dropna() if "experiment" in runs else pd.Series(dtype=str)

@@ -58,6 +58,11 @@ def summary_table(
     spend = [c for c in SPENDING if c in data.columns]
     if spend:
         out = out.join(data[finished].groupby(by)[spend].mean())
+    for col, name in (("lr", "lr"), ("best_epoch", "epoch")):
+        if col in data.columns:
+            chosen = pd.to_numeric(data.loc[ok, col], errors="coerce").groupby([data.loc[ok, c] for c in by])
+            out = out.join(pd.DataFrame({f"{name}_median": chosen.median(), f"{name}_min": chosen.min(),
+                                         f"{name}_max": chosen.max()}))
     out = out.reset_index()
     within = "task" if "task" in by else None
     ranked = out.groupby(within)["mean"] if within else out["mean"]
@@ -79,7 +84,8 @@ def display_summary(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """The summary as strings for a report: ``mean ± std``, median, ok/diverged/failed counts, ``pending``
     (runs not finished, shown when there are any), spending
     (columns that are zero throughout, such as fitness evaluations of gradient trainers, are left out),
-    rank, one row per group (the task column is kept for splitting per task)."""
+    the lr used and the selected epoch (median, with [min–max] when the seeds differ), rank, one row per
+    group (the task column is kept for splitting per task)."""
     out = pd.DataFrame({c: summary[c] for c in ("task", "model", "label") if c in summary.columns})
     out["mean ± std"] = [mean_std(m, s, digits) for m, s in zip(summary["mean"], summary["std"])]
     out["median"] = [f"{m:.{digits}g}" if math.isfinite(m) else "–" for m in summary["median"]]
@@ -90,8 +96,23 @@ def display_summary(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         values = summary[col].astype(float) if col in summary.columns else pd.Series(dtype=float)
         if (values.fillna(0) != 0).any():
             out[col] = [f"{v:.3g}" if math.isfinite(v) else "–" for v in values]
+    if "lr_median" in summary.columns and np.isfinite(summary["lr_median"].astype(float)).any():
+        out["lr used"] = [_spread(m, lo, hi, "{:.2g}") for m, lo, hi in
+                          zip(summary["lr_median"], summary["lr_min"], summary["lr_max"])]
+    if "epoch_median" in summary.columns:
+        out["epoch"] = [_spread(m, lo, hi, "{:.0f}") for m, lo, hi in
+                        zip(summary["epoch_median"], summary["epoch_min"], summary["epoch_max"])]
     out["rank"] = [f"{r:g}" for r in summary["rank"]]
     return out
+
+
+def _spread(median: float, low: float, high: float, fmt: str) -> str:
+    """``"m"`` when every seed agrees, ``"m [lo–hi]"`` otherwise, ``"–"`` without a value."""
+    if median is None or not math.isfinite(median):
+        return "–"
+    if low == high:
+        return fmt.format(median)
+    return f"{fmt.format(median)} [{fmt.format(low)}–{fmt.format(high)}]"
 
 
 # ------------------------------------------------------------------------------------------- writers

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.core.budget import Budget, Spending
-from trainlab.core.config import ConfigError
+from trainlab.core.config import ConfigError, check_choice
 from trainlab.trainers.callbacks import Callback, Penalty, TrainState
 from trainlab.data.task import SPLITS, Split, Task
 from trainlab.core.environment import environment
@@ -29,6 +29,9 @@ from trainlab.core.registry import Registry
 from trainlab.trainers.result import RunResult
 
 TRAINERS: Registry[Callable[..., "Trainer"]] = Registry("trainer")
+SELECTIONS = ("trained", "all")
+"""Candidates for the selected model: trained epochs only (fastai's ``SaveModelCallback``, which compares
+epochs at their end, so never the initial weights), or every recorded epoch including epoch 0."""
 
 
 class Trainer(ABC):
@@ -97,9 +100,11 @@ class Monitor:
 
     ``tick`` after each optimizer step (or generation) with what it spent; ``end_epoch`` after each epoch.
     Both return ``True`` when training must stop (budget spent, divergence, or a callback asked).
-    The selected model is the one with the lowest validation loss (thesis 000), epoch 0 included.
-    History rows are recorded every ``eval_every`` epochs and at the last epoch; only recorded epochs
-    are candidates for selection.
+    The selected model is the one with the lowest validation loss (thesis 000). ``select`` says which
+    epochs are candidates (:data:`SELECTIONS`; default: the trainer config's ``select``, else ``trained``):
+    with ``trained`` the initial weights (epoch 0) are chosen only when no trained epoch has a finite
+    validation loss. History rows are recorded every ``eval_every`` epochs and at the last epoch; only
+    recorded epochs are candidates.
     """
 
     def __init__(
@@ -113,9 +118,13 @@ class Monitor:
         callbacks: Sequence[Callback] = (),
         penalty: Penalty | None = None,
         eval_every: int = 1,
+        select: str | None = None,
     ):
         self.trainer, self.budget, self.callbacks = trainer, trainer.check_budget(budget), list(callbacks)
         self.eval_every = eval_every
+        self.select = select if select is not None else getattr(trainer.config, "select", "trained")
+        check_choice("select", self.select, SELECTIONS)
+        self._initial_state: dict[str, Tensor] = {}
         self.state = TrainState(model=model, task=task, loss=loss, seed=seed, penalty=penalty)
         self.monitor_loss = loss.static()
         self.best_val = math.inf
@@ -222,8 +231,12 @@ class Monitor:
         if self.state.lr is not None:
             row["lr"] = self.state.lr
         self.state.history.append(row)
+        if row["epoch"] == 0 and self.select == "trained":
+            self._initial_state = copy.deepcopy(model.state_dict())
         if not math.isfinite(row["train_loss"]):
             self.status, self.message = "diverged", f"non-finite training loss at epoch {row['epoch']}"
+        elif row["epoch"] == 0 and self.select == "trained":
+            return
         elif row["val_loss"] < self.best_val:
             self.best_val, self.best_epoch = row["val_loss"], int(row["epoch"])
             self.best_state = copy.deepcopy(model.state_dict())
@@ -233,6 +246,8 @@ class Monitor:
         model = self.state.model
         if self.state.history and self.state.history[-1]["epoch"] != self.spending.epochs:
             self._record()
+        if not self.best_state and self._initial_state:
+            self.best_epoch, self.best_state = 0, self._initial_state
         if self.best_state:
             model.load_state_dict(self.best_state)
         for cb in self.callbacks:
