@@ -79,7 +79,7 @@ class SHADEILS(Searcher):
         self._stepping = False
 
     @property
-    def x(self) -> Tensor:  # type: ignore[override]
+    def x(self) -> Tensor:
         return self.shade.x
 
     @x.setter
@@ -90,7 +90,7 @@ class SHADEILS(Searcher):
             self.shade.x = value
 
     @property
-    def f(self) -> Tensor | None:  # type: ignore[override]
+    def f(self) -> Tensor | None:
         return self.shade.f
 
     @f.setter
@@ -121,9 +121,11 @@ class SHADEILS(Searcher):
     def _tell_generation(self, fitness: Tensor) -> None:
         self.shade.tell(fitness)
         self.generation = self.shade.generation
-        i = int(torch.argmin(self.shade.f))
-        if float(self.shade.f[i]) < self.cur_f:
-            self.cur_x, self.cur_f = self.shade.x[i].clone(), float(self.shade.f[i])
+        f = self.shade.f
+        assert f is not None, "SHADE keeps the fitness it was told"
+        i = int(torch.argmin(f))
+        if float(f[i]) < self.cur_f:
+            self.cur_x, self.cur_f = self.shade.x[i].clone(), float(f[i])
         self._note(self.cur_x, self.cur_f)
 
     def _note(self, x: Tensor, f: float) -> None:
