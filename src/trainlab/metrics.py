@@ -14,8 +14,9 @@ METRICS: Registry[Metric] = Registry("metric")
 
 @METRICS.register("accuracy")
 def accuracy(outputs: Tensor, targets: Tensor) -> float:
-    """Fraction of samples whose arg-max output equals the class index."""
-    return (outputs.argmax(dim=1) == targets).double().mean().item()
+    """Fraction of samples whose arg-max output equals the class index (of steps, for sequence
+    outputs (N, T, C) against targets (N, T))."""
+    return (outputs.argmax(dim=-1) == targets).double().mean().item()
 
 
 @METRICS.register("balanced_accuracy")

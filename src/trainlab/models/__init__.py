@@ -22,6 +22,7 @@ from trainlab.models.base import MODELS, ModelEntry, ModelOptions
 from trainlab.models.conv import ConvOptions, MyrtleOptions, ResNetOptions, build_lenet5, build_myrtle5, build_resnet
 from trainlab.models.init import ACTIVATIONS, DEFAULT_INIT, INITS, initialize
 from trainlab.models.mlp import MLP_WIDTHS, MLPOptions, SpiralOptions, build_mlp, build_spiral_mlp
+from trainlab.models.recurrent import RecurrentOptions, build_recurrent
 from trainlab.seeding import torch_generator
 
 __all__ = [
@@ -56,6 +57,11 @@ MODELS.register("resnet57")(
 MODELS.register("myrtle5")(
     ModelEntry(MyrtleOptions, build_myrtle5, "Myrtle5 CNN, `width`·2^k channels, BN", ((3, 32, 32), 10))
 )
+_SEQUENCE = ((100, 2), 1)
+for _cell, _text in (("rnn", "Elman RNN (tanh)"), ("lstm", "LSTM, forget gate"), ("gru", "GRU")):
+    MODELS.register(_cell)(
+        ModelEntry(RecurrentOptions, build_recurrent(_cell), f"{_text}, `width`×`layers`, linear read-out", _SEQUENCE)
+    )
 
 
 def _options(name: str, options: dict[str, Any]) -> ModelOptions:
@@ -85,15 +91,17 @@ def build_model(
     input_shape: Sequence[int],
     n_outputs: int,
     *,
-    activation: str = "relu",
+    activation: str | None = None,
     init: str | None = None,
     generator: torch.Generator | None = None,
     **options: Any,
 ) -> nn.Module:
     """Model ``name`` for inputs of ``input_shape`` (without the batch dimension) and ``n_outputs``
     outputs, on ``generator``'s device, initialised from ``generator`` (default: the generator that
-    :func:`trainlab.experiments.spec.execute` uses for seed 0)."""
-    model, opts = _construct(name, input_shape, n_outputs, {"activation": activation, "init": init, **options})
+    :func:`trainlab.experiments.spec.execute` uses for seed 0). ``activation=None`` keeps the model's
+    default (relu, tanh for recurrent networks)."""
+    given = {"activation": activation} if activation is not None else {}
+    model, opts = _construct(name, input_shape, n_outputs, {**given, "init": init, **options})
     gen = generator if generator is not None else torch_generator(0, "init")
     model = model.to_empty(device=gen.device)
     return initialize(model, str(opts.init), gen)
@@ -115,7 +123,8 @@ def model_summary(name: str, input_shape: Sequence[int], n_outputs: int, **optio
         "n_outputs": n_outputs,
         "options": dataclasses.asdict(opts),
         "parameters": count_parameters(model),
-        "weight_layers": sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in leaves),
+        "weight_layers": sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in leaves)
+        + sum(m.num_layers for m in leaves if isinstance(m, nn.RNNBase)),
         "layers": [repr(m) for m in leaves],
         "description": MODELS.get(name).description,
     }

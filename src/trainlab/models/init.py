@@ -101,9 +101,13 @@ def init_weight(weight: Tensor, bias: Tensor | None, scheme: str, generator: tor
 
 @torch.no_grad()
 def initialize(model: nn.Module, scheme: str, generator: torch.Generator) -> nn.Module:
-    """Initialise every Linear/Conv layer of ``model`` with ``scheme`` (in module order) and reset
-    every batch-norm layer; all randomness comes from ``generator``."""
+    """Initialise every Linear/Conv layer of ``model`` with ``scheme`` (in module order), reset
+    every batch-norm layer and let modules with an ``init_parameters(scheme, generator)`` method
+    (recurrent networks) initialise the rest; all randomness comes from ``generator``."""
     for module in model.modules():
+        own = getattr(module, "init_parameters", None)
+        if callable(own):
+            own(scheme, generator)
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             init_weight(module.weight, module.bias, scheme, generator)
         elif isinstance(module, nn.modules.batchnorm._BatchNorm):
