@@ -22,7 +22,7 @@ from trainlab.models.base import MODELS, ModelEntry, ModelOptions
 from trainlab.models.conv import ConvOptions, MyrtleOptions, ResNetOptions, build_lenet5, build_myrtle5, build_resnet
 from trainlab.models.init import ACTIVATIONS, DEFAULT_INIT, INITS, initialize
 from trainlab.models.mlp import MLP_WIDTHS, MLPOptions, SpiralOptions, build_mlp, build_spiral_mlp
-from trainlab.models.recurrent import RecurrentOptions, build_recurrent
+from trainlab.models.recurrent import GatedOptions, RecurrentOptions, build_recurrent
 from trainlab.seeding import torch_generator
 
 __all__ = [
@@ -60,7 +60,7 @@ MODELS.register("myrtle5")(
 _SEQUENCE = ((100, 2), 1)
 for _cell, _text in (("rnn", "Elman RNN (tanh)"), ("lstm", "LSTM, forget gate"), ("gru", "GRU")):
     MODELS.register(_cell)(
-        ModelEntry(RecurrentOptions, build_recurrent(_cell), f"{_text}, `width`×`layers`, linear read-out", _SEQUENCE)
+        ModelEntry(RecurrentOptions if _cell == "rnn" else GatedOptions, build_recurrent(_cell), f"{_text}, `width`×`layers`, linear read-out", _SEQUENCE)
     )
 
 

@@ -72,6 +72,17 @@ class RecurrentOptions(ModelOptions):
         check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
         check_number("recurrent_scale", self.recurrent_scale, low=0)
         check_number("forget_bias", self.forget_bias)
+        if self.activation not in self.activations:
+            raise ConfigError("activation", self.activation, " or ".join(self.activations) + " for this cell")
+
+    activations: ClassVar[tuple[str, ...]] = ("tanh", "relu")
+
+
+@dataclass(frozen=True)
+class GatedOptions(RecurrentOptions):
+    """Options of ``lstm``/``gru``, whose cells have fixed nonlinearities (``activation`` must be tanh)."""
+
+    activations: ClassVar[tuple[str, ...]] = ("tanh",)
 
 
 def parameter_count(cell: str, n_features: int, width: int, layers: int, n_outputs: int) -> int:
@@ -100,10 +111,6 @@ class RecurrentNet(nn.Module):
 
     def __init__(self, cell: str, options: RecurrentOptions, n_features: int, n_outputs: int):
         super().__init__()
-        if cell != "rnn" and options.activation != "tanh":
-            raise ConfigError("activation", options.activation, f"tanh (the {cell} cell has fixed nonlinearities)")
-        if cell == "rnn" and options.activation not in ("tanh", "relu"):
-            raise ConfigError("activation", options.activation, "tanh or relu (nn.RNN's nonlinearities)")
         self.cell, self.options, self.width, self.n_layers = cell, options, options.width, options.layers
         kwargs = {"nonlinearity": options.activation} if cell == "rnn" else {}
         self.rnn = CELLS[cell](n_features, options.width, options.layers, batch_first=True, **kwargs)
@@ -139,10 +146,9 @@ class RecurrentNet(nn.Module):
         return self.head(seq[:, -1] if self.options.head == "last" else seq)
 
     def hidden_states(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Outputs and the top layer's hidden states [h_1, …, h_T], each (N, H), as nodes of the graph
+        """Outputs and the top layer's hidden states [h_1, …, h_T], each (N, 1, H), as nodes of the graph
         (``torch.autograd.grad(loss, states)`` gives ∂L/∂h_t), computed by :func:`unroll`."""
-        out, states = unroll(self, dict(self.named_parameters()), x)
-        return out, [s.squeeze(1) for s in states]
+        return unroll(self, dict(self.named_parameters()), x)
 
     def stacked_forward(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         """Outputs (N, P, …) of P parameter sets ``params`` (each (P, *shape)) on shared inputs ``x``."""
