@@ -8,3 +8,4 @@ __all__ = ["OPTIMIZERS", "TRAINERS", "Monitor", "Trainer", "make_optimizer", "ma
 from trainlab.trainers import gradient  # noqa: E402,F401
 from trainlab.trainers import second_order  # noqa: E402,F401
 from trainlab.trainers import population  # noqa: E402,F401
+from trainlab.trainers import bptt  # noqa: E402,F401
