@@ -43,7 +43,7 @@ def hidden_gradient_norms(model: torch.nn.Module, x: Tensor, y: Tensor, loss: Lo
         out, states = net.hidden_states(x)
         value = loss.per_sample(out, y, step).sum()
         grads = torch.autograd.grad(value, states, allow_unused=True, materialize_grads=True)
-    return torch.stack([g.flatten(1).norm(dim=1).mean() for g in grads]).detach()
+    return torch.stack([g.norm(dim=-1).mean() for g in grads]).detach()
 
 
 def decay_rate(norms: Tensor, skip_last: int = 1) -> float:

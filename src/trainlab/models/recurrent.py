@@ -146,7 +146,7 @@ class RecurrentNet(nn.Module):
         return self.head(seq[:, -1] if self.options.head == "last" else seq)
 
     def hidden_states(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Outputs and the top layer's hidden states [h_1, …, h_T], each (N, 1, H), as nodes of the graph
+        """Outputs and the top layer's hidden states [h_1, …, h_T], each (1, N, H), as nodes of the graph
         (``torch.autograd.grad(loss, states)`` gives ∂L/∂h_t), computed by :func:`unroll`."""
         return unroll(self, dict(self.named_parameters()), x)
 
@@ -160,22 +160,27 @@ class RecurrentNet(nn.Module):
         return {f"layer{l}": getattr(self.rnn, f"weight_hh_l{l}").detach() for l in range(self.n_layers)}
 
 
-def _step(cell: str, gx: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor, relu: bool) -> tuple[Tensor, Tensor | None]:
-    """One step for P individuals: ``gx`` = W_ih x + b_ih (N, P, G·H), ``h`` (N, P, H), ``w_hh`` (P, G·H, H)."""
-    gh = torch.einsum("nph,pgh->npg", h, w_hh) + b_hh
+def _step(cell: str, gx: Tensor, h: Tensor, c: Tensor | None, w_hh_t: Tensor, b_hh: Tensor, relu: bool) -> tuple[Tensor, Tensor | None]:
+    """One step for P individuals: ``gx`` = W_ih x + b_ih (+ b_hh, except for the GRU, whose b_hn sits
+    inside r⊙(·)) (P, N, G·H), ``h`` (P, N, H), ``w_hh_t`` = W_hhᵀ (P, H, G·H), ``b_hh`` (P, 1, G·H); one
+    batched matrix product for all individuals."""
     if cell == "rnn":
-        pre = gx + gh
+        pre = torch.baddbmm(gx, h, w_hh_t)  # b_hh already in gx
         return (torch.relu(pre) if relu else torch.tanh(pre)), None
     if cell == "lstm":
         assert c is not None
-        i, f, g, o = (gx + gh).chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+        gates = torch.baddbmm(gx, h, w_hh_t)  # b_hh already in gx
+        width = h.shape[-1]
+        act = torch.sigmoid(gates)
+        i, f, o = act[..., :width], act[..., width : 2 * width], act[..., 3 * width :]
+        c = torch.addcmul(f * c, i, torch.tanh(gates[..., 2 * width : 3 * width]))
+        return o * torch.tanh(c), c
+    gh = torch.baddbmm(b_hh, h, w_hh_t)
     xr, xz, xn = gx.chunk(3, dim=-1)
     hr, hz, hn = gh.chunk(3, dim=-1)
     r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
     n = torch.tanh(xn + r * hn)
-    return (1 - z) * n + z * h, None
+    return n + z * (h - n), None
 
 
 def unroll(model: RecurrentNet, params: dict[str, Tensor], x: Tensor, population: bool = False) -> tuple[Tensor, list[Tensor]]:
@@ -183,32 +188,33 @@ def unroll(model: RecurrentNet, params: dict[str, Tensor], x: Tensor, population
 
     With ``population`` every parameter has a leading P axis and the outputs are (N, P, O) or
     (N, P, T, O); otherwise one parameter set and outputs (N, O) or (N, T, O). Also returns the top
-    layer's hidden states, each (N, P, H) (P = 1 without ``population``)."""
+    layer's hidden states h_1 … h_T, each (P, N, H) (P = 1 without ``population``). Inside, activations
+    are laid out (P, N, ·) so that each step is one ``baddbmm`` over the individuals; the input
+    projections of all steps are one matrix product per layer, ahead of the loop."""
     p = {k: (v if population else v.unsqueeze(0)) for k, v in params.items()}
     n_pop = next(iter(p.values())).shape[0]
     relu = model.cell == "rnn" and model.options.activation == "relu"
     n, steps = x.shape[0], x.shape[1]
-    seq = x  # (N, T, F) shared by every individual in the first layer
+    seq = x.transpose(0, 1).unsqueeze(1)  # (T, 1, N, F): shared by every individual in the first layer
     states: list[Tensor] = []
     for layer in range(model.n_layers):
-        w_ih, b_ih = p[f"rnn.weight_ih_l{layer}"], p[f"rnn.bias_ih_l{layer}"]
-        w_hh, b_hh = p[f"rnn.weight_hh_l{layer}"], p[f"rnn.bias_hh_l{layer}"].unsqueeze(0)
-        if layer == 0:
-            gx = torch.einsum("ntf,pgf->ntpg", seq, w_ih) + b_ih
-        else:
-            gx = torch.einsum("ntph,pgh->ntpg", seq, w_ih) + b_ih
-        h = x.new_zeros(n, n_pop, model.width)
-        c = x.new_zeros(n, n_pop, model.width) if model.cell == "lstm" else None
+        w_ih_t = p[f"rnn.weight_ih_l{layer}"].transpose(1, 2).unsqueeze(0)
+        b_hh = p[f"rnn.bias_hh_l{layer}"].unsqueeze(1)
+        bias = p[f"rnn.bias_ih_l{layer}"].unsqueeze(1) + (0 if model.cell == "gru" else b_hh)
+        gx = torch.matmul(seq, w_ih_t) + bias  # (T, P, N, G·H)
+        w_hh_t = p[f"rnn.weight_hh_l{layer}"].transpose(1, 2)
+        h = x.new_zeros(n_pop, n, model.width)
+        c = x.new_zeros(n_pop, n, model.width) if model.cell == "lstm" else None
         states = []
         for t in range(steps):
-            h, c = _step(model.cell, gx[:, t], h, c, w_hh, b_hh, relu)
+            h, c = _step(model.cell, gx[t], h, c, w_hh_t, b_hh, relu)
             states.append(h)
-        seq = torch.stack(states, dim=1)  # (N, T, P, H)
-    w, b = p["head.weight"], p["head.bias"]
+        seq = torch.stack(states)  # (T, P, N, H)
+    w_t, b = p["head.weight"].transpose(1, 2), p["head.bias"].unsqueeze(1)
     if model.options.head == "last":
-        out = torch.einsum("nph,poh->npo", states[-1], w) + b
+        out = torch.baddbmm(b, states[-1], w_t).transpose(0, 1)  # (N, P, O)
     else:
-        out = (torch.einsum("ntph,poh->ntpo", seq, w) + b).transpose(1, 2)
+        out = (torch.matmul(seq, w_t.unsqueeze(0)) + b).permute(2, 1, 0, 3)  # (N, P, T, O)
     return (out if population else out.squeeze(1)), states
 
 
