@@ -21,8 +21,8 @@ from rich.table import Table
 from trainlab.data import load_task
 from trainlab.losses import get_loss
 from trainlab.models import build_model
-from trainlab.population import PopulationEvaluator, initial_population
-from trainlab.seeding import torch_generator
+from trainlab.trainers.population.engine import PopulationEvaluator, initial_population
+from trainlab.core.seeding import torch_generator
 
 CASES = [  # (model, width, adding length T, samples, population)
     ("rnn", 16, 20, 256, 20),

@@ -14,8 +14,8 @@ from trainlab.diagnostics.hessian import hvp
 from trainlab.losses import get_loss
 from trainlab.models import build_model, count_parameters, model_summary
 from trainlab.models.recurrent import gate_spectral_radii, unroll
-from trainlab.population import ParamLayout, PopulationEvaluator, initial_population
-from trainlab.seeding import torch_generator
+from trainlab.trainers.population.engine import ParamLayout, PopulationEvaluator, initial_population
+from trainlab.core.seeding import torch_generator
 
 CELLS = ("rnn", "lstm", "gru")
 
@@ -150,7 +150,7 @@ def test_recurrent_initialisation(cell: str) -> None:
 
 
 def test_recurrent_options_are_validated() -> None:
-    from trainlab.config import ConfigError
+    from trainlab.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="model.lstm.activation"):
         build_model("lstm", (4, 3), 2, activation="relu")
@@ -179,7 +179,7 @@ def test_gradient_flow_matches_closed_form() -> None:
 
 
 def test_gradient_flow_callback_records_rows() -> None:
-    from trainlab.budget import Budget
+    from trainlab.core.budget import Budget
     from trainlab.data import load_task
     from trainlab.trainers import make_trainer
 

@@ -7,8 +7,8 @@ import copy
 import pytest
 import torch
 
-from trainlab.budget import Budget
-from trainlab.config import ConfigError
+from trainlab.core.budget import Budget
+from trainlab.core.config import ConfigError
 from trainlab.data import load_task
 from trainlab.models import build_model
 from trainlab.trainers import make_trainer

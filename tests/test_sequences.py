@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.data import load_task
 from trainlab.data.sequences import REBER_SYMBOLS, embedded_reber_string, make_adding, make_copy, string_accuracy
 from trainlab.losses import get_loss
-from trainlab.metrics import accuracy
+from trainlab.losses.metrics import accuracy
 
 
 def test_adding_problem_follows_its_definition() -> None:

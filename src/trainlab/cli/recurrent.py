@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 
 
 def _parse_sets(values: tuple[str, ...]) -> dict[str, dict[str, object]]:
@@ -49,7 +49,7 @@ def gradient_flow(task: str, models: str, seed: int, samples: int, sets: tuple[s
     from trainlab.losses import get_loss
     from trainlab.models import build_model
     from trainlab.models.recurrent import gate_spectral_radii
-    from trainlab.seeding import torch_generator
+    from trainlab.core.seeding import torch_generator
 
     options = _parse_sets(sets)
     names = [m.strip() for m in models.split(",") if m.strip()]

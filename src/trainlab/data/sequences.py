@@ -31,14 +31,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.data.catalog import TaskEntry, register
 from trainlab.data.images import MNIST_CLASSES, _halve, _indices_digest, _subset, read_idx_dataset
 from trainlab.data.root import DATASETS, require
 from trainlab.data.tabular import check_bool
 from trainlab.data.task import Split, Task
-from trainlab.metrics import METRICS
-from trainlab.seeding import numpy_generator
+from trainlab.losses.metrics import METRICS
+from trainlab.core.seeding import numpy_generator
 
 SPLITS = ("train", "val", "test")
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from trainlab.callbacks import Callback, TrainState
-from trainlab.config import ConfigError, check_number
+from trainlab.trainers.callbacks import Callback, TrainState
+from trainlab.core.config import ConfigError, check_number
 from trainlab.losses import Loss
 from trainlab.models.recurrent import RecurrentNet, gate_spectral_radii
 

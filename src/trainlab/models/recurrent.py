@@ -37,7 +37,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.models.base import ModelOptions
 from trainlab.models.init import init_weight
 
