@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -10,10 +11,10 @@ from rich.table import Table
 from trainlab.core.config import ConfigError
 
 
-def _parse_sets(values: tuple[str, ...]) -> dict[str, dict[str, object]]:
+def _parse_sets(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     import json
 
-    out: dict[str, dict[str, object]] = {"task": {}, "model": {}}
+    out: dict[str, dict[str, Any]] = {"task": {}, "model": {}}
     for item in values:
         key, sep, raw = item.partition("=")
         section, dot, name = key.partition(".")
@@ -48,7 +49,7 @@ def gradient_flow(task: str, models: str, seed: int, samples: int, sets: tuple[s
     from trainlab.diagnostics.gradient_flow import decay_rate, hidden_gradient_norms, plot_gradient_flow
     from trainlab.losses import get_loss
     from trainlab.models import build_model
-    from trainlab.models.recurrent import gate_spectral_radii
+    from trainlab.models.recurrent import RecurrentNet, gate_spectral_radii
     from trainlab.core.seeding import torch_generator
 
     options = _parse_sets(sets)
@@ -70,6 +71,8 @@ def gradient_flow(task: str, models: str, seed: int, samples: int, sets: tuple[s
         for name in names:
             model = build_model(name, loaded.input_shape, loaded.n_outputs, generator=torch_generator(seed, "init"),
                                 **options["model"])  # fmt: skip
+            if not isinstance(model, RecurrentNet):
+                raise ConfigError("--models", name, "recurrent models (rnn, lstm, gru)")
             states = [(f"{name} (init)", None)] + ([(f"{name} (trained)", trained[name])] if name in trained else [])
             for label, state in states:
                 if state is not None:
@@ -86,7 +89,10 @@ def gradient_flow(task: str, models: str, seed: int, samples: int, sets: tuple[s
         import matplotlib
 
         matplotlib.use("Agg")
-        ax = plot_gradient_flow(curves, title=f"{task}, T = {loaded.input_shape[0]} (initialisation seed {seed})")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        plot_gradient_flow(curves, ax=ax, title=f"{task}, T = {loaded.input_shape[0]} (initialisation seed {seed})")
         plot.parent.mkdir(parents=True, exist_ok=True)
-        ax.figure.savefig(plot, dpi=120, bbox_inches="tight")
+        fig.savefig(plot, dpi=120, bbox_inches="tight")
         click.echo(f"figure written to {plot}")

@@ -31,6 +31,7 @@ diagnostics.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -41,7 +42,7 @@ from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.models.base import ModelOptions
 from trainlab.models.init import init_weight
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+CELLS: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 HEADS = ("last", "sequence")
 RECURRENT_INITS = ("orthogonal", "identity", "glorot-uniform")
@@ -112,8 +113,11 @@ class RecurrentNet(nn.Module):
     def __init__(self, cell: str, options: RecurrentOptions, n_features: int, n_outputs: int):
         super().__init__()
         self.cell, self.options, self.width, self.n_layers = cell, options, options.width, options.layers
-        kwargs = {"nonlinearity": options.activation} if cell == "rnn" else {}
-        self.rnn = CELLS[cell](n_features, options.width, options.layers, batch_first=True, **kwargs)
+        self.rnn: nn.RNNBase
+        if cell == "rnn":
+            self.rnn = nn.RNN(n_features, options.width, options.layers, nonlinearity=options.activation, batch_first=True)
+        else:
+            self.rnn = CELLS[cell](n_features, options.width, options.layers, batch_first=True)
         self.head = nn.Linear(options.width, n_outputs)
 
     @torch.no_grad()
@@ -150,7 +154,7 @@ class RecurrentNet(nn.Module):
         (``torch.autograd.grad(loss, states)`` gives ∂L/∂h_t), computed by :func:`unroll`."""
         return unroll(self, dict(self.named_parameters()), x)
 
-    def stacked_forward(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+    def stacked_forward(self, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
         """Outputs (N, P, …) of P parameter sets ``params`` (each (P, *shape)) on shared inputs ``x``."""
         out, _ = unroll(self, params, x, population=True)
         return out
@@ -183,7 +187,7 @@ def _step(cell: str, gx: Tensor, h: Tensor, c: Tensor | None, w_hh_t: Tensor, b_
     return n + z * (h - n), None
 
 
-def unroll(model: RecurrentNet, params: dict[str, Tensor], x: Tensor, population: bool = False) -> tuple[Tensor, list[Tensor]]:
+def unroll(model: RecurrentNet, params: Mapping[str, Tensor], x: Tensor, population: bool = False) -> tuple[Tensor, list[Tensor]]:
     """The network written out step by step with plain tensor operations (``torch.func``-friendly).
 
     With ``population`` every parameter has a leading P axis and the outputs are (N, P, O) or

@@ -147,7 +147,7 @@ class TBPTTTrainer(Trainer):
         monitor: Monitor,
     ) -> bool:  # fmt: skip
         cfg = self.config
-        k1, k2 = cfg.k1, int(cfg.k2)  # type: ignore[arg-type]
+        k1, k2 = cfg.k1, int(cfg.k2 or cfg.k1)
         steps = x.shape[1]
         sequence = model.options.head == "sequence"
         kept: dict[int, Any] = {0: None}
