@@ -138,3 +138,46 @@ def test_sequential_mnist_against_raw_files_and_the_mnist_task(data_root) -> Non
     assert torch.equal(permuted.test.x[..., 0], pixels.test.x[..., 0][:, torch.as_tensor(pixel_permutation(0))])
     with pytest.raises(ConfigError, match="task.smnist.permuted"):
         load_task("smnist", permuted=True)
+
+
+def test_reber_acceptor_agrees_with_the_regular_expression() -> None:
+    from trainlab.data.sequences import reber_accepts
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        text, _ = embedded_reber_string(rng)
+        assert reber_accepts(text)
+        # a random one-symbol substitution: the acceptor and the regular expression must agree
+        i = int(rng.integers(len(text)))
+        mutated = text[:i] + REBER_SYMBOLS[int(rng.integers(7))] + text[i + 1 :]
+        assert reber_accepts(mutated) == bool(EMBEDDED.match(mutated)), mutated
+
+
+def test_free_running_generation_with_an_oracle_predictor_is_always_grammatical() -> None:
+    # an exact next-symbol predictor written from the grammar (state carried explicitly): free-running
+    # generation from it must produce embedded Reber strings only, in both branches
+    from trainlab.data.sequences import REBER_EDGES, free_running_reber
+
+    index = {s: i for i, s in enumerate(REBER_SYMBOLS)}
+
+    def allowed_after(prefix: str) -> set[str]:
+        if len(prefix) < 3:
+            return {"T", "P"} if prefix == "B" else {"B"}
+        state, rest = 0, prefix[3:]  # after "B", branch, "B" of the inner string
+        while rest and state >= 0:
+            state, rest = dict(REBER_EDGES[state])[rest[0]], rest[1:]
+        if state >= 0:
+            return {s for s, _ in REBER_EDGES[state]}
+        return [{prefix[1]}, {"E"}, set()][min(len(rest), 2)]  # branch again, final E, then nothing
+
+    def step(x: torch.Tensor, state):  # noqa: ANN001, ANN202
+        prefixes = [p + REBER_SYMBOLS[int(i)] for p, i in zip(state or [""] * len(x), x.argmax(-1))]
+        out = torch.zeros(len(x), 7)
+        for row, p in enumerate(prefixes):
+            for s in allowed_after(p):
+                out[row, index[s]] = 1.0
+        return out, prefixes
+
+    strings, fraction = free_running_reber(step, 200, torch.Generator().manual_seed(0), max_length=60)
+    assert fraction == 1.0 and all(EMBEDDED.match(s) for s in strings)
+    assert {s[1] for s in strings} == {"T", "P"}

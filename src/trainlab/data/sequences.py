@@ -13,7 +13,9 @@
   the set of symbols the grammar allows next (multi-hot, MSE as in the LSTM paper); the second symbol
   (T or P) must be recalled before the final E. Strings are zero-padded to ``max_length``. Headline
   metric ``string_accuracy``: the fraction of strings in which at every step the k most active outputs
-  are exactly the k allowed symbols (the LSTM paper's success criterion).
+  are exactly the k allowed symbols (the LSTM paper's success criterion). Training feeds the true
+  symbols (teacher forcing); :func:`free_running_reber` evaluates a trained predictor free-running,
+  generating strings from its own predictions.
 * ``smnist`` — sequential MNIST (Le, Jaitly & Hinton 2015) from the official IDX files (checksummed):
   ``order="row"`` feeds the 28 rows (28 steps of 28 pixels), ``order="pixel"`` the 784 pixels one
   by one, optionally in a fixed random order (``permuted``, drawn from ``permutation_seed``). Subsets
@@ -24,8 +26,10 @@ Generated tasks draw each split from its own generator derived from ``data_seed`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -319,3 +323,63 @@ register(TaskEntry(
     "smnist", "sequential MNIST, row (28 steps) or pixel (784), optionally permuted", "classification",
     SequentialMNISTOptions, smnist_task, ("mnist",), "28×28 or 784×1", "10 classes", "accuracy",
 ))  # fmt: skip
+
+
+def reber_accepts(text: str) -> bool:
+    """Whether ``text`` is an embedded Reber string: B, T or P, a Reber string, the same T or P, E."""
+    if len(text) < 4 or text[0] != "B" or text[1] not in "TP" or text[-2] != text[1] or text[-1] != "E":
+        return False
+    inner = text[2:-2]
+    if not inner.startswith("B"):
+        return False
+    state = 0
+    for symbol in inner[1:]:
+        if state < 0:
+            return False
+        moves = dict(REBER_EDGES[state])
+        if symbol not in moves:
+            return False
+        state = moves[symbol]
+    return state == -1
+
+
+Step = Callable[[Tensor, Any], tuple[Tensor, Any]]
+"""``step(x_t, state) -> (outputs, state)``: one step of a sequence model on inputs (N, F)."""
+
+
+def recurrent_step(model: Any) -> Step:
+    """One-step function of a :class:`~trainlab.models.recurrent.RecurrentNet` (its fused module)."""
+
+    def step(x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        out, state = model.rnn(x.unsqueeze(1), state)
+        return model.head(out[:, -1]), state
+
+    return step
+
+
+@torch.no_grad()
+def free_running_reber(step: Step, n: int, generator: torch.Generator, max_length: int = 30) -> tuple[list[str], float]:
+    """Generate ``n`` strings by feeding a next-symbol predictor its own choices (free-running, as opposed
+    to the teacher forcing of training): start from B; at each step draw the next symbol uniformly among
+    those whose output exceeds 0.5 (the predicted allowed set; the arg-max when none does) and stop when
+    none does after an E, or at ``max_length``. Returns the strings and the fraction that are embedded
+    Reber strings (:func:`reber_accepts`)."""
+    k = len(REBER_SYMBOLS)
+    eye = torch.eye(k)
+    current = torch.zeros(n, dtype=torch.long)  # index of "B"
+    texts = [["B"] for _ in range(n)]
+    done = torch.zeros(n, dtype=torch.bool)
+    state: Any = None
+    for _ in range(max_length - 1):
+        out, state = step(eye[current], state)
+        allowed = out > 0.5
+        stop = ~allowed.any(-1) & (current == REBER_SYMBOLS.index("E"))
+        done |= stop
+        if bool(done.all()):
+            break
+        weights = torch.where(allowed.any(-1, keepdim=True), allowed.float(), torch.nn.functional.one_hot(out.argmax(-1), k).float())
+        current = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+        for i in torch.nonzero(~done).flatten().tolist():
+            texts[i].append(REBER_SYMBOLS[int(current[i])])
+    strings = ["".join(t) for t in texts]
+    return strings, sum(map(reber_accepts, strings)) / n
