@@ -189,3 +189,20 @@ def test_gradient_flow_callback_records_rows() -> None:
     rows = result.records["gradient_flow"]
     assert [r["step"] for r in rows] == [0, 2, 4]
     assert all(len(r["norms"]) == 8 and set(r["spectral_radius"]) == {"layer0.i", "layer0.f", "layer0.g", "layer0.o"} for r in rows)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_dense_hessian_of_recurrent_objective_matches_torch_autograd(cell: str) -> None:
+    from trainlab.diagnostics.hessian import dense_hessian
+    from trainlab.diagnostics.objective import Objective
+
+    model = _model(cell, layers=1, width=2)
+    x, y = _inputs(), _targets("last")
+    layout = ParamLayout.of(model)
+    loss = get_loss("mse")
+    for mode in ("graph", "forward"):
+        objective = Objective(model, x, y, loss, hvp_mode=mode)
+        reference = torch.autograd.functional.hessian(
+            lambda theta: loss(functional_call(model, layout.unflatten(theta), (x,)), y), layout.flatten(model)
+        )
+        torch.testing.assert_close(dense_hessian(objective), reference, rtol=1e-8, atol=1e-10)
