@@ -58,8 +58,11 @@ def adding(runs: pd.DataFrame, figures: Path) -> None:
     print("### recurrent-adding\n")
     print(markdown(table), "\n")
     fig, ax = plt.subplots(figsize=(5, 3.2))
+    styles = {"rnn": ("o", "-"), "lstm": ("s", "--"), "gru": ("^", ":")}  # lines can coincide: tell them apart
     for model, group in table.reset_index().groupby("model"):
-        ax.plot(group["task_options.length"], group["solved"] / group["runs"], marker="o", label=model)
+        marker, line = styles.get(str(model), ("o", "-"))
+        ax.plot(group["task_options.length"], group["solved"] / group["runs"], marker=marker, linestyle=line,
+                markersize=9 if model == "lstm" else 6, zorder=3 if model == "gru" else 2, label=model)
     ax.set_xlabel("sequence length T")
     ax.set_ylabel(f"success rate (test MSE < {SUCCESS_MSE})")
     ax.set_ylim(-0.05, 1.05)
