@@ -163,7 +163,7 @@ def test_dropout_option() -> None:
 
 
 def test_bad_names_and_options() -> None:
-    with pytest.raises(ConfigError, match=r"model: got 'mlp3'; allowed: one of lenet5, linear, mlp1"):
+    with pytest.raises(ConfigError, match=r"model: got 'mlp3'; allowed: one of gru, lenet5, linear, lstm, mlp1"):
         build_model("mlp3", (4,), 2)
     with pytest.raises(ConfigError, match=r"model\.mlp1\.activation: got 'swish'; allowed: one of relu, leaky-relu"):
         build_model("mlp1", (4,), 2, activation="swish")

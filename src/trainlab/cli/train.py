@@ -80,7 +80,7 @@ def _suggestions() -> tuple[str, ...]:
 def common_options(f: Any) -> Any:
     """Options shared by ``train`` and ``lr-find``."""
     decorators = [
-        click.option("--task", required=True, help="Task name (bcw, bhp, wqc, wqr, mnist, fmnist, cifar10g, spiral)."),
+        click.option("--task", required=True, help="Task name (bcw, bhp, wqc, wqr, mnist, fmnist, cifar10g, spiral, adding, copy, reber, smnist)."),
         click.option("--model", required=True, help="Model name (mlp1, mlp2, mlp5, mlp11, lenet5, ...)."),
         click.option("--trainer", default="adam", show_default=True, help="Trainer (train: any registered one; lr-find: a gradient one, e.g. sgd, nag, adam)."),
         click.option("--seed", type=int, default=0, show_default=True),

@@ -61,6 +61,11 @@ def as_target_matrix(outputs: Tensor, targets: Tensor) -> Tensor:
     return targets.reshape(outputs.shape).to(outputs.dtype)
 
 
+def per_sequence(values: Tensor) -> Tensor:
+    """Per-sample values (N,) from per-step values (N, T, …): the mean over steps (sequence outputs)."""
+    return values if values.ndim == 1 else values.flatten(1).mean(1)
+
+
 def _class_indices(loss: str, targets: Tensor) -> Tensor:
     if targets.dtype not in (torch.int64, torch.int32):
         raise ConfigError(f"{loss}.targets", f"tensor of {targets.dtype}", "class indices (int64), one per sample")
@@ -70,11 +75,13 @@ def _class_indices(loss: str, targets: Tensor) -> Tensor:
 @LOSSES.register("cross_entropy")
 @dataclass(frozen=True)
 class CrossEntropy(Loss):
-    """ℓ(z, y) = −log softmax(z)_y."""
+    """ℓ(z, y) = −log softmax(z)_y; for sequence outputs (N, T, C) and targets (N, T), the mean over steps."""
 
     name = "cross_entropy"
 
     def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        if outputs.ndim > 2:
+            return per_sequence(F.cross_entropy(outputs.movedim(-1, 1), targets, reduction="none"))
         return F.cross_entropy(outputs, targets, reduction="none")
 
 
@@ -84,12 +91,13 @@ class MSE(Loss):
     """ℓ(z, y) = Σ_k (z_k − y_k)², summed over outputs (one-hot targets for class indices).
 
     This is thesis 002's convention (``mean((f − Y)²)·C``), so its learning rates mean the same here.
+    For sequence outputs (N, T, C), the mean over steps of that sum.
     """
 
     name = "mse"
 
     def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
-        return ((outputs - as_target_matrix(outputs, targets)) ** 2).sum(dim=-1)
+        return per_sequence(((outputs - as_target_matrix(outputs, targets)) ** 2).sum(dim=-1))
 
 
 @LOSSES.register("mae")
