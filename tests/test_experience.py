@@ -1,0 +1,107 @@
+"""What a user sees: "did you mean" for registry names, the one-line answer to a CUDA request on a build
+without CUDA, the labelled progress of ``train`` and the cost-weighted ETA of an experiment."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from rich.console import Console
+
+from trainlab.budget import Budget, Spending
+from trainlab.callbacks import TrainState
+from trainlab.config import ConfigError
+from trainlab.data import resolve_device
+from trainlab.experiments.config import load_experiment
+from trainlab.experiments.executors import Outcome
+from trainlab.experiments.progress import ProgressDisplay, run_name, varied_options
+from trainlab.registry import Registry, did_you_mean
+from trainlab.result import RunResult
+from trainlab.trainers.base import TRAINERS
+
+
+def test_registry_suggests_close_names():
+    with pytest.raises(ConfigError, match=r"did you mean 'adam' or 'adamw'\?"):
+        TRAINERS.get("adma")
+    reg: Registry[int] = Registry("thing")
+    reg.register("cross_entropy")(1)
+    assert did_you_mean("crossentropy", reg.names()) == " (did you mean 'cross_entropy'?)"
+    assert did_you_mean("zzz", reg.names()) == ""
+    with pytest.raises(ConfigError) as err:
+        reg.get("zzz")
+    assert "did you mean" not in str(err.value) and "cross_entropy" in str(err.value)
+
+
+def test_cuda_request_without_cuda_is_one_config_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ConfigError, match="device") as err:
+        resolve_device("cuda")
+    text = str(err.value)
+    assert "\n" not in text
+    if torch.version.cuda is None:
+        assert "CPU-only build" in text and "download.pytorch.org/whl/" in text
+    else:
+        assert "CUDA_VISIBLE_DEVICES" in text
+    assert resolve_device("auto") == torch.device("cpu") and resolve_device("cpu") == torch.device("cpu")
+
+
+class _Task:
+    metric = "accuracy"
+
+
+def test_train_progress_labels_metrics_in_the_budget_unit():
+    from trainlab.cli.train import RichProgress
+
+    out = io.StringIO()
+    bar = RichProgress(Budget(evals=300), Console(file=out, width=300, force_terminal=False))
+    state = TrainState(model=torch.nn.Linear(1, 1), task=_Task(), loss=None, seed=0)  # type: ignore[arg-type]
+    bar.on_fit_start(state)
+    state.spending = Spending(evals=150)
+    state.epoch = 1
+    state.history.append({"train_loss": 0.5, "train_metric": 0.75, "val_loss": 0.625, "val_metric": 0.8})
+    bar.on_epoch_end(state)
+    assert bar.progress.tasks[0].completed == 150 and bar.progress.tasks[0].total == 300
+    bar.on_fit_end(state)
+    text = out.getvalue()
+    assert "150/300 evals" in text and "ETA" in text
+    assert "train loss 0.5, train accuracy 0.75, val loss 0.625, val accuracy 0.8" in text
+
+
+def _outcome(run_id: str) -> Outcome:
+    return Outcome(run_id, RunResult(status="ok", history=[], final={}, best_epoch=0, spending=Spending(),
+                                     config={}, environment={}), "accuracy", "", "")
+
+
+def test_experiment_eta_weights_remaining_runs_by_their_measured_cost():
+    from importlib.resources import files
+
+    runs = list(load_experiment(files("trainlab.experiments") / "quickstart.toml").runs)
+    assert len(runs) == 60
+    now = [0.0]
+    display = ProgressDisplay("q", runs, Console(file=io.StringIO()), False, parallelism=2, clock=lambda: now[0])
+    assert display.remaining() is None  # nothing to estimate from yet
+    pick = {(r.label, r.spec.task, r.spec.model, r.seed_index): r.run_id for r in runs}
+    a, b, c = pick["sgd", "bcw", "mlp1", 0], pick["shade", "bcw", "mlp1", 0], pick["sgd", "bcw", "mlp1", 1]
+    display.event(("start", a, ""))
+    now[0] = 10.0
+    display.finished(_outcome(a))
+    assert display.remaining() == pytest.approx(59 * 10 / 2)
+    display.event(("start", b, ""))
+    now[0] = 40.0
+    display.finished(_outcome(b))
+    # sgd/bcw/mlp1 2 × 10 (same cell), sgd/bcw/mlp2 3 × 10 (same label and task), shade/bcw 5 × 30,
+    # the 18 other bcw runs and the 30 spiral runs at the mean of all measured runs, 20; over 2 workers
+    assert display.remaining() == pytest.approx((20 + 30 + 150 + 48 * 20) / 2)
+    display.event(("start", c, ""))
+    display.event(("epoch", c, 5))  # half of its 10 epochs done
+    assert display.remaining() == pytest.approx((20 - 5 + 30 + 150 + 48 * 20) / 2)
+    # live runs are named by the options that vary within a trainer label
+    varied = varied_options(runs)
+    assert varied[:2] == ["model", "task"] or varied[:2] == ["task", "model"]
+    assert "model_options.width" in varied and "trainer_options.batch_size" not in varied
+    assert run_name(pick_run(runs, c), varied).startswith("sgd ") and "#1" in run_name(pick_run(runs, c), varied)
+
+
+def pick_run(runs, run_id):
+    return next(r for r in runs if r.run_id == run_id)
