@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import require_dataset
 from trainlab.data import MissingDataError, load_task, verify_datasets
 from trainlab.data.formats import read_idx
 
@@ -26,6 +27,7 @@ def test_official_checksums_of_present_files(data_root: Path) -> None:
 
 
 def test_mnist_raw_counts_and_task(data_root: Path) -> None:
+    require_dataset(data_root, "mnist")
     folder = data_root / "mnist"
     train = read_idx(folder / "train-labels-idx1-ubyte.gz")
     test = read_idx(folder / "t10k-labels-idx1-ubyte.gz")
@@ -42,6 +44,7 @@ def test_mnist_raw_counts_and_task(data_root: Path) -> None:
 
 
 def test_fmnist_task(data_root: Path) -> None:
+    require_dataset(data_root, "fashion-mnist")
     labels = read_idx(data_root / "fashion-mnist" / "train-labels-idx1-ubyte.gz")
     assert np.bincount(labels).tolist() == [6000] * 10
     task = load_task("fmnist", data_dir=data_root, n_train=2000, n_test=1000)
@@ -70,6 +73,7 @@ def test_bcw_shapes_and_classes() -> None:
 
 
 def test_bhp_raw_table_and_task(data_root: Path) -> None:
+    require_dataset(data_root, "boston-housing")
     from trainlab.data.tabular import housing_table
 
     raw = housing_table(data_root / "boston-housing" / "housing.data")
@@ -84,6 +88,7 @@ def test_bhp_raw_table_and_task(data_root: Path) -> None:
 
 @pytest.mark.parametrize(("variant", "rows", "levels"), [("white", 4898, range(3, 10)), ("red", 1599, range(3, 9))])
 def test_wine_tasks(data_root: Path, variant: str, rows: int, levels: range) -> None:
+    require_dataset(data_root, "wine-quality")
     frame = pd.read_csv(data_root / "wine-quality" / f"winequality-{variant}.csv", sep=";")
     task = load_task("wqc", data_dir=data_root, variant=variant)
     assert task.classes == [str(q) for q in levels] and task.n_outputs == len(levels)

@@ -2,9 +2,12 @@
 Adam, RMSProp and NAG at their default settings; mnist/lenet5 with Adam (slow)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
+from conftest import require_dataset
 from trainlab.budget import Budget
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.trainers.base import predict
@@ -29,7 +32,8 @@ def test_bcw_mlp2_reaches_095_balanced_accuracy_in_20_epochs(trainer: str) -> No
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_mnist_lenet5_reaches_097_accuracy_in_20_epochs(data_root) -> None:
+def test_mnist_lenet5_reaches_097_accuracy_in_20_epochs(data_root: Path) -> None:
+    require_dataset(data_root, "mnist")
     result = execute(RunSpec("mnist", "lenet5", "adam", Budget(epochs=20), seed=0), data_dir=data_root)
     assert result.status == "ok", result.message
     assert result.final["test_metric"] >= 0.97

@@ -229,27 +229,82 @@ def test_deterministic() -> None:
     assert [r["train_loss"] for r in runs[0].history] == [r["train_loss"] for r in runs[1].history]
 
 
-def test_restarts_continue_after_a_line_search_failure_on_a_relu_net() -> None:
+class _ScriptedMinimize:
+    """Stands in for ``scipy.optimize.minimize``: each call reports ``plan[k]`` iterations, each a small
+    step along −gradient, then ends with a line-search failure, except the last planned call, which
+    converges. Records every call's starting point."""
+
+    def __init__(self, plan: list[int]):
+        self.plan = plan
+        self.starts: list[np.ndarray] = []
+
+    def __call__(self, fun, x0, jac, method, callback, options):  # type: ignore[no-untyped-def]
+        import scipy.optimize
+
+        call = len(self.starts)
+        self.starts.append(np.array(x0))
+        x = np.array(x0)
+        for _ in range(self.plan[call]):
+            value, grad = fun(x)
+            x = x - 0.05 * grad
+            callback(scipy.optimize.OptimizeResult(x=x, fun=fun(x)[0]))
+        last = call == len(self.plan) - 1
+        message = "Optimization terminated successfully." if last else "Desired error not necessarily achieved due to precision loss."
+        return scipy.optimize.OptimizeResult(x=x, fun=fun(x)[0], success=last, nit=self.plan[call], message=message)
+
+
+@pytest.mark.parametrize("restarts", [0, 1, 3])
+def test_restarts_continue_from_the_current_iterate_after_a_line_search_failure(
+    monkeypatch: pytest.MonkeyPatch, restarts: int
+) -> None:
+    from trainlab.trainers.second_order import ConjugateGradient
+
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 2))
     task = _task(x, (np.sin(2 * x[:, 0]) + x[:, 1] > 0).astype(np.int64), "classification", 2)
-    runs = [
-        make_trainer("cg", restarts=restarts).fit(
-            build_model("spiral-mlp", (2,), 2, width=6, generator=torch_generator(1, "init")),
-            task,
-            Budget(epochs=500),
-            seed=0,
-        )
-        for restarts in (0, 3)
-    ]
-    plain, restarted = runs
-    assert "precision loss" in plain.message  # the Wolfe search failed at a ReLU kink
-    stop = plain.spending.epochs
-    assert [r["train_loss"] for r in restarted.history[: stop + 1]] == [r["train_loss"] for r in plain.history]
-    assert restarted.spending.epochs > stop and "restarts" in restarted.message
-    assert min(r["train_loss"] for r in restarted.history) < 0.1 * min(r["train_loss"] for r in plain.history)
+    histories = {}
+    for allowed in (0, restarts):
+        scripted = _ScriptedMinimize([3, 2, 2, 4])
+        monkeypatch.setattr(ConjugateGradient, "minimize", staticmethod(scripted))
+        model = build_model("spiral-mlp", (2,), 2, width=6, generator=torch_generator(1, "init"))
+        result = make_trainer("cg", restarts=allowed).fit(model, task, Budget(epochs=500), seed=0)
+        calls = min(allowed + 1, len(scripted.plan))
+        assert len(scripted.starts) == calls  # one SciPy call per allowed restart, no more
+        assert result.spending.epochs == sum(scripted.plan[:calls])  # every reported iteration is an epoch
+        if allowed:
+            assert f"({calls - 1} restarts)" in result.message
+        else:
+            assert "precision loss" in result.message
+        histories[allowed] = [r["train_loss"] for r in result.history]
+    plain, restarted = histories[0], histories[restarts]
+    assert restarted[: len(plain)] == plain  # restarting never changes what was already recorded
     with pytest.raises(ConfigError, match=r"trainer\.cg\.restarts: got -1"):
         make_trainer("cg", restarts=-1)
+
+
+def test_restarts_start_from_the_last_reported_iterate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainlab.trainers.second_order import ConjugateGradient
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 2))
+    task = _task(x, (x[:, 0] > 0).astype(np.int64), "classification", 2)
+    scripted = _ScriptedMinimize([2, 3])
+    reported: list[np.ndarray] = []
+    inner = scripted.__call__
+
+    def spy(fun, x0, jac, method, callback, options):  # type: ignore[no-untyped-def]
+        def record(intermediate_result):  # type: ignore[no-untyped-def]
+            reported.append(np.array(intermediate_result.x))
+            callback(intermediate_result)
+
+        return inner(fun, x0, jac, method, record, options)
+
+    monkeypatch.setattr(ConjugateGradient, "minimize", staticmethod(spy))
+    model = build_model("spiral-mlp", (2,), 2, width=4, generator=torch_generator(2, "init"))
+    make_trainer("cg", restarts=2).fit(model, task, Budget(epochs=100), seed=0)
+    # the second call starts at the first call's last iterate (as stored in the float32 model)
+    np.testing.assert_allclose(scripted.starts[1], reported[1], rtol=1e-6, atol=1e-7)
+    assert not np.allclose(scripted.starts[1], scripted.starts[0])
 
 
 def test_frozen_parameters_stay_fixed_and_are_not_counted() -> None:

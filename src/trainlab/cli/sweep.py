@@ -28,8 +28,12 @@ def gamma(amplitude: float, period: float, classes: int, steps: int | None, raw:
     from trainlab.losses import DynamicSchedule
     from trainlab.report import save_figure
 
+    from matplotlib.figure import Figure
+
     ax = DynamicSchedule(amplitude, period, normalise=not raw).plot(steps or int(2 * classes * period), classes)
-    click.echo("\n".join(str(p) for p in save_figure(ax.figure, out.with_suffix(""), formats=(out.suffix[1:] or "png",))))
+    figure = ax.figure
+    assert isinstance(figure, Figure)
+    click.echo("\n".join(str(p) for p in save_figure(figure, out.with_suffix(""), formats=(out.suffix[1:] or "png",))))
 
 
 @dynamic_loss.command("contours")

@@ -59,7 +59,8 @@ class _Reporter(Callback):
     """Reads the task's headline metric at fit start and reports finished epochs."""
 
     def __init__(self, run_id: str, emit: Callable[[Event], None] | None):
-        self.run_id, self.emit, self.metric = run_id, emit, None
+        self.run_id, self.emit = run_id, emit
+        self.metric: str | None = None
 
     def on_fit_start(self, state: TrainState) -> None:
         self.metric = state.task.metric

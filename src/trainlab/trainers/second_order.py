@@ -31,7 +31,7 @@ each (plus the gradient); the batch-norm refresh is 1 forward. Line-search probe
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,6 +321,8 @@ class _ScipyTrainer(Trainer):
     """Runs ``scipy.optimize.minimize(method=method)``; one SciPy iteration is one epoch."""
 
     method = ""
+    minimize: Callable[..., scipy.optimize.OptimizeResult] = staticmethod(scipy.optimize.minimize)
+    """The SciPy solver; a seam that tests replace to script iterations and line-search failures."""
 
     def fit(
         self,
@@ -356,7 +358,7 @@ class _ScipyTrainer(Trainer):
         options = {"gtol": cfg.gtol, "maxiter": 2**62}
         for restart in range(cfg.restarts + 1):
             x0 = objective.get().cpu().numpy().astype(np.float64)
-            result = scipy.optimize.minimize(fun, x0, jac=True, method=self.method, callback=callback, options=options)
+            result = self.minimize(fun, x0, jac=True, method=self.method, callback=callback, options=options)
             if stopped or result.success or result.nit == 0:
                 break
         forward, backward = objective.take_spent()
