@@ -205,7 +205,8 @@ def train(
     path = result.save(out)
     if "lr_find" in result.records:
         found = result.records["lr_find"][0]
-        plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"])
+        plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"],
+                     title=f"Learning-rate range test: {trainer} on {task} / {model} (seed {seed})")
         console.print(f"LR finder suggested lr = {found['suggestion']:.3g} (plot: {Path(out) / 'lr_find.png'})")
     if result.status == "failed":
         console.print(result.message)
@@ -244,6 +245,6 @@ def lr_find(
         )
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
-    path = found.plot(out)
+    path = found.plot(out, title=f"Learning-rate range test: {trainer} on {task} / {model} (seed {seed})")
     click.echo(f"suggested lr ({suggest}): {found.suggestion:.4g}  [{len(found.lrs)} steps"
                f"{', stopped early on divergence' if found.stopped_early else ''}; plot: {path}]")
