@@ -110,14 +110,30 @@ def status(experiment_file: str, out: str | None) -> None:
 
 @click.command("export")
 @click.argument("experiment_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (default <dir>/export).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "tensorboard", "mlflow"]), default="csv",
+              show_default=True, help="Files (csv, parquet), a TensorBoard log folder or an MLflow tracking store.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default <dir>/export, <dir>/tensorboard or <dir>/mlflow).")
 def export(experiment_dir: str, fmt: str, out: str | None) -> None:
-    """Export EXPERIMENT_DIR's store (runs, histories, records) to CSV or Parquet files."""
+    """Export EXPERIMENT_DIR's store (runs, histories, records) to CSV or Parquet files, TensorBoard logs
+    (one run folder per run; needs the tensorboard extra) or an MLflow store (needs the mlflow extra)."""
+    from trainlab.report import export as exporters
+
     try:
+        if fmt == "tensorboard":
+            folder = Path(out or Path(experiment_dir) / "tensorboard")
+            runs = exporters.to_tensorboard(experiment_dir, folder)
+            click.echo(f"{len(runs)} runs written; view with: tensorboard --logdir {folder}")
+            return
+        if fmt == "mlflow":
+            uri = exporters.to_mlflow(experiment_dir, Path(out or Path(experiment_dir) / "mlflow"))
+            click.echo(f"runs logged to {uri}; view with: mlflow ui --backend-store-uri {uri}")
+            return
         with ResultStore.open(experiment_dir) as store:
             paths = store.export(out or Path(experiment_dir) / "export", fmt)
     except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from None
+    except ConfigError as err:
         raise click.ClickException(str(err)) from None
     for path in paths:
         click.echo(str(path))

@@ -175,12 +175,15 @@ def common_options(f: Any) -> Any:
 @click.option("--seconds", type=float, default=None, help="Wall-time budget.")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=None, help="Learning-rate schedule.")
 @click.option("--lr-find", "lr_find", is_flag=True, help="Run the LR finder first; use its suggestion as lr.")
+@click.option("--tensorboard", "tensorboard", type=click.Path(file_okay=False), default=None,
+              help="Also log the history live to this TensorBoard folder (needs the tensorboard extra).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for result.json and model.pt.")
 def train(
     task: str, model: str, trainer: str, seed: int, lr: float | None, batch_size: int | None, loss: str | None,
     activation: str | None, init: str | None, width: int | None, device: str, data_dir: str | None,
     settings: tuple[str, ...], epochs: int | None, steps: int | None, evals: int | None,
-    sample_evals: int | None, seconds: float | None, schedule: str | None, lr_find: bool, out: str,
+    sample_evals: int | None, seconds: float | None, schedule: str | None, lr_find: bool, tensorboard: str | None,
+    out: str,
 ) -> None:
     """Train one model on one task and write the result (config, history, metrics, spending, environment)
     as JSON with the selected weights into OUT."""
@@ -199,7 +202,12 @@ def train(
             model_options=_model_options(activation, init, width, routed["model_options"]),
             trainer_options=trainer_options, loss_options=routed["loss_options"], device=_device(device),
         )
-        result = execute(spec, data_dir=data_dir, callbacks=[RichProgress(budget, console)])
+        callbacks: list[Callback] = [RichProgress(budget, console)]
+        if tensorboard is not None:
+            from trainlab.report.export import TensorBoardLogger
+
+            callbacks.append(TensorBoardLogger(tensorboard))
+        result = execute(spec, data_dir=data_dir, callbacks=callbacks)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
     path = result.save(out)
