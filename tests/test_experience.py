@@ -105,3 +105,61 @@ def test_experiment_eta_weights_remaining_runs_by_their_measured_cost():
 
 def pick_run(runs, run_id):
     return next(r for r in runs if r.run_id == run_id)
+
+
+# --------------------------------------------------------------------------------------- notebook API
+def test_run_result_model_has_the_selected_weights_and_stays_in_process():
+    import pickle
+
+    from trainlab.experiments.spec import RunSpec, execute
+    from trainlab.models import build_model
+
+    result = execute(RunSpec(task="spiral", model="spiral-mlp", trainer="adam", budget=Budget(epochs=3), seed=2,
+                             model_options={"width": 8}, trainer_options={"lr": 0.01}))
+    assert result.status == "ok" and result.model is not None
+    rebuilt = build_model("spiral-mlp", (2,), 3, width=8)
+    rebuilt.load_state_dict(result.state_dict)
+    x = torch.randn(5, 2)
+    torch.testing.assert_close(result.model(x), rebuilt(x))  # oracle: the saved selected weights
+    assert pickle.loads(pickle.dumps(result)).model is None
+
+
+def test_user_objects_are_recorded_or_warned_about():
+    from trainlab.data import load_task
+    from trainlab.losses import get_loss
+    from trainlab.models import build_model
+    from trainlab.trainers import make_trainer
+
+    task = load_task("spiral")
+    model = build_model("spiral-mlp", task.input_shape, task.n_outputs, width=8)
+    result = make_trainer("sgd", lr=0.1).fit(model, task, Budget(epochs=1), seed=0, loss=get_loss("mse"))
+    assert result.config["model"]["name"] == "spiral-mlp" and result.config["model"]["width"] == 8
+    assert result.config["loss"]["name"] == "mse" and result.config["task"]["name"] == "spiral"
+    own = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    with pytest.warns(UserWarning, match="not built by trainlab.models.build_model"):
+        result = make_trainer("sgd", lr=0.1).fit(own, task, Budget(epochs=1), seed=0)
+    assert result.config["model"] == {"class": "torch.nn.modules.container.Sequential", "parameters": 27}
+
+
+def test_set_threads_and_compare_from_a_dict(tmp_path):
+    import trainlab
+    from trainlab.experiments.spec import RunSpec, execute
+
+    before = torch.get_num_threads()
+    try:
+        trainlab.set_threads(1)
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ConfigError, match="threads"):
+            trainlab.set_threads(0)
+    finally:
+        torch.set_num_threads(before)
+    runs = trainlab.compare({"sgd": {"lr": 0.1}, "fast": {"algorithm": "adam", "lr": 0.01}}, task="spiral",
+                            model="spiral-mlp", budget=Budget(epochs=2), seeds=2, out=tmp_path / "cmp",
+                            progress=False, model_options={"width": 8})
+    assert sorted(runs["label"]) == ["fast", "fast", "sgd", "sgd"] and set(runs["status"]) == {"ok"}
+    row = runs[runs["label"] == "fast"].iloc[0]
+    assert row["trainer"] == "adam" and row["trainer_options.lr"] == 0.01
+    # oracle: the same run executed directly from its spec gives the same result
+    again = execute(RunSpec(task="spiral", model="spiral-mlp", trainer="adam", budget=Budget(epochs=2),
+                            seed=int(row["seed"]), model_options={"width": 8}, trainer_options={"lr": 0.01}))
+    assert again.final["test_metric"] == pytest.approx(row["final_test_metric"], abs=1e-12)

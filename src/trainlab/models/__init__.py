@@ -95,8 +95,9 @@ def build_model(
     :func:`trainlab.experiments.spec.execute` uses for seed 0)."""
     model, opts = _construct(name, input_shape, n_outputs, {"activation": activation, "init": init, **options})
     gen = generator if generator is not None else torch_generator(0, "init")
-    model = model.to_empty(device=gen.device)
-    return initialize(model, str(opts.init), gen)
+    model = initialize(model.to_empty(device=gen.device), str(opts.init), gen)
+    model.trainlab_model = {"name": name, **dataclasses.asdict(opts)}  # what a result's config records
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:
