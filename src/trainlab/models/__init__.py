@@ -96,7 +96,7 @@ def build_model(
     model, opts = _construct(name, input_shape, n_outputs, {"activation": activation, "init": init, **options})
     gen = generator if generator is not None else torch_generator(0, "init")
     model = initialize(model.to_empty(device=gen.device), str(opts.init), gen)
-    model.trainlab_model = {"name": name, **dataclasses.asdict(opts)}  # what a result's config records
+    object.__setattr__(model, "trainlab_model", {"name": name, **dataclasses.asdict(opts)})  # recorded by fit
     return model
 
 
