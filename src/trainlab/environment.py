@@ -66,8 +66,8 @@ def cuda_unavailable(device: str | torch.device) -> str:
     version = torch.__version__.split("+")[0]
     if torch.version.cuda is None:
         return (f"a CPU device: this torch ({torch.__version__}) is a CPU-only build. For a GPU install the CUDA "
-                f"build: pip install torch=={version} --index-url https://download.pytorch.org/whl/<cuXYZ> "
-                "(cuXYZ for your driver: https://pytorch.org/get-started/locally/), or with the Makefile "
-                f"`make install TORCH='torch=={version} --index-url https://download.pytorch.org/whl/<cuXYZ>'`")
+                f"build into this environment: pip install torch=={version} --index-url "
+                "https://download.pytorch.org/whl/<cuXYZ> (cuXYZ for your driver: "
+                "https://pytorch.org/get-started/locally/; README.md, Installing)")
     return (f"a visible device: torch {torch.__version__} (CUDA {torch.version.cuda}) sees "
             f"{torch.cuda.device_count()} GPU(s); check nvidia-smi and CUDA_VISIBLE_DEVICES, or use cpu")
