@@ -163,3 +163,19 @@ def test_set_threads_and_compare_from_a_dict(tmp_path):
     again = execute(RunSpec(task="spiral", model="spiral-mlp", trainer="adam", budget=Budget(epochs=2),
                             seed=int(row["seed"]), model_options={"width": 8}, trainer_options={"lr": 0.01}))
     assert again.final["test_metric"] == pytest.approx(row["final_test_metric"], abs=1e-12)
+
+
+def test_plan_table_has_one_row_per_grid_cell_with_its_varied_options(tmp_path):
+    from click.testing import CliRunner
+
+    from trainlab.cli import main
+
+    out = CliRunner().invoke(main, ["run", "experiments/lr-study.toml", "--dry-run", "--out", str(tmp_path)],
+                             env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    exp = load_experiment("experiments/lr-study.toml")
+    cells = {(r.label, r.spec.model_options["width"], r.spec.trainer_options["lr"]) for r in exp.runs}
+    rows = [line for line in out.output.splitlines() if "spiral-mlp" in line]
+    assert len(rows) == len(cells)  # oracle: distinct (label, width, lr) in the expanded experiment
+    for label, width, lr in cells:
+        assert any(f"│ {label} " in row and f"width={width} lr={lr:g}" in row for row in rows), (label, width, lr)

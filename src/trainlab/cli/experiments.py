@@ -12,6 +12,7 @@ from rich.table import Table
 from trainlab.config import ConfigError
 from trainlab.experiments.config import Experiment, load_experiment
 from trainlab.experiments.executors import EXECUTORS
+from trainlab.experiments.progress import run_name, varied_options
 from trainlab.experiments.quickstart import DEFAULT_OUT, quickstart_experiment
 from trainlab.experiments.runner import Plan, RunReport, default_out_dir, experiment_status, run_experiment
 from trainlab.experiments.store import ResultStore
@@ -25,13 +26,18 @@ def _load(path: str) -> Experiment:
 
 
 def _plan_table(plan: Plan) -> Table:
+    """One row per grid cell (label, task, model and the options varied within a label), with run counts."""
+    varied = [k for k in varied_options(plan.experiment.runs) if k not in ("task", "model")]
     table = Table(title=f"{plan.experiment.name}: {plan.summary()}")
-    for column in ("label", "task", "model", "runs", "ok", "diverged", "failed", "to run"):
-        table.add_column(column, justify="left" if column in ("label", "task", "model") else "right")
+    names = ("label", "task", "model", *(["varied options"] if varied else []))
+    for column in (*names, "runs", "ok", "diverged", "failed", "to run"):
+        table.add_column(column, justify="left" if column in names else "right")
     todo = {r.run_id for r in plan.todo}
-    rows: dict[tuple[str, str, str], list[int]] = {}
+    rows: dict[tuple[str, ...], list[int]] = {}
     for run in plan.experiment.runs:
-        row = rows.setdefault((run.label, run.spec.task, run.spec.model), [0, 0, 0, 0, 0])
+        options = run_name(run, varied).split(" ")[1:-1]  # without the label and the seed index
+        key = (run.label, run.spec.task, run.spec.model, *([" ".join(options)] if varied else []))
+        row = rows.setdefault(key, [0, 0, 0, 0, 0])
         status = plan.status.get(run.run_id)
         row[0] += 1
         for i, name in enumerate(("ok", "diverged", "failed"), start=1):
