@@ -179,3 +179,15 @@ def test_plan_table_has_one_row_per_grid_cell_with_its_varied_options(tmp_path):
     assert len(rows) == len(cells)  # oracle: distinct (label, width, lr) in the expanded experiment
     for label, width, lr in cells:
         assert any(f"│ {label} " in row and f"width={width} lr={lr:g}" in row for row in rows), (label, width, lr)
+
+
+def test_train_with_missing_data_is_one_message_without_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from trainlab.cli import main
+
+    out = CliRunner().invoke(main, ["train", "--task", "mnist", "--model", "lenet5", "--trainer", "adam", "--epochs",
+                                    "1", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert out.exit_code == 1
+    assert "Traceback" not in out.output and "data set 'mnist' is not available" in out.output
+    assert "Traceback" in (tmp_path / "run" / "result.json").read_text()  # kept for whoever needs it

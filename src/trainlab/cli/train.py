@@ -216,9 +216,9 @@ def train(
         plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"],
                      title=f"Learning-rate range test: {trainer} on {task} / {model} (seed {seed})")
         console.print(f"LR finder suggested lr = {found['suggestion']:.3g} (plot: {Path(out) / 'lr_find.png'})")
-    if result.status == "failed":
-        console.print(result.message)
-        raise click.ClickException(f"run failed; result written to {path}")
+    if result.status == "failed":  # the error's own message; its traceback stays in result.json
+        error = result.message.split("\nTraceback (most recent call last):")[0].strip()
+        raise click.ClickException(f"{error}\n(run failed; the traceback is in {path})")
     console.print(summary_table(result))
     if result.status == "diverged":
         console.print(f"[bold yellow]diverged:[/] {result.message}; the history and the weights selected before it are kept")
