@@ -8,15 +8,15 @@ import pytest
 import torch
 from rich.console import Console
 
-from trainlab.budget import Budget, Spending
-from trainlab.callbacks import TrainState
-from trainlab.config import ConfigError
+from trainlab.core.budget import Budget, Spending
+from trainlab.trainers.callbacks import TrainState
+from trainlab.core.config import ConfigError
 from trainlab.data import resolve_device
 from trainlab.experiments.config import load_experiment
 from trainlab.experiments.executors import Outcome
 from trainlab.experiments.progress import ProgressDisplay, run_name, varied_options
-from trainlab.registry import Registry, did_you_mean
-from trainlab.result import RunResult
+from trainlab.core.registry import Registry, did_you_mean
+from trainlab.trainers.result import RunResult
 from trainlab.trainers.base import TRAINERS
 
 
@@ -166,28 +166,29 @@ def test_set_threads_and_compare_from_a_dict(tmp_path):
 
 
 def test_plan_table_has_one_row_per_grid_cell_with_its_varied_options(tmp_path):
-    from click.testing import CliRunner
-
-    from trainlab.cli import main
-
-    out = CliRunner().invoke(main, ["run", "experiments/lr-study.toml", "--dry-run", "--out", str(tmp_path)],
-                             env={"COLUMNS": "200"})
-    assert out.exit_code == 0, out.output
+    out = _trainlab("run", "experiments/lr-study.toml", "--dry-run", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
     exp = load_experiment("experiments/lr-study.toml")
     cells = {(r.label, r.spec.model_options["width"], r.spec.trainer_options["lr"]) for r in exp.runs}
-    rows = [line for line in out.output.splitlines() if "spiral-mlp" in line]
+    rows = [line for line in (out.stdout + out.stderr).splitlines() if "spiral-mlp" in line]
     assert len(rows) == len(cells)  # oracle: distinct (label, width, lr) in the expanded experiment
     for label, width, lr in cells:
         assert any(f"│ {label} " in row and f"width={width} lr={lr:g}" in row for row in rows), (label, width, lr)
 
 
 def test_train_with_missing_data_is_one_message_without_traceback(tmp_path):
-    from click.testing import CliRunner
-
-    from trainlab.cli import main
-
-    out = CliRunner().invoke(main, ["train", "--task", "mnist", "--model", "lenet5", "--trainer", "adam", "--epochs",
-                                    "1", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run")])
-    assert out.exit_code == 1
-    assert "Traceback" not in out.output and "data set 'mnist' is not available" in out.output
+    out = _trainlab("train", "--task", "mnist", "--model", "lenet5", "--trainer", "adam", "--epochs", "1",
+                    "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"))
+    assert out.returncode == 1
+    assert "Traceback" not in out.stdout + out.stderr and "data set 'mnist' is not available" in out.stderr
     assert "Traceback" in (tmp_path / "run" / "result.json").read_text()  # kept for whoever needs it
+
+
+def _trainlab(*args: str):
+    """The command as a user runs it (a fresh process, so nothing is shared with other tests)."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", "from trainlab.cli import main; main()", *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "COLUMNS": "200", "TRAINLAB_THREADS": "1"})

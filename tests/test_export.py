@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from trainlab.budget import Spending
+from trainlab.core.budget import Spending
 from trainlab.experiments.store import ResultStore
 from trainlab.report.export import run_folder, scalar_tag, to_mlflow, to_tensorboard
-from trainlab.result import RunResult
+from trainlab.trainers.result import RunResult
 
 
 def _spec(seed: int, lr: float) -> dict:
@@ -72,7 +72,7 @@ def test_tensorboard_callback_logs_live(tmp_path):
     pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed: pip install 'trainlab[tensorboard]'")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from trainlab.budget import Budget
+    from trainlab.core.budget import Budget
     from trainlab.experiments.spec import RunSpec, execute
     from trainlab.report.export import TensorBoardLogger
 

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.experiments.config import Experiment, load_experiment
 from trainlab.experiments.executors import EXECUTORS
 from trainlab.experiments.progress import run_name, varied_options

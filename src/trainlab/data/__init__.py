@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from trainlab.config import ConfigError, from_mapping
+from trainlab.core.config import ConfigError, from_mapping
 from trainlab.data import images, spiral, tabular  # noqa: F401 - registers the tasks
 from trainlab.data.catalog import TASKS, TaskEntry
 from trainlab.data.errors import ChecksumError, DataError, FormatError, MissingDataError
@@ -58,7 +58,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and (not torch.cuda.is_available() or (resolved.index or 0) >= torch.cuda.device_count()):
-        from trainlab.environment import cuda_unavailable
+        from trainlab.core.environment import cuda_unavailable
 
         raise ConfigError("device", str(device), cuda_unavailable(resolved))
     return resolved
@@ -76,7 +76,7 @@ def load_task(
 
     The data root is ``data_dir``, else ``$TRAINLAB_DATA``, else the user cache. Missing files are
     downloaded when ``download`` is true; by default (``None``) only into the user cache, never into a
-    folder given explicitly. Raises :class:`~trainlab.config.ConfigError` for a bad name or option,
+    folder given explicitly. Raises :class:`~trainlab.core.config.ConfigError` for a bad name or option,
     :class:`MissingDataError` for absent files and :class:`ChecksumError` for corrupted ones.
     """
     entry = TASKS.get(name)

@@ -16,7 +16,7 @@ from numbers import Real
 
 import pandas as pd
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 
 PARTS = ("task", "model", "label")
 _SPEC_COLUMNS = ("trainer", "loss", "device")

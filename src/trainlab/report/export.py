@@ -24,8 +24,8 @@ from typing import Any
 
 import pandas as pd
 
-from trainlab.callbacks import Callback, TrainState
-from trainlab.config import ConfigError
+from trainlab.trainers.callbacks import Callback, TrainState
+from trainlab.core.config import ConfigError
 
 SPLITS = ("train", "val", "test")
 SPENDING = ("sample_evals", "forward_samples", "backward_samples", "evals", "steps", "seconds")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.report import html, plots, stats, tables
 from trainlab.report.cells import config_columns, name_cells
 

@@ -71,3 +71,13 @@ def cuda_unavailable(device: str | torch.device) -> str:
                 "https://pytorch.org/get-started/locally/; README.md, Installing)")
     return (f"a visible device: torch {torch.__version__} (CUDA {torch.version.cuda}) sees "
             f"{torch.cuda.device_count()} GPU(s); check nvidia-smi and CUDA_VISIBLE_DEVICES, or use cpu")
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` CPU threads for torch's intra-op parallelism in this process (what the command line's
+    ``--threads`` / ``TRAINLAB_THREADS`` set). On a machine shared with other jobs, 1 per process is often
+    fastest for small models; process-pool workers always use 1."""
+    from trainlab.core.config import check_number
+
+    check_number("threads", n, low=1, integer=True)
+    torch.set_num_threads(int(n))

@@ -1,6 +1,4 @@
-"""Conveniences for notebooks and scripts: :func:`set_threads` and :func:`compare`.
-
-``compare`` is the Python form of a small experiment file: trainers given as a dict (label → options),
+""":func:`compare`, for notebooks and scripts: the Python form of a small experiment file: trainers given as a dict (label → options),
 crossed with tasks, models and seeds, run into a result store, so that the same report, statistics and
 exports work on it as on any experiment (``trainlab.report.write_report(out)``).
 """
@@ -11,18 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
-from trainlab.budget import Budget
-from trainlab.config import ConfigError, check_number
-
-
-def set_threads(n: int) -> None:
-    """Use ``n`` CPU threads for torch's intra-op parallelism in this process (what the command line's
-    ``--threads`` / ``TRAINLAB_THREADS`` set). On a machine shared with other jobs, 1 per process is often
-    fastest; process-pool workers always use 1."""
-    check_number("threads", n, low=1, integer=True)
-    torch.set_num_threads(int(n))
+from trainlab.core.budget import Budget
+from trainlab.core.config import ConfigError
 
 
 def compare(
@@ -50,9 +39,9 @@ def compare(
                        task="bcw", model="mlp1", budget=Budget(epochs=10), out="runs/cmp")
         runs.groupby("label")["final_test_metric"].mean()
     """
-    from trainlab.experiments import ResultStore
     from trainlab.experiments.config import parse_experiment
     from trainlab.experiments.runner import run_experiment
+    from trainlab.experiments.store import ResultStore
 
     if not trainers:
         raise ConfigError("trainers", {}, "a dict of at least one label → trainer options")

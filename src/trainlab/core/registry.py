@@ -8,7 +8,7 @@ import difflib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 
 T = TypeVar("T")
 
