@@ -575,3 +575,19 @@ def test_quickstart_cells_are_named_by_the_width_only(tmp_path):
     ]
     assert named["model"].tolist() == expected
     assert named.groupby(["task", "model", "label"]).ngroups == runs["config_id"].nunique()
+
+
+def test_configuration_table_lists_each_labels_options_differing_first():
+    from trainlab.report import configuration_table
+
+    runs = pd.DataFrame({
+        "label": ["sgd", "sgd", "adam", "shade"], "trainer": ["sgd", "sgd", "adam", "shade"],
+        "trainer_options.batch_size": [32, 32, 32, np.nan], "trainer_options.lr": [0.1, 0.05, 0.01, np.nan],
+        "trainer_options.population_size": [np.nan, np.nan, np.nan, 20], "task_options.noise": [0.1] * 4,
+    })
+    table = configuration_table(runs).set_index("option")
+    assert list(table.columns) == ["adam", "sgd", "shade"]
+    assert table.loc["lr"].tolist() == ["0.01", "0.05, 0.1", "–"]  # every value a label ran with
+    assert table.loc["population_size"].tolist() == ["–", "–", "20"]
+    assert "task_options.noise" not in table.index  # task options belong to the task, not to a label
+    assert list(table.index).index("batch_size") > list(table.index).index("lr")  # same everywhere: after

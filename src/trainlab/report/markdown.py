@@ -239,8 +239,8 @@ def _too_few_blocks(n: int, what: str) -> str:
 def configuration_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The options of each trainer label in ``runs``: one row per option (trainer, loss, budget, device and
     every ``trainer_options.*`` / ``loss_options.*`` column with a value), one column per label, cells the
-    distinct values that label ran with (", "-joined; "–" when the option does not apply). Options whose
-    cells differ between labels come first."""
+    distinct values that label ran with (", "-joined; "–" when the option does not apply). Options set to
+    different values by the labels they apply to come first."""
     columns = [c for c in config_columns(runs) if not str(c).startswith(("task_options.", "model_options."))]
     labels = sorted(runs["label"].astype(str).unique())
     rows = []
@@ -252,7 +252,7 @@ def configuration_table(runs: pd.DataFrame) -> pd.DataFrame:
             cells[label] = ", ".join(texts) if texts else "–"
         if any(v != "–" for v in cells.values()):
             rows.append({"option": str(column).removeprefix("trainer_options."), **cells})
-    rows.sort(key=lambda row: len({row[label] for label in labels}) == 1)  # options that differ first
+    rows.sort(key=lambda row: len({row[label] for label in labels} - {"–"}) <= 1)  # options that differ first
     return pd.DataFrame(rows, columns=["option", *labels])
 
 
