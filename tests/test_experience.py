@@ -96,6 +96,13 @@ def test_experiment_eta_weights_remaining_runs_by_their_measured_cost():
     display.event(("start", c, ""))
     display.event(("epoch", c, 5))  # half of its 10 epochs done
     assert display.remaining() == pytest.approx((20 - 5 + 30 + 150 + 48 * 20) / 2)
+    # a sweep job reports the fraction of its steps done for all its runs at once
+    d, e = pick["sgd", "bcw", "mlp2", 0], pick["sgd", "bcw", "mlp2", 1]
+    display.event(("start", d, ""))
+    display.event(("start", e, ""))
+    display.event(("sweep", (d, e), 0.25))
+    assert display.live[d] == display.live[e] == 0.25
+    assert display.remaining() == pytest.approx((20 - 5 + 30 - 2 * 2.5 + 150 + 48 * 20) / 2)
     # live runs are named by the options that vary within a trainer label
     varied = varied_options(runs)
     assert varied[:2] == ["model", "task"] or varied[:2] == ["task", "model"]
