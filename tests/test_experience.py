@@ -51,7 +51,7 @@ class _Task:
 
 
 def test_train_progress_labels_metrics_in_the_budget_unit():
-    from trainlab.cli.train import RichProgress
+    from trainlab.cli.progress import RichProgress
 
     out = io.StringIO()
     bar = RichProgress(Budget(evals=300), Console(file=out, width=300, force_terminal=False))

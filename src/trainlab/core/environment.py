@@ -60,19 +60,6 @@ def environment(device: str | torch.device = "cpu") -> dict[str, object]:
     }
 
 
-def cuda_unavailable(device: str | torch.device) -> str:
-    """What to tell a user who asked for ``device`` (a CUDA device) where none can be used: on a CPU-only
-    build of torch, how to install the CUDA build; on a CUDA build, that no GPU is visible."""
-    version = torch.__version__.split("+")[0]
-    if torch.version.cuda is None:
-        return (f"a CPU device: this torch ({torch.__version__}) is a CPU-only build. For a GPU install the CUDA "
-                f"build into this environment: pip install torch=={version} --index-url "
-                "https://download.pytorch.org/whl/<cuXYZ> (cuXYZ for your driver: "
-                "https://pytorch.org/get-started/locally/; README.md, Installing)")
-    return (f"a visible device: torch {torch.__version__} (CUDA {torch.version.cuda}) sees "
-            f"{torch.cuda.device_count()} GPU(s); check nvidia-smi and CUDA_VISIBLE_DEVICES, or use cpu")
-
-
 def set_threads(n: int) -> None:
     """Use ``n`` CPU threads for torch's intra-op parallelism in this process (what the command line's
     ``--threads`` / ``TRAINLAB_THREADS`` set). On a machine shared with other jobs, 1 per process is often

@@ -52,16 +52,10 @@ def task_config(name: str, **options: Any) -> dict[str, Any]:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else as given. A CUDA device where
-    none can be used is a :class:`~trainlab.config.ConfigError` saying how to get one."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and (not torch.cuda.is_available() or (resolved.index or 0) >= torch.cuda.device_count()):
-        from trainlab.core.environment import cuda_unavailable
+    """``"auto"`` → ``cuda`` when available, else ``cpu``; a device this machine lacks raises ConfigError."""
+    from trainlab.core.preflight import check_device
 
-        raise ConfigError("device", str(device), cuda_unavailable(resolved))
-    return resolved
+    return check_device(device)
 
 
 def load_task(
