@@ -113,13 +113,15 @@ def common_options(f: Any) -> Any:
 @click.option("--lr-find", "lr_find", is_flag=True, help="Run the LR finder first; use its suggestion as lr.")
 @click.option("--lr-find-suggest", type=LazyChoice(_suggestions), default=None,
               help="fastai suggestion rule of the LR finder (default valley).")
+@click.option("--tensorboard", "tensorboard", type=click.Path(file_okay=False), default=None,
+              help="Also log the history live to this TensorBoard folder (needs the tensorboard extra).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for result.json and model.pt.")
 def train(
     task: str, model: str, trainer: str, seed: int, lr: float | None, batch_size: int | None, loss: str | None,
     activation: str | None, init: str | None, width: int | None, device: str, data_dir: str | None,
     settings: tuple[str, ...], epochs: int | None, steps: int | None, evals: int | None,
     sample_evals: int | None, seconds: float | None, schedule: str | None, lr_find: bool,
-    lr_find_suggest: str | None, out: str,
+    lr_find_suggest: str | None, tensorboard: str | None, out: str,
 ) -> None:
     """Train one model on one task and write the result (config, history, metrics, spending, environment)
     as JSON with the selected weights into OUT."""
@@ -128,6 +130,7 @@ def train(
     from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.experiments.spec import RunSpec, execute  # start-up time: see trainlab.cli.lazy
     from trainlab.trainers.lr_finder import EDGE_WARNING, plot_lr_find  # start-up time: see trainlab.cli.lazy
+    from trainlab.trainers.callbacks import Callback  # start-up time: see trainlab.cli.lazy
 
     console = Console()
     routed = parse_settings(settings)
@@ -147,13 +150,19 @@ def train(
         spec.resolved()
         check_out_dir(out)
         check_data([(spec.task, spec.task_options)], data_dir)
-        result = execute(spec, data_dir=data_dir, callbacks=[RichProgress(budget, console)])
+        callbacks: list[Callback] = [RichProgress(budget, console)]
+        if tensorboard is not None:
+            from trainlab.report.export import TensorBoardLogger
+
+            callbacks.append(TensorBoardLogger(tensorboard))
+        result = execute(spec, data_dir=data_dir, callbacks=callbacks)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
     path = result.save(out)
     if "lr_find" in result.records:
         found = result.records["lr_find"][0]
-        plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"])
+        plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"],
+                     title=f"Learning-rate range test: {trainer} on {task} / {model} (seed {seed})")
         console.print(f"LR finder ({found['method']}) suggested lr = {found['suggestion']:.3g}"
                       f" (plot: {Path(out) / 'lr_find.png'})")
         if found.get("at_edge"):
@@ -202,7 +211,7 @@ def lr_find(
         )
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
-    path = found.plot(out)
+    path = found.plot(out, title=f"Learning-rate range test: {trainer} on {task} / {model} (seed {seed})")
     click.echo(f"suggested lr ({suggest}): {found.suggestion:.4g}  [{len(found.lrs)} steps"
                f"{', stopped early on divergence' if found.stopped_early else ''}; plot: {path}]")
     if found.at_edge:

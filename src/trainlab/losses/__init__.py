@@ -262,18 +262,22 @@ class DynamicSchedule:
         return raw
 
     def plot(self, steps: int, n_classes: int, ax: Axes | None = None) -> Axes:
-        """Draw Γ_j(t) for t = 0 … steps − 1, one line per class (thesis 002, fig. 3.1)."""
-        import matplotlib.pyplot as plt
+        """Draw Γ_j(t) for t = 0 … steps − 1, one line per class (thesis 002, fig. 3.1), titled with A and T;
+        the legend sits outside the axes, right of the plot, so that it hides no curve."""
+        from matplotlib.figure import Figure
 
         if ax is None:
-            ax = plt.subplots(figsize=(7, 2.5))[1]
+            ax = Figure(figsize=(7.5, 2.8), layout="constrained").subplots()
         t = torch.arange(steps)
         values = self.factors(t, n_classes).numpy()
-        for j in range(n_classes):
-            ax.plot(t.numpy(), values[:, j], label=f"class {j}")
+        for j in range(n_classes):  # classes not emphasised share Γ: thinner, dashed lines on top keep each visible
+            ax.plot(t.numpy(), values[:, j], label=f"class {j}", linewidth=max(0.8, 3.0 - 0.7 * j),
+                    linestyle=("-", "--", ":", "-.")[j % 4])
         ax.set_xlabel("step t")
         ax.set_ylabel("Γ(t)" if self.normalise else "Γ̂(t)")
-        ax.legend(loc="upper right", fontsize="small")
+        ax.set_title(f"{'Γ(t)' if self.normalise else 'Γ̂(t)'}: amplitude A = {self.amplitude:g}, "
+                     f"period T = {self.period:g} steps, {n_classes} classes")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0.0)
         return ax
 
 

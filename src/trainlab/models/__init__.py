@@ -137,6 +137,7 @@ def build_model(
             init_biases(model, "output-prior", opts.bias_value, y.to(gen.device), n_outputs)
     if opts.init_from is not None:
         warm_start(model, opts.init_from, field=f"model.{name}.init_from")
+    object.__setattr__(model, "trainlab_model", {"name": name, **dataclasses.asdict(opts)})  # recorded by fit
     return model
 
 
