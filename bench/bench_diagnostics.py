@@ -21,7 +21,7 @@ from trainlab.data import load_task
 from trainlab.diagnostics import Objective, hessian_top, subspace_iteration, top_eigen
 from trainlab.losses import get_loss
 from trainlab.models import build_model
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 
 
 def interleaved_ratios(fns: dict[str, Callable[[], object]], baseline: str, repeats: int) -> dict[str, float]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.experiments import ResultStore, load_experiment, run_experiment
 from trainlab.experiments.spec import RunSpec, execute
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trainlab.models import MODELS, build_model, initialize, model_config, model_summary
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 from timing import median_of
 
 torch.set_num_threads(1)

@@ -2,7 +2,7 @@
 
 Thesis-style loop (thesis 000's implementation): for each individual, a NumPy vector is copied into the
 model (``vector_to_parameters``) and the model runs forward in train mode over mini-batches of 64.
-Engine: :class:`trainlab.population.PopulationEvaluator` (``mode="auto"``, batch-norm in batch mode).
+Engine: :class:`trainlab.trainers.population.engine.PopulationEvaluator` (``mode="auto"``, batch-norm in batch mode).
 Throughput = individuals × samples / second; ratio = engine / loop. To show where the ratio is
 bounded by arithmetic, each case also reports the forward FLOPs both paths execute (counted by
 ``torch.utils.flop_counter``) as GFLOP/s, against the device's dense matmul rate (a 1024³ float32
@@ -25,8 +25,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from trainlab.data import load_task
 from trainlab.losses import get_loss
 from trainlab.models import build_model
-from trainlab.population import PopulationEvaluator, initial_population
-from trainlab.seeding import torch_generator
+from trainlab.trainers.population.engine import PopulationEvaluator, initial_population
+from trainlab.core.seeding import torch_generator
 from timing import best_of
 
 CASES = {"mlp2/bcw": None, "mlp11/wqc": 1000, "lenet5/mnist": 256, "resnet15/mnist": 8}

@@ -23,12 +23,12 @@ from rich.table import Table
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from trainlab.budget import Budget
-from trainlab.config import ConfigError
+from trainlab.core.budget import Budget
+from trainlab.core.config import ConfigError
 from trainlab.data.task import Split, Task
 from trainlab.losses import get_loss
 from trainlab.models import build_model
-from trainlab.seeding import numpy_generator, torch_generator
+from trainlab.core.seeding import numpy_generator, torch_generator
 from trainlab.trainers import make_trainer
 from trainlab.trainers.second_order import FlatObjective
 from timing import median_of

@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.experiments.spec import RunSpec, execute
-from trainlab.sweep import run_sweep
+from trainlab.experiments.sweep import run_sweep
 
 
 def cells(n: int, width: int, steps: int, device: str = "cpu") -> list[RunSpec]:

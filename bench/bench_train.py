@@ -20,11 +20,11 @@ import time
 
 import torch
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.data import load_task, resolve_device
 from trainlab.losses import get_loss
 from trainlab.models import build_model
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 from trainlab.trainers import make_trainer
 from trainlab.trainers.base import evaluate
 

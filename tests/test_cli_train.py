@@ -8,10 +8,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.cli.train import lr_find, parse_settings, parse_value, train
 from trainlab.experiments.spec import RunSpec, execute
-from trainlab.result import RunResult
+from trainlab.trainers.result import RunResult
 
 SPIRAL = ["--task", "spiral", "--model", "spiral-mlp", "--width", "16", "--device", "cpu"]
 

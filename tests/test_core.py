@@ -10,14 +10,14 @@ import torch
 from sklearn.metrics import balanced_accuracy_score, r2_score
 from torch import nn
 
-from trainlab.budget import Budget, Spending
-from trainlab.config import ConfigError, check_choice, check_number, from_mapping
+from trainlab.core.budget import Budget, Spending
+from trainlab.core.config import ConfigError, check_choice, check_number, from_mapping
 from trainlab.data.task import Split, Task
 from trainlab.losses import CrossEntropy, get_loss
-from trainlab.metrics import accuracy, balanced_accuracy, r2
-from trainlab.registry import Registry
-from trainlab.result import RunResult
-from trainlab.seeding import derive_seed
+from trainlab.losses.metrics import accuracy, balanced_accuracy, r2
+from trainlab.core.registry import Registry
+from trainlab.trainers.result import RunResult
+from trainlab.core.seeding import derive_seed
 from trainlab.trainers.base import Monitor, Trainer
 
 

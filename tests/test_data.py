@@ -21,7 +21,7 @@ from scipy import stats
 from sklearn.preprocessing import StandardScaler
 
 from trainlab.cli.data import data as data_cli
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.data import (
     DATASETS,
     ChecksumError,
@@ -36,7 +36,7 @@ from trainlab.data.images import ImageOptions, RandomAffine, affine, load_image_
 from trainlab.data.root import DataFile, Dataset, download_dataset, download_file, require, resolve_root, verify_file
 from trainlab.data.spiral import make_spiral
 from trainlab.data.tabular import RawTable, TabularOptions, preprocess, split_indices
-from trainlab.seeding import numpy_generator
+from trainlab.core.seeding import numpy_generator
 
 
 # ----------------------------------------------------------------------------- writers (oracles)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from trainlab.callbacks import TrainState
-from trainlab.config import ConfigError
+from trainlab.trainers.callbacks import TrainState
+from trainlab.core.config import ConfigError
 from trainlab.data.task import Split, Task
 from trainlab.diagnostics import (
     NTK,
@@ -387,7 +387,7 @@ def test_callback_logs_the_objective_actually_minimised() -> None:
 def _model_objective(task_name: str, model_name: str, **model_options: object) -> Objective:
     from trainlab.data import load_task
     from trainlab.models import build_model
-    from trainlab.seeding import torch_generator
+    from trainlab.core.seeding import torch_generator
 
     task = load_task(task_name)
     model = build_model(model_name, task.input_shape, task.n_outputs, generator=torch_generator(0, "init"),
@@ -413,7 +413,7 @@ def test_lanczos_top3_on_thesis_models(task: str, model: str) -> None:
 
 
 def _saved_run(tmp_path):  # type: ignore[no-untyped-def]
-    from trainlab.budget import Budget
+    from trainlab.core.budget import Budget
     from trainlab.experiments.spec import RunSpec, execute
 
     spec = RunSpec(task="spiral", model="spiral-mlp", trainer="gd", loss="mse", budget=Budget(steps=5),
@@ -466,7 +466,7 @@ def test_curvature_command_writes_numbers_and_plots(tmp_path) -> None:  # type: 
 def test_edge_of_stability_on_the_spiral(lr: float) -> None:
     """Full-batch GD with MSE on the spiral (Cohen et al. 2021): the sharpness rises to 2/lr and hovers
     there instead of growing past it, and training does not diverge."""
-    from trainlab.budget import Budget
+    from trainlab.core.budget import Budget
     from trainlab.experiments.spec import RunSpec, execute
 
     spec = RunSpec(task="spiral", model="spiral-mlp", trainer="gd", loss="mse", budget=Budget(steps=4000),

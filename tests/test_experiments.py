@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.cli.experiments import export, quickstart, run, status
-from trainlab.config import ConfigError, check_number
+from trainlab.core.config import ConfigError, check_number
 from trainlab.experiments import (
     ResultStore,
     load_experiment,
@@ -28,7 +28,7 @@ from trainlab.experiments import (
 )
 from trainlab.experiments.executors import Job, make_executor
 from trainlab.experiments.spec import RunSpec
-from trainlab.seeding import derive_seed
+from trainlab.core.seeding import derive_seed
 from trainlab.trainers import TRAINERS, Trainer
 from trainlab.trainers.base import Monitor, resolve_loss
 
@@ -390,16 +390,16 @@ def test_quickstart_grid() -> None:
 
 
 def test_sweep_engine_matches_single_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import trainlab.sweep
+    import trainlab.experiments.sweep
 
     calls: list[int] = []
-    real = trainlab.sweep.run_sweep
+    real = trainlab.experiments.sweep.run_sweep
 
     def spy(specs, **options):  # type: ignore[no-untyped-def]
         calls.append(len(specs))
         return real(specs, **options)
 
-    monkeypatch.setattr(trainlab.sweep, "run_sweep", spy)
+    monkeypatch.setattr(trainlab.experiments.sweep, "run_sweep", spy)
     text = SMALL.replace('trainer = ["fast", "plain"]', 'trainer = ["gd", "fast"]\n"trainer_options.lr" = [0.1, 0.5]')
     text = text.replace('lr = 0.01\nbatch_size = 16', 'batch_size = 16')
     single = load_experiment(_write(tmp_path, text))

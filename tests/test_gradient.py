@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback, TrainState
-from trainlab.config import ConfigError
+from trainlab.core.budget import Budget
+from trainlab.trainers.callbacks import Callback, TrainState
+from trainlab.core.config import ConfigError
 from trainlab.data.task import Split, Task
 from trainlab.losses import Loss, get_loss
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 from trainlab.trainers import TRAINERS, make_optimizer, make_trainer
 from trainlab.trainers.schedules import StepDecay
 from trainlab.trainers.gradient import (

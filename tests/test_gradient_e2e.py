@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score
 
 from conftest import require_dataset
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.trainers.base import predict
 

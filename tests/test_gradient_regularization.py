@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback, TrainState
-from trainlab.config import ConfigError
+from trainlab.core.budget import Budget
+from trainlab.trainers.callbacks import Callback, TrainState
+from trainlab.core.config import ConfigError
 from trainlab.data.task import Split, Task
 from trainlab.losses import get_loss
 from trainlab.trainers import make_trainer

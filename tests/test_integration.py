@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.models import build_model
-from trainlab.result import RunResult
+from trainlab.trainers.result import RunResult
 
 SPECS = [
     RunSpec(task="spiral", model="spiral-mlp", trainer="adam", budget=Budget(epochs=3), seed=3,

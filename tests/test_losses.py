@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from scipy.special import log_softmax as np_log_softmax
 from scipy.special import rel_entr, softmax
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.losses import (
     LOSSES,
     MSE,
@@ -295,10 +295,10 @@ class _StepSpy(DynamicCrossEntropy):
 @pytest.mark.parametrize("trainer", GRADIENT)
 def test_dynamic_loss_with_every_gradient_trainer(trainer: str) -> None:
     """A = 1 trains exactly like the static loss; the loss sees steps 0, 1, 2, ... (one per optimizer step)."""
-    from trainlab.budget import Budget
+    from trainlab.core.budget import Budget
     from trainlab.data import load_task
     from trainlab.models import build_model
-    from trainlab.seeding import torch_generator
+    from trainlab.core.seeding import torch_generator
     from trainlab.trainers import make_trainer
 
     task = load_task("spiral", points=20)
@@ -324,12 +324,12 @@ def test_myrtle5_experiment_file_on_a_tiny_cifar_format_set(tmp_path: Path) -> N
     import hashlib
     import pickle
 
-    from trainlab.budget import Budget
+    from trainlab.core.budget import Budget
     from trainlab.data.images import ImageOptions, load_image_task
     from trainlab.data.root import DataFile, Dataset
     from trainlab.experiments.config import load_experiment
     from trainlab.models import build_model
-    from trainlab.seeding import torch_generator
+    from trainlab.core.seeding import torch_generator
     from trainlab.trainers import make_trainer
 
     experiment = load_experiment(Path(__file__).parents[1] / "experiments" / "myrtle5-cifar10-dynamic.toml")

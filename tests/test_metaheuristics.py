@@ -10,7 +10,7 @@ from scipy.optimize import differential_evolution
 from scipy.optimize import minimize as scipy_minimize
 from scipy.stats import mannwhitneyu
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.metaheuristics import LSHADE, SHADE, SHADEILS, Problem, make_searcher, minimize
 from trainlab.metaheuristics.benchmarks import BOUNDS, FUNCTIONS, ackley, rastrigin, rosenbrock, sphere, value_and_grad
 from trainlab.metaheuristics.de import binomial_crossover, distinct_indices, repair

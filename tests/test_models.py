@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from scipy import stats
 from torch import nn
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.models import MODELS, build_model, count_parameters, model_config, model_summary
 from trainlab.models.init import init_weight
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 
 IMAGE = (1, 32, 32)
 

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.losses import get_loss
-from trainlab.population import (
+from trainlab.trainers.population.engine import (
     ParamLayout,
     PopulationEvaluator,
     initial_population,

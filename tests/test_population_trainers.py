@@ -7,17 +7,17 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from trainlab.budget import Budget
-from trainlab.config import ConfigError
+from trainlab.core.budget import Budget
+from trainlab.core.config import ConfigError
 from trainlab.data import load_task
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.losses import get_loss
 from trainlab.models import build_model
-from trainlab.population import ParamLayout
-from trainlab.seeding import torch_generator
+from trainlab.trainers.population.engine import ParamLayout
+from trainlab.core.seeding import torch_generator
 from trainlab.trainers import make_trainer
 from trainlab.trainers.base import evaluate
-from trainlab.trainers.population import ALGORITHMS
+from trainlab.trainers.population.trainer import ALGORITHMS
 
 FAST = {"evals_per_epoch": 30}
 

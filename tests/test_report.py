@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
-from trainlab.budget import Spending
-from trainlab.config import ConfigError
+from trainlab.core.budget import Spending
+from trainlab.core.config import ConfigError
 from trainlab.report import (
     build_report,
     cd_diagram,
@@ -37,7 +37,7 @@ from trainlab.report import (
     write_table,
 )
 from trainlab.report.tables import default_targets, to_latex, to_markdown
-from trainlab.result import RunResult
+from trainlab.trainers.result import RunResult
 
 LABELS = {"adam": 0.9, "sgd": 0.8, "de": 0.6}
 EVAL_COST = {"adam": 100, "sgd": 100, "de": 300}

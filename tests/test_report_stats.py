@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.report import (
     critical_difference,
     friedman,

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback, TrainState
+from trainlab.core.budget import Budget
+from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.data.task import Split, Task
 from trainlab.trainers import make_trainer
 from trainlab.trainers.lr_finder import lr_find, suggest_lr

@@ -10,13 +10,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from torch import Tensor, nn
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback, TrainState
-from trainlab.config import ConfigError
+from trainlab.core.budget import Budget
+from trainlab.trainers.callbacks import Callback, TrainState
+from trainlab.core.config import ConfigError
 from trainlab.data.task import Split, Task
 from trainlab.losses import CrossEntropy, Loss, get_loss
 from trainlab.models import build_model
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 from trainlab.trainers import TRAINERS, make_trainer
 from trainlab.trainers.second_order import FlatObjective, damped_newton_direction
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from trainlab.budget import Spending
+from trainlab.core.budget import Spending
 from trainlab.experiments.store import ResultStore, config_id, flatten
-from trainlab.result import RunResult
+from trainlab.trainers.result import RunResult
 
 
 def _spec(seed: int = 1, lr: float = 0.1) -> dict:

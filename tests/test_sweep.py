@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 import torch
 
-from trainlab.budget import Budget
-from trainlab.config import ConfigError
+from trainlab.core.budget import Budget
+from trainlab.core.config import ConfigError
 from trainlab.data import load_task
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.experiments.store import ResultStore
 from trainlab.losses import get_loss
 from trainlab.models import build_model, count_parameters
-from trainlab.result import RunResult
-from trainlab.seeding import torch_generator
-from trainlab.sweep import run_sweep
+from trainlab.trainers.result import RunResult
+from trainlab.core.seeding import torch_generator
+from trainlab.experiments.sweep import run_sweep
 from trainlab.trainers import make_trainer
 from trainlab.trainers.base import evaluate
 
@@ -185,7 +185,7 @@ def test_results_go_to_the_store(tmp_path: Path) -> None:
 
 
 def test_dynamics_callback_against_the_monitor_and_gamma() -> None:
-    from trainlab.dynamics import DynamicsCallback
+    from trainlab.studies.dynamics import DynamicsCallback
     from trainlab.losses import gamma
 
     spec = cell(seed=3, steps=12, eval_every=12, amplitude=6.0, period=5, total_steps=12)
@@ -203,7 +203,7 @@ def test_dynamics_callback_against_the_monitor_and_gamma() -> None:
 
 def test_instability_onset_and_threshold_table() -> None:
     """Onset = first rise of L by more than rel_jump·L; threshold = the last λ_max measured before it."""
-    from trainlab.dynamics import instability_onset, threshold_table
+    from trainlab.studies.dynamics import instability_onset, threshold_table
 
     losses = [1.0, 0.9, 0.8, 0.7, 0.75, 0.6]
     dynamics = [{"step": t, "loss": v, "loss_change": v - (losses[t - 1] if t else float("nan"))} for t, v in enumerate(losses)]

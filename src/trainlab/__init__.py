@@ -1,7 +1,7 @@
 """trainlab: study how neural networks are trained."""
-from trainlab.budget import Budget, Spending
-from trainlab.config import ConfigError
-from trainlab.result import RunResult
+from trainlab.core.budget import Budget, Spending
+from trainlab.core.config import ConfigError
+from trainlab.trainers.result import RunResult
 
 __version__ = "0.1.0"
 __all__ = ["Budget", "ConfigError", "RunResult", "Spending", "__version__"]

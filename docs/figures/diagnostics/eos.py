@@ -11,7 +11,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.diagnostics import CurvatureCallback
 from trainlab.experiments.spec import RunSpec, execute
 

@@ -8,8 +8,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from trainlab.config import ConfigError
-from trainlab.diagnostics.report import run_curvature
+from trainlab.core.config import ConfigError
+from trainlab.studies.curvature import run_curvature
 
 
 @click.command("curvature")

@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.data import DataError, data_root, download, task_inventory, verify_datasets
 
 _DATA_DIR = click.option(

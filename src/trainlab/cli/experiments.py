@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.experiments.config import Experiment, load_experiment
 from trainlab.experiments.executors import EXECUTORS
 from trainlab.experiments.quickstart import DEFAULT_OUT, quickstart_experiment

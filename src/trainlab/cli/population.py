@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 
 
 @click.command("search")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 
 
 @click.command("report")

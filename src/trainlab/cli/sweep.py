@@ -1,13 +1,13 @@
 """``trainlab dynamic-loss``: Γ(t) plots, contour figures of swept experiments, the long-run dynamics
 panel and the instability threshold against 1/lr (thin wrappers over ``trainlab.losses``,
-``trainlab.dynamics`` and ``trainlab.report``)."""
+``trainlab.studies.dynamics`` and ``trainlab.report``)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from trainlab.budget import Budget
+from trainlab.core.budget import Budget
 from trainlab.experiments.spec import RunSpec
 
 
@@ -28,8 +28,12 @@ def gamma(amplitude: float, period: float, classes: int, steps: int | None, raw:
     from trainlab.losses import DynamicSchedule
     from trainlab.report import save_figure
 
+    from matplotlib.figure import Figure
+
     ax = DynamicSchedule(amplitude, period, normalise=not raw).plot(steps or int(2 * classes * period), classes)
-    click.echo("\n".join(str(p) for p in save_figure(ax.figure, out.with_suffix(""), formats=(out.suffix[1:] or "png",))))
+    figure = ax.figure
+    assert isinstance(figure, Figure)
+    click.echo("\n".join(str(p) for p in save_figure(figure, out.with_suffix(""), formats=(out.suffix[1:] or "png",))))
 
 
 @dynamic_loss.command("contours")
@@ -39,7 +43,7 @@ def gamma(amplitude: float, period: float, classes: int, steps: int | None, raw:
               help="Accuracy at the end of training, or of the best-validation selection.")
 def contours(store_dir: Path, out: Path, value: str) -> None:
     """Train/test accuracy contours over (T, A) per width from an experiment's result store."""
-    from trainlab.dynamics import contour_figure, with_end_metrics
+    from trainlab.studies.dynamics import contour_figure, with_end_metrics
     from trainlab.experiments import ResultStore
     from trainlab.report import save_figure
 
@@ -82,7 +86,7 @@ def _run_options(func):  # noqa: ANN001, ANN202 - click decorator stack
 def long_run_command(loss: str, amplitude: float, period: float, steps: int, width: int, seed: int, every: int,
                      curvature_every: int, lr: float, out: Path) -> None:
     """One long spiral run with the dynamics panel (Γ, F, L, ΔL, accuracy, Hessian top-3, NTK)."""
-    from trainlab.dynamics import dynamics_panel, long_run
+    from trainlab.studies.dynamics import dynamics_panel, long_run
     from trainlab.report import save_figure
 
     result = long_run(_spec(loss, amplitude, period, steps, lr, width, seed), every=every, curvature_every=curvature_every)
@@ -101,7 +105,7 @@ def long_run_command(loss: str, amplitude: float, period: float, steps: int, wid
 def threshold(loss: str, amplitude: float, period: float, steps: int, width: int, seed: int, every: int,
               curvature_every: int, lrs: tuple[float, ...], rel_jump: float, out: Path) -> None:
     """λ_max at the onset of instability for several learning rates, against 1/lr."""
-    from trainlab.dynamics import long_run, threshold_figure, threshold_table
+    from trainlab.studies.dynamics import long_run, threshold_figure, threshold_table
     from trainlab.report import save_figure
 
     results = [long_run(_spec(loss, amplitude, period, steps, lr, width, seed), every=every,

@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback, TrainState
-from trainlab.config import ConfigError
+from trainlab.core.budget import Budget
+from trainlab.trainers.callbacks import Callback, TrainState
+from trainlab.core.config import ConfigError
 from trainlab.data import TASKS
-from trainlab.result import RunResult
+from trainlab.trainers.result import RunResult
 from trainlab.trainers.schedules import SCHEDULES
 
 if sys.version_info >= (3, 11):

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from trainlab.config import ConfigError, from_mapping
+from trainlab.core.config import ConfigError, from_mapping
 from trainlab.data import images, spiral, tabular  # noqa: F401 - registers the tasks
 from trainlab.data.catalog import TASKS, TaskEntry
 from trainlab.data.errors import ChecksumError, DataError, FormatError, MissingDataError
@@ -70,7 +70,7 @@ def load_task(
 
     The data root is ``data_dir``, else ``$TRAINLAB_DATA``, else the user cache. Missing files are
     downloaded when ``download`` is true; by default (``None``) only into the user cache, never into a
-    folder given explicitly. Raises :class:`~trainlab.config.ConfigError` for a bad name or option,
+    folder given explicitly. Raises :class:`~trainlab.core.config.ConfigError` for a bad name or option,
     :class:`MissingDataError` for absent files and :class:`ChecksumError` for corrupted ones.
     """
     entry = TASKS.get(name)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 
 from trainlab.data.task import Task
-from trainlab.registry import Registry
+from trainlab.core.registry import Registry
 
 Builder = Callable[[Any, Path, torch.device, bool], Task]
 """``build(options, data_root, device, download) -> Task``."""

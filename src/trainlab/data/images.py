@@ -25,14 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.data.catalog import TaskEntry, register
 from trainlab.data.errors import FormatError
 from trainlab.data.formats import read_cifar_batch, read_idx
 from trainlab.data.root import DATASETS, Dataset, require
 from trainlab.data.task import Split, Task
 from trainlab.data.tabular import check_bool
-from trainlab.seeding import numpy_generator
+from trainlab.core.seeding import numpy_generator
 
 SIZE = 32
 GREY_WEIGHTS = (0.2989, 0.587, 0.114)

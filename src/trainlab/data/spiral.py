@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainlab.config import ConfigError, check_number
+from trainlab.core.config import ConfigError, check_number
 from trainlab.data.catalog import TaskEntry, register
 from trainlab.data.task import Split, Task
 

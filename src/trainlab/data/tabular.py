@@ -21,12 +21,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.data.catalog import TaskEntry, register
 from trainlab.data.formats import read_semicolon_csv, read_whitespace_table
 from trainlab.data.root import DATASETS, require
 from trainlab.data.task import Split, Task
-from trainlab.seeding import numpy_generator
+from trainlab.core.seeding import numpy_generator
 
 HOUSING_COLUMNS = [
     "CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO", "B", "LSTAT", "MEDV",

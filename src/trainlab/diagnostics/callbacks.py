@@ -14,14 +14,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainlab.callbacks import Callback, TrainState
-from trainlab.config import check_choice, check_number
+from trainlab.trainers.callbacks import Callback, TrainState
+from trainlab.core.config import check_choice, check_number
 from trainlab.diagnostics.gradients import gradient_norms
 from trainlab.diagnostics.hessian import hessian_top, hessian_trace
 from trainlab.diagnostics.ntk import NTK
 from trainlab.diagnostics.objective import BN_MODES, Objective
 from trainlab.diagnostics.stability import stability_limit
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from trainlab.config import check_choice
+from trainlab.core.config import check_choice
 from trainlab.diagnostics.objective import Objective
 
 GROUPINGS = ("module", "parameter")

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.func import grad, jvp, vjp, vmap
 
-from trainlab.config import ConfigError, check_choice
+from trainlab.core.config import ConfigError, check_choice
 from trainlab.diagnostics.lanczos import (
     Eigen,
     SpectralDensity,
@@ -28,7 +28,7 @@ from trainlab.diagnostics.lanczos import (
     spectral_density,
     top_eigen,
 )
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 
 if TYPE_CHECKING:
     from trainlab.diagnostics.objective import Objective

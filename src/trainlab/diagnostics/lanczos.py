@@ -21,7 +21,7 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 from torch import Tensor
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 
 Matvec = Callable[[Tensor], Tensor]
 WHICH = ("largest", "magnitude")

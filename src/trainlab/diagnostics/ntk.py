@@ -16,10 +16,10 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacrev, jvp, vjp, vmap
 
-from trainlab.config import check_choice, check_number
+from trainlab.core.config import check_choice, check_number
 from trainlab.diagnostics.lanczos import top_eigen
 from trainlab.diagnostics.objective import FunctionalModel
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 
 METHODS = ("auto", "dense", "lanczos")
 DENSE_LIMIT = 4096

@@ -22,12 +22,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.diagnostics.hessian import HVP_MODES, check_vectors, gradient_graph, graph_hvp, hvp
 from trainlab.losses import Loss
 
 if TYPE_CHECKING:
-    from trainlab.callbacks import Penalty, TrainState
+    from trainlab.trainers.callbacks import Penalty, TrainState
 
 BN_MODES = ("eval", "train")
 

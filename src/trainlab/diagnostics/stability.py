@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainlab.config import check_number
+from trainlab.core.config import check_number
 from trainlab.diagnostics.hessian import hessian_top
 from trainlab.diagnostics.objective import Objective
 

@@ -13,7 +13,7 @@ An experiment file has these sections (see ``docs/experiments.md`` for the full 
 Runs of one cell differ only in their seed: run ``i`` gets ``derive_seed(master seed, i)``, the same for
 every cell, so runs with the same seed index are paired across trainers.
 
-Every error is a :class:`~trainlab.config.ConfigError` whose field names the file and the TOML key path
+Every error is a :class:`~trainlab.core.config.ConfigError` whose field names the file and the TOML key path
 (for example ``exp.toml: trainers.fast.lr`` or ``exp.toml: grid.trainer[1]``), raised before anything runs.
 """
 from __future__ import annotations
@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 
-from trainlab.budget import Budget
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.budget import Budget
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.experiments.spec import RunSpec
-from trainlab.seeding import derive_seed
+from trainlab.core.seeding import derive_seed
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -22,12 +22,12 @@ from typing import Any
 
 import torch
 
-from trainlab.callbacks import Callback, TrainState
-from trainlab.config import ConfigError, check_number
-from trainlab.environment import environment
+from trainlab.trainers.callbacks import Callback, TrainState
+from trainlab.core.config import ConfigError, check_number
+from trainlab.core.environment import environment
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.experiments.store import utc_now
-from trainlab.result import RunResult
+from trainlab.trainers.result import RunResult
 
 Event = tuple[Any, ...]
 Events = Callable[[Event], None]
@@ -59,7 +59,8 @@ class _Reporter(Callback):
     """Reads the task's headline metric at fit start and reports finished epochs."""
 
     def __init__(self, run_id: str, emit: Callable[[Event], None] | None):
-        self.run_id, self.emit, self.metric = run_id, emit, None
+        self.run_id, self.emit = run_id, emit
+        self.metric: str | None = None
 
     def on_fit_start(self, state: TrainState) -> None:
         self.metric = state.task.metric
@@ -93,10 +94,10 @@ def run_job(job: Job, emit: Callable[[Event], None] | None = None) -> list[Outco
 
 
 def _run_sweep(job: Job, emit: Callable[[Event], None] | None) -> list[Outcome]:
-    """Train the job's runs together with :func:`trainlab.sweep.run_sweep`; if the engine refuses them
+    """Train the job's runs together with :func:`trainlab.experiments.sweep.run_sweep`; if the engine refuses them
     (for example two loss formulas), run them one by one."""
     from trainlab.data import load_task
-    from trainlab.sweep import run_sweep
+    from trainlab.experiments.sweep import run_sweep
 
     started = utc_now()
     if emit is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 from trainlab.experiments.config import Experiment, PlannedRun, load_experiment
 from trainlab.experiments.executors import Event, Executor, Job, Outcome, make_executor
 from trainlab.experiments.store import STORE_NAME, ResultStore
@@ -83,7 +83,7 @@ def _jobs(plan: Plan, data_dir: str | None, parts: int = 1) -> list[Job]:
     single = list(plan.todo)
     groups: dict[str, list[PlannedRun]] = {}
     if plan.experiment.engine == "sweep":
-        from trainlab.sweep import check_compatible
+        from trainlab.experiments.sweep import check_compatible
 
         for run in plan.todo:
             groups.setdefault(_sweep_key(run), []).append(run)

@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback
-from trainlab.config import ConfigError, check_number
-from trainlab.environment import environment
-from trainlab.result import RunResult
-from trainlab.seeding import torch_generator
+from trainlab.core.budget import Budget
+from trainlab.trainers.callbacks import Callback
+from trainlab.core.config import ConfigError, check_number
+from trainlab.core.environment import environment
+from trainlab.trainers.result import RunResult
+from trainlab.core.seeding import torch_generator
 
 
 @dataclass(frozen=True)

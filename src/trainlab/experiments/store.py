@@ -32,8 +32,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from trainlab.budget import Spending
-from trainlab.result import RunResult, json_default
+from trainlab.core.budget import Spending
+from trainlab.trainers.result import RunResult, json_default
 
 SCHEMA_VERSION = 1
 STORE_NAME = "store.sqlite"

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainlab.config import ConfigError, check_number
-from trainlab.registry import Registry
+from trainlab.core.config import ConfigError, check_number
+from trainlab.core.registry import Registry
 
 SEARCHERS: Registry[type["Searcher"]] = Registry("searcher")
 
@@ -179,7 +179,7 @@ def minimize(
     The initial population is ``population`` or ``population_size`` points uniform in ``bounds``; its
     evaluation is part of the budget. Everything random derives from ``seed``.
     """
-    from trainlab.seeding import torch_generator
+    from trainlab.core.seeding import torch_generator
 
     check_number("max_evals", max_evals, low=1, integer=True)
     problem = Problem(fn, dim, float(bounds[0]), float(bounds[1]), value_and_grad=value_and_grad)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from trainlab.registry import Registry
+from trainlab.core.registry import Registry
 
 FUNCTIONS: Registry[Callable[[Tensor], Tensor]] = Registry("function")
 BOUNDS = {"sphere": (-100.0, 100.0), "rosenbrock": (-100.0, 100.0), "rastrigin": (-5.12, 5.12), "ackley": (-32.0, 32.0)}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from trainlab.config import check_number
+from trainlab.core.config import check_number
 from trainlab.metaheuristics.base import SEARCHERS, Problem
 from trainlab.metaheuristics.shade import SHADE, SHADEConfig
 

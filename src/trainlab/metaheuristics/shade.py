@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from trainlab.config import ConfigError, check_choice, check_number, from_mapping
+from trainlab.core.config import ConfigError, check_choice, check_number, from_mapping
 from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher
 from trainlab.metaheuristics.de import binomial_crossover, repair
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from trainlab.config import ConfigError, check_number, from_mapping
+from trainlab.core.config import ConfigError, check_number, from_mapping
 from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher
 from trainlab.metaheuristics.local_search import LBFGSB, MTSLS1, LSPool, improvement_ratio
 from trainlab.metaheuristics.shade import SHADE

@@ -17,12 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.config import ConfigError, check_number, from_mapping
+from trainlab.core.config import ConfigError, check_number, from_mapping
 from trainlab.models.base import MODELS, ModelEntry, ModelOptions
 from trainlab.models.conv import ConvOptions, MyrtleOptions, ResNetOptions, build_lenet5, build_myrtle5, build_resnet
 from trainlab.models.init import ACTIVATIONS, DEFAULT_INIT, INITS, initialize
 from trainlab.models.mlp import MLP_WIDTHS, MLPOptions, SpiralOptions, build_mlp, build_spiral_mlp
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 
 __all__ = [
     "ACTIVATIONS",

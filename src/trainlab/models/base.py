@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from trainlab.config import check_choice
+from trainlab.core.config import check_choice
 from trainlab.models.init import ACTIVATIONS, DEFAULT_INIT, INITS
-from trainlab.registry import Registry
+from trainlab.core.registry import Registry
 
 
 @dataclass(frozen=True)

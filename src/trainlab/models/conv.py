@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from trainlab.config import ConfigError, check_number
+from trainlab.core.config import ConfigError, check_number
 from trainlab.models.base import Builder, ModelOptions
 from trainlab.models.init import activation
 

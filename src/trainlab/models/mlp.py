@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from trainlab.config import check_number
+from trainlab.core.config import check_number
 from trainlab.models.base import Builder, ModelOptions
 from trainlab.models.init import activation
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Number
+from numbers import Real
 
 import pandas as pd
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 
 PARTS = ("task", "model", "label")
 _SPEC_COLUMNS = ("trainer", "loss", "device")
@@ -42,7 +42,7 @@ def _short(column: str) -> str:
 
 def _text(value: object) -> str | None:
     """An option value as it appears in a name; ``None`` for a missing value (left out of the name)."""
-    if value is None or (isinstance(value, Number) and not isinstance(value, bool) and math.isnan(value)):
+    if value is None or (isinstance(value, Real) and not isinstance(value, bool) and math.isnan(value)):
         return None
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return str(int(value))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.report import plots, stats, tables
 from trainlab.report.cells import name_cells
 

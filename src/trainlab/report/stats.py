@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 
 FAILED_POLICIES = ("worst", "exclude")
 FINISHED = ("ok", "diverged", "failed")

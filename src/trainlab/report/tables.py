@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 
 GROUP = ("task", "model", "label")
 SPENDING = ("evals", "sample_evals", "seconds")

@@ -7,4 +7,4 @@ __all__ = ["OPTIMIZERS", "TRAINERS", "Monitor", "Trainer", "make_optimizer", "ma
 # Trainer modules register themselves on import (one line per module, appended by their owners).
 from trainlab.trainers import gradient  # noqa: E402,F401
 from trainlab.trainers import second_order  # noqa: E402,F401
-from trainlab.trainers import population  # noqa: E402,F401
+from trainlab.trainers.population import trainer  # noqa: E402,F401

@@ -1,7 +1,7 @@
 """The trainer interface and the bookkeeping every trainer shares.
 
 A trainer is configured once (a frozen dataclass of options) and then ``fit(model, task, budget, seed)``
-returns a :class:`~trainlab.result.RunResult`. :class:`Monitor` does what all trainers have in common:
+returns a :class:`~trainlab.trainers.result.RunResult`. :class:`Monitor` does what all trainers have in common:
 count spending, record one history row per epoch, keep the best-validation weights, notice divergence,
 call the callbacks and decide when the budget is spent.
 """
@@ -18,14 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainlab.budget import Budget, Spending
-from trainlab.callbacks import Callback, Penalty, TrainState
+from trainlab.core.budget import Budget, Spending
+from trainlab.trainers.callbacks import Callback, Penalty, TrainState
 from trainlab.data.task import Split, Task
-from trainlab.environment import environment
+from trainlab.core.environment import environment
 from trainlab.losses import Loss, get_loss
-from trainlab.metrics import METRICS
-from trainlab.registry import Registry
-from trainlab.result import RunResult
+from trainlab.losses.metrics import METRICS
+from trainlab.core.registry import Registry
+from trainlab.trainers.result import RunResult
 
 TRAINERS: Registry[Callable[..., "Trainer"]] = Registry("trainer")
 SPLITS = ("train", "val", "test")

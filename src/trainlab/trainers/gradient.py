@@ -23,13 +23,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback, Penalty
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.budget import Budget
+from trainlab.trainers.callbacks import Callback, Penalty
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.result import RunResult
-from trainlab.seeding import torch_generator
+from trainlab.trainers.result import RunResult
+from trainlab.core.seeding import torch_generator
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (

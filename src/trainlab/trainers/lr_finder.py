@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainlab.callbacks import Penalty
-from trainlab.config import check_choice, check_number
+from trainlab.trainers.callbacks import Penalty
+from trainlab.core.config import check_choice, check_number
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.seeding import torch_generator
+from trainlab.core.seeding import torch_generator
 from trainlab.trainers.base import resolve_loss
 from trainlab.trainers.optimizers import make_optimizer
 

@@ -11,7 +11,7 @@ sensible default for the variant:
   (lr 1e-3, decoupled weight decay 0.01), ``lbfgs`` (lr 1, 20 inner iterations, history 100).
 
 ``make_optimizer(name, params, **options)`` rejects unknown options and invalid values with
-:class:`~trainlab.config.ConfigError` naming ``optimizer.<name>.<option>``.
+:class:`~trainlab.core.config.ConfigError` naming ``optimizer.<name>.<option>``.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from trainlab.config import ConfigError, check_choice, check_number
-from trainlab.registry import Registry
+from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.core.registry import Registry
 
 
 def _positive(field_name: str, value: Any) -> Any:

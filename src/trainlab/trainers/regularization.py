@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from trainlab.callbacks import Callback, Penalty, TrainState
-from trainlab.config import ConfigError
+from trainlab.trainers.callbacks import Callback, Penalty, TrainState
+from trainlab.core.config import ConfigError
 
 
 def weight_names(model: nn.Module) -> list[str]:
@@ -32,7 +32,7 @@ def weight_names(model: nn.Module) -> list[str]:
 
 @dataclass(frozen=True)
 class WeightPenalty:
-    """Σ_m (λ_m / m) Σ_{w ∈ W} |w|^m over the parameters ``names``; a :data:`~trainlab.callbacks.Penalty`.
+    """Σ_m (λ_m / m) Σ_{w ∈ W} |w|^m over the parameters ``names``; a :data:`~trainlab.trainers.callbacks.Penalty`.
 
     ``terms`` holds (λ, m) pairs: L1 is (λ, 1), L2 is (λ, 2), Lm is (λ, m).
     """

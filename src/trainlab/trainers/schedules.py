@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 
 SCHEDULES = ("constant", "step", "cosine", "warmup", "one-cycle", "triangular")
 NEEDS_TOTAL = ("cosine", "one-cycle", "triangular")

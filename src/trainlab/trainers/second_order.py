@@ -41,12 +41,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, jacrev
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback
-from trainlab.config import ConfigError, check_choice, check_number, from_mapping
+from trainlab.core.budget import Budget
+from trainlab.trainers.callbacks import Callback
+from trainlab.core.config import ConfigError, check_choice, check_number, from_mapping
 from trainlab.data.task import Split, Task
 from trainlab.losses import Loss
-from trainlab.result import RunResult
+from trainlab.trainers.result import RunResult
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

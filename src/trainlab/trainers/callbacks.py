@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from trainlab.budget import Spending
+from trainlab.core.budget import Spending
 from trainlab.data.task import Task
 from trainlab.losses import Loss
 

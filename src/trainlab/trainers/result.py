@@ -12,7 +12,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from trainlab.budget import Spending
+from trainlab.core.budget import Spending
 
 Status = Literal["ok", "diverged", "failed"]
 

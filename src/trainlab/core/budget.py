@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from trainlab.config import ConfigError, check_number
+from trainlab.core.config import ConfigError, check_number
 
 LIMITS = ("epochs", "steps", "evals", "sample_evals", "seconds")
 

@@ -16,12 +16,12 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from trainlab.callbacks import Callback, TrainState
-from trainlab.config import ConfigError, check_number
+from trainlab.trainers.callbacks import Callback, TrainState
+from trainlab.core.config import ConfigError, check_number
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.losses import DynamicLoss
-from trainlab.metrics import METRICS
-from trainlab.result import RunResult
+from trainlab.losses.metrics import METRICS
+from trainlab.trainers.result import RunResult
 from trainlab.trainers.base import predict
 
 

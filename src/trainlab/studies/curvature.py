@@ -17,16 +17,16 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from trainlab.callbacks import Penalty
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.trainers.callbacks import Penalty
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.diagnostics.gradients import gradient_norms
 from trainlab.diagnostics.hessian import hessian_density, hessian_top, hessian_trace
 from trainlab.diagnostics.ntk import NTK
 from trainlab.diagnostics.objective import Objective
 from trainlab.diagnostics.stability import stability_limit
 from trainlab.losses import Loss, get_loss
-from trainlab.result import RunResult
-from trainlab.seeding import torch_generator
+from trainlab.trainers.result import RunResult
+from trainlab.core.seeding import torch_generator
 
 SPLITS = ("train", "val", "test")
 

@@ -17,7 +17,7 @@ not bit for bit: that path uses ``nn.Linear`` (``addmm``), autograd's kernels an
 whose floating-point summation orders differ from the batched kernels here.
 
 Each cell is initialised from ``torch_generator(spec.seed, "init")`` through ``build_model`` exactly
-as ``execute`` does, and its :class:`~trainlab.result.RunResult` has the ``gd`` trainer's format: a
+as ``execute`` does, and its :class:`~trainlab.trainers.result.RunResult` has the ``gd`` trainer's format: a
 history row every ``eval_every`` steps (one full-batch step is one epoch) and at the end, the
 best-validation-loss row as ``final`` with its weights, ``diverged`` when a training loss becomes
 non-finite.
@@ -35,15 +35,15 @@ import torch
 from torch import Tensor, nn
 from torch.func import grad_and_value, vmap
 
-from trainlab.budget import Spending
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.budget import Spending
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.data.task import Task
-from trainlab.environment import environment
+from trainlab.core.environment import environment
 from trainlab.experiments.spec import RunSpec
 from trainlab.losses import DynamicLoss, Loss, get_loss
-from trainlab.metrics import METRICS
-from trainlab.result import RunResult
-from trainlab.seeding import torch_generator
+from trainlab.losses.metrics import METRICS
+from trainlab.trainers.result import RunResult
+from trainlab.core.seeding import torch_generator
 
 SWEEP_TRAINERS = ("gd",)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from trainlab.config import ConfigError
+from trainlab.core.config import ConfigError
 
 T = TypeVar("T")
 

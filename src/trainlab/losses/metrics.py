@@ -6,7 +6,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from trainlab.registry import Registry
+from trainlab.core.registry import Registry
 
 Metric = Callable[[Tensor, Tensor], float]
 METRICS: Registry[Metric] = Registry("metric")

@@ -27,15 +27,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainlab.budget import Budget
-from trainlab.callbacks import Callback
-from trainlab.config import ConfigError, check_choice, check_number, from_mapping
+from trainlab.core.budget import Budget
+from trainlab.trainers.callbacks import Callback
+from trainlab.core.config import ConfigError, check_choice, check_number, from_mapping
 from trainlab.data.task import Task
 from trainlab.losses import Loss
 from trainlab.metaheuristics.base import Problem, Searcher, make_searcher
-from trainlab.population import BN_MODES, MODES, ParamLayout, PopulationEvaluator, initial_population, recalibrate_bn
-from trainlab.result import RunResult
-from trainlab.seeding import torch_generator
+from trainlab.trainers.population.engine import BN_MODES, MODES, ParamLayout, PopulationEvaluator, initial_population, recalibrate_bn
+from trainlab.trainers.result import RunResult
+from trainlab.core.seeding import torch_generator
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
 
 ALGORITHMS: dict[str, tuple[str, bool]] = {
@@ -56,7 +56,7 @@ class PopulationConfig:
     """Options of a population trainer; ``options`` go to the searcher (F, CR, memory_size, de_evals...).
 
     ``lower``/``upper``: box of every gene (thesis 000: ±50). ``init``: initial population scheme
-    (:func:`trainlab.population.initial_population`; row 0 is the model's own initialisation, and the
+    (:func:`trainlab.trainers.population.engine.initial_population`; row 0 is the model's own initialisation, and the
     population derives from the run seed only, so every algorithm starts from the same one).
     ``fitness_batch``: samples of the shared minibatch per generation (``None``: whole training split).
     ``batch_size``/``chunk_size``/``mode``/``bn``: engine options (:class:`PopulationEvaluator`).

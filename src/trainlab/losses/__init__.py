@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainlab.config import ConfigError, check_number, from_mapping
-from trainlab.registry import Registry
+from trainlab.core.config import ConfigError, check_number, from_mapping
+from trainlab.core.registry import Registry
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from trainlab.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.losses import Loss
 
 MODES = ("auto", "stacked", "vmap", "loop")
