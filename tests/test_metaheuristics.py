@@ -62,8 +62,10 @@ def test_de_matches_scipy_rand1bin_on_sphere() -> None:
 @pytest.mark.parametrize("fn_name", ["sphere", "rosenbrock", "rastrigin", "ackley"])
 @pytest.mark.parametrize("dim", [10, 30])
 def test_de_matches_scipy_full_grid(fn_name: str, dim: int) -> None:
+    """As on the sphere, at 0.001: with 8 cells at 0.01 a release that redraws the streams would fail a
+    correct DE with probability 1 − 0.99⁸ = 8%; at 0.001 it is 0.8%."""
     ours, theirs = de_against_scipy(fn_name, dim, 15, 5 * dim, 200)
-    assert mannwhitneyu(ours, theirs).pvalue > 0.01
+    assert mannwhitneyu(ours, theirs).pvalue > 0.001
 
 
 def test_benchmark_functions_at_known_points() -> None:
