@@ -477,7 +477,11 @@ def test_edge_of_stability_on_the_spiral(lr: float) -> None:
     sharp = np.array([r["sharpness"] for r in rows])
     limit = 2 / lr
     assert all(r["limit"] == pytest.approx(limit) for r in rows)
-    late = sharp[3 * len(sharp) // 4 :]
-    assert np.all(np.abs(late / limit - 1) < 0.1), late / limit
+    # EoS dynamics are chaotic, so another machine's rounding is another draw: over seeds 0-7 and both lrs the
+    # last quarter's median ratio is 0.983-1.003, single points dip to 0.928 (the sharpness drops below
+    # 2/lr and climbs back) and never exceed 1.019; the largest overshoot at any time is 1.080.
+    late = sharp[3 * len(sharp) // 4 :] / limit
+    assert abs(np.median(late) - 1) < 0.05, late
+    assert np.all((late > 0.85) & (late < 1.1)), late
     assert sharp.max() < 1.15 * limit
     assert rows[-1]["loss"] < rows[0]["loss"]
