@@ -52,10 +52,10 @@ def task_config(name: str, **options: Any) -> dict[str, Any]:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """``"auto"`` → ``cuda`` when available, else ``cpu``; a device this machine lacks raises ConfigError."""
+    from trainlab.core.preflight import check_device
+
+    return check_device(device)
 
 
 def load_task(

@@ -13,12 +13,13 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from trainlab.core.budget import Budget, Spending
+from trainlab.core.config import ConfigError
 from trainlab.trainers.callbacks import Callback, Penalty, TrainState
 from trainlab.data.task import Split, Task
 from trainlab.core.environment import environment
@@ -32,9 +33,15 @@ SPLITS = ("train", "val", "test")
 
 
 class Trainer(ABC):
-    """Base class: subclasses set ``name`` and implement :meth:`fit`; ``config`` is a frozen dataclass."""
+    """Base class: subclasses set ``name`` and implement :meth:`fit`; ``config`` is a frozen dataclass.
+
+    ``budget_units`` declares the :class:`~trainlab.core.budget.Budget` limits the trainer spends (the
+    :class:`~trainlab.core.budget.Spending` fields its :class:`Monitor` ticks advance); a budget with any other
+    limit could never stop it, so :meth:`check_budget` refuses it before anything runs.
+    """
 
     name: str = ""
+    budget_units: ClassVar[tuple[str, ...]] = ("epochs", "steps", "sample_evals", "seconds")
 
     def __init__(self, config: Any):
         self.config = config
@@ -53,6 +60,15 @@ class Trainer(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, **dataclasses.asdict(self.config)}
+
+    def check_budget(self, budget: Budget) -> Budget:
+        """``budget`` if this trainer spends every limit it sets, else a :class:`ConfigError` naming the trainer
+        and the unit."""
+        for unit, value in budget.to_dict().items():
+            if unit not in self.budget_units:
+                allowed = f"a limit the {self.name!r} trainer spends: {', '.join(self.budget_units)}"
+                raise ConfigError(f"budget.{unit}", value, allowed)
+        return budget
 
 
 def make_trainer(name: str, **options: Any) -> Trainer:
@@ -99,7 +115,7 @@ class Monitor:
         penalty: Penalty | None = None,
         eval_every: int = 1,
     ):
-        self.trainer, self.budget, self.callbacks = trainer, budget, list(callbacks)
+        self.trainer, self.budget, self.callbacks = trainer, trainer.check_budget(budget), list(callbacks)
         self.eval_every = eval_every
         self.state = TrainState(model=model, task=task, loss=loss, seed=seed, penalty=penalty)
         self.monitor_loss = loss.static()

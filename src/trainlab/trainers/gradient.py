@@ -24,14 +24,14 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.core.budget import Budget
-from trainlab.trainers.callbacks import Callback, Penalty
 from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.trainers.result import RunResult
-from trainlab.core.seeding import torch_generator
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
-from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
+from trainlab.trainers.callbacks import Callback, Penalty
+from trainlab.trainers.lr_finder import lr_find
+from trainlab.trainers.optimizers import OPTIMIZERS, OptimizerSpec, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (
     EarlyStopping,
     WeightAverager,
@@ -40,9 +40,12 @@ from trainlab.trainers.regularization import (
     set_dropout,
     weight_names,
 )
+from trainlab.trainers.result import RunResult
 from trainlab.trainers.schedules import NEEDS_TOTAL, SCHEDULES, Schedule, apply_schedule, make_schedule
 
 GRADIENT_TRAINERS = ("gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
+"""The built-in gradient trainers; every optimizer registered in ``OPTIMIZERS`` later is one too
+(:func:`gradient_trainers` lists them all)."""
 _OPTIMIZER_OF = {"gd": "sgd"}
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "gd": {"batch_size": None},
@@ -406,8 +409,6 @@ class GradientTrainer(Trainer):
     def _find_lr(
         self, model: nn.Module, task: Task, loss_fn: Loss, seed: int, penalty: Penalty | None, monitor: Monitor
     ) -> float:
-        from trainlab.trainers.lr_finder import lr_find
-
         cfg = self.config
         found = lr_find(
             model, task, loss_fn,
@@ -433,13 +434,28 @@ def _base_momentum(options: Mapping[str, Any]) -> float:
     return float(options.get("momentum", 0.0))
 
 
+_GRADIENT: list[str] = []
+
+
+def gradient_trainers() -> list[str]:
+    """Names of the registered gradient trainers: ``gd`` and one per registered optimizer."""
+    return sorted(_GRADIENT)
+
+
 def _register(name: str) -> None:
     def build(**options: Any) -> GradientTrainer:
         return GradientTrainer(gradient_config(name, options), name)
 
     build.__doc__ = f"The ``{name}`` gradient trainer; options: see :class:`GradientConfig`."
     TRAINERS.register(name)(build)
+    _GRADIENT.append(name)
 
 
-for _name in GRADIENT_TRAINERS:
-    _register(_name)
+def _register_optimizer(name: str, spec: OptimizerSpec) -> None:
+    """Every registered optimizer is a gradient trainer of the same name (unless that trainer name is taken)."""
+    if name not in TRAINERS:
+        _register(name)
+
+
+_register("gd")
+OPTIMIZERS.subscribe(_register_optimizer)

@@ -10,6 +10,9 @@ sensible default for the variant:
 * ``adagrad`` (lr 0.01), ``rmsprop`` (lr 0.01, α 0.99), ``adam`` (lr 1e-3, β 0.9/0.999), ``adamw``
   (lr 1e-3, decoupled weight decay 0.01), ``lbfgs`` (lr 1, 20 inner iterations, history 100).
 
+Any ``torch.optim``-style class becomes usable by name (as an optimizer and as a gradient trainer) once
+registered, e.g. ``OPTIMIZERS.register("adamax")(OptimizerSpec(torch.optim.Adamax, {"lr": 2e-3}, momentum_key="betas"))``.
+
 ``make_optimizer(name, params, **options)`` rejects unknown options and invalid values with
 :class:`~trainlab.core.config.ConfigError` naming ``optimizer.<name>.<option>``.
 """
@@ -27,6 +30,14 @@ from trainlab.core.registry import Registry
 
 def _positive(field_name: str, value: Any) -> Any:
     return check_number(field_name, value, low=0, low_open=True)
+
+
+MAX_LR = 1e6
+"""Largest learning rate accepted: beyond it any step overflows float32 or diverges at once."""
+
+
+def _learning_rate(field_name: str, value: Any) -> Any:
+    return check_number(field_name, value, low=0, high=MAX_LR, low_open=True)
 
 
 def _non_negative(field_name: str, value: Any) -> Any:
@@ -56,7 +67,7 @@ def _line_search(field_name: str, value: Any) -> Any:
 
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "lr": _positive,
+    "lr": _learning_rate,
     "momentum": _unit,
     "dampening": _unit,
     "weight_decay": _non_negative,
@@ -84,6 +95,9 @@ class OptimizerSpec:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     momentum_key: str | None = None
     """Where one-cycle's momentum lives in a param group: ``"momentum"``, ``"betas"`` (β1) or none."""
+    checks: Mapping[str, Callable[[str, Any], Any]] = field(default_factory=dict)
+    """Validators of options this module does not know (``(field, value) -> value``, raising
+    :class:`ConfigError`); an option with no validator reaches ``cls`` as given."""
 
     def resolve(self, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """All options of this optimizer with ``options`` applied, validated."""
@@ -93,7 +107,11 @@ class OptimizerSpec:
                     f"optimizer.{name}.{key}", options[key], "an option among " + ", ".join(sorted(self.defaults))
                 )
         merged = {**self.defaults, **options}
-        return {key: _CHECKS[key](f"optimizer.{name}.{key}", value) for key, value in merged.items()}
+        checks = {**_CHECKS, **self.checks}
+        return {
+            key: checks[key](f"optimizer.{name}.{key}", value) if key in checks else value
+            for key, value in merged.items()
+        }
 
 
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
