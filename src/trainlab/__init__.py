@@ -21,11 +21,11 @@ def __getattr__(name: str) -> Any:
 
         return RunResult
     if name == "compare":
-        from trainlab.experiments.compare import compare
+        from trainlab.experiments.compare import compare  # start-up time: this imports torch and the trainers
 
         return compare
     if name == "set_threads":
-        from trainlab.core.environment import set_threads
+        from trainlab.core.environment import set_threads  # start-up time: this imports torch and the trainers
 
         return set_threads
     raise AttributeError(f"module 'trainlab' has no attribute {name!r}")

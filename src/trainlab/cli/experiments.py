@@ -28,7 +28,7 @@ def _load(path: str) -> Experiment:
 
 def _plan_table(plan: Plan) -> Table:
     """One row per grid cell (label, task, model and the options varied within a label), with run counts."""
-    from trainlab.experiments.progress import run_name, varied_options
+    from trainlab.experiments.progress import run_name, varied_options  # start-up time: see trainlab.cli.lazy
 
     varied = [k for k in varied_options(plan.experiment.runs) if k not in ("task", "model")]
     table = Table(title=f"{plan.experiment.name}: {plan.summary()}")
@@ -141,7 +141,7 @@ def export(experiment_dir: str, fmt: str, out: str | None) -> None:
     """Export EXPERIMENT_DIR's store (runs, histories, records) to CSV or Parquet files, TensorBoard logs
     (one run folder per run; needs the tensorboard extra) or an MLflow store (needs the mlflow extra)."""
     from trainlab.experiments.store import ResultStore  # start-up time: see trainlab.cli.lazy
-    from trainlab.report import export as exporters
+    from trainlab.report import export as exporters  # start-up time: see trainlab.cli.lazy
 
     try:
         if fmt == "tensorboard":

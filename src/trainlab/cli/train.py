@@ -55,7 +55,7 @@ def _model_options(activation: str | None, init: str | None, width: int | None, 
 
 def _budget(**limits: float | None) -> Budget:
     """The budget from the given limits; 20 epochs when none is given."""
-    given = {k: v for k, v in limits.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in limits.items() if v is not None}
     return Budget(**(given or {"epochs": 20}))
 
 
@@ -152,7 +152,7 @@ def train(
         check_data([(spec.task, spec.task_options)], data_dir)
         callbacks: list[Callback] = [RichProgress(budget, console)]
         if tensorboard is not None:
-            from trainlab.report.export import TensorBoardLogger
+            from trainlab.report.export import TensorBoardLogger  # start-up time: see trainlab.cli.lazy
 
             callbacks.append(TensorBoardLogger(tensorboard))
         result = execute(spec, data_dir=data_dir, callbacks=callbacks)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from trainlab.core.preflight import check_device
 from trainlab.core.config import ConfigError, from_mapping
 from trainlab.data import images, sequences, spiral, tabular  # noqa: F401 - registers the tasks
 from trainlab.data.catalog import TASKS, TaskEntry
@@ -54,8 +55,6 @@ def task_config(name: str, **options: Any) -> dict[str, Any]:
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` → ``cuda`` when available, else ``cpu``; a device this machine lacks raises ConfigError."""
-    from trainlab.core.preflight import check_device
-
     return check_device(device)
 
 

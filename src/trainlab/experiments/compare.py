@@ -12,6 +12,9 @@ import pandas as pd
 
 from trainlab.core.budget import Budget
 from trainlab.core.config import ConfigError
+from trainlab.experiments.config import parse_experiment
+from trainlab.experiments.runner import run_experiment
+from trainlab.experiments.store import ResultStore
 
 
 def compare(
@@ -39,10 +42,6 @@ def compare(
                        task="bcw", model="mlp1", budget=Budget(epochs=10), out="runs/cmp")
         runs.groupby("label")["final_test_metric"].mean()
     """
-    from trainlab.experiments.config import parse_experiment
-    from trainlab.experiments.runner import run_experiment
-    from trainlab.experiments.store import ResultStore
-
     if not trainers:
         raise ConfigError("trainers", {}, "a dict of at least one label → trainer options")
     limits = budget.to_dict() if isinstance(budget, Budget) else dict(budget)

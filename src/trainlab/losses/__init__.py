@@ -50,7 +50,7 @@ class Loss(ABC):
 
     def config(self) -> dict[str, Any]:
         """The name and every parameter, such that ``get_loss(**config())`` rebuilds the loss."""
-        params = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+        params: dict[str, Any] = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
         return {"name": self.name, **params}
 
 
@@ -313,7 +313,7 @@ class DynamicLoss(Loss):
 
     @property
     def schedule(self) -> DynamicSchedule:
-        return self._schedule  # type: ignore[attr-defined,no-any-return]
+        return self._schedule  # type: ignore[attr-defined]
 
     def factors(self, step: int, n_classes: int, dtype: torch.dtype, device: torch.device) -> Tensor:
         return self.schedule.factors(step, n_classes).to(dtype=dtype, device=device)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.core.config import ConfigError
+from trainlab.experiments.store import ResultStore
 
 SPLITS = ("train", "val", "test")
 SPENDING = ("sample_evals", "forward_samples", "backward_samples", "evals", "steps", "seconds")
@@ -80,8 +81,6 @@ def run_folder(run: Mapping[str, Any]) -> str:
 
 
 def _frames(experiment_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from trainlab.experiments.store import ResultStore
-
     with ResultStore.open(experiment_dir) as store:
         return store.runs_frame(), store.history_frame()
 

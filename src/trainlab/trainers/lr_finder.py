@@ -237,7 +237,7 @@ def lr_find(
     saved = copy.deepcopy(model.state_dict())
     was_training = model.training
     opt = make_optimizer(optimizer, model.parameters(), **{**(optimizer_options or {}), "lr": lr_min})
-    params = dict(model.named_parameters())
+    params: dict[str, torch.Tensor] = dict(model.named_parameters())
     gen = torch_generator(seed, "lr_find", device=task.device)
     x_all, y_all = task.train.x, task.train.y
     n = len(y_all)
@@ -273,7 +273,7 @@ def lr_find(
                 return value.detach()
 
             if isinstance(opt, torch.optim.LBFGS):
-                value = float(opt.step(closure))  # type: ignore[arg-type]
+                value = float(opt.step(closure))
             else:
                 value = float(closure())
                 opt.step()
