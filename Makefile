@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK ?= requirements/lock.txt
-# Extras installed when LOCK is empty (the lock already holds dev and ray).
+# Extras installed when LOCK is empty (the lock holds every extra: dev, ray, evotorch, tensorboard, mlflow).
 EXTRAS ?= dev,ray
 PIP := $(PY) -m pip --quiet --disable-pip-version-check
 export TRAINLAB_DATA ?= $(abspath ../shared/datasets)
