@@ -110,7 +110,7 @@ def _model_options(activation: str | None, init: str | None, width: int | None, 
 
 def _budget(**limits: float | None) -> Budget:
     """The budget from the given limits; 20 epochs when none is given."""
-    given = {k: v for k, v in limits.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in limits.items() if v is not None}
     return Budget(**(given or {"epochs": 20}))
 
 
