@@ -403,16 +403,16 @@ def test_quickstart_grid() -> None:
 
 
 def test_sweep_engine_matches_single_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import trainlab.experiments.sweep
+    import trainlab.experiments.executors
 
     calls: list[int] = []
-    real = trainlab.experiments.sweep.run_sweep
+    real = trainlab.experiments.executors.run_sweep
 
     def spy(specs, **options):  # type: ignore[no-untyped-def]
         calls.append(len(specs))
         return real(specs, **options)
 
-    monkeypatch.setattr(trainlab.experiments.sweep, "run_sweep", spy)
+    monkeypatch.setattr(trainlab.experiments.executors, "run_sweep", spy)
     text = SMALL.replace('trainer = ["fast", "plain"]', 'trainer = ["gd", "fast"]\n"trainer_options.lr" = [0.1, 0.5]')
     text = text.replace('lr = 0.01\nbatch_size = 16', 'batch_size = 16')
     text = _drop_tables(text, "plain")

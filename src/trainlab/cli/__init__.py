@@ -6,7 +6,6 @@ from types import FrameType
 from typing import Any
 
 import click
-import torch
 
 from trainlab import __version__
 from trainlab.cli.curvature import curvature
@@ -18,6 +17,7 @@ from trainlab.cli.report import report
 from trainlab.cli.sweep import dynamic_loss
 from trainlab.cli.train import lr_find, train
 from trainlab.core.config import ConfigError
+from trainlab.core.plugins import load_plugins
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -71,7 +71,13 @@ class _Main(click.Group):
 def main(threads: int | None, debug: bool) -> None:
     """Study how neural networks are trained: compare trainers fairly, try dynamic losses,
     look at curvature, and reproduce experiments."""
+    try:
+        load_plugins()
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
     if threads is not None:
+        import torch  # start-up time: only a command that computes pays for torch
+
         torch.set_num_threads(threads)
 
 

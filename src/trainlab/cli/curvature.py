@@ -4,13 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from trainlab.core.config import ConfigError
-from trainlab.core.preflight import check_out_dir
-from trainlab.studies.curvature import run_curvature
 
 
 @click.command("curvature")
@@ -37,6 +34,11 @@ def curvature(path: Path, top: int, density: bool, trace: bool, ntk: int, split:
               data_dir: Path | None, device: str | None) -> None:
     """Curvature diagnostics of the run saved at PATH (run directory or .pt checkpoint): writes
     curvature.json and PNG plots."""
+    import torch  # start-up time: see trainlab.cli.lazy
+
+    from trainlab.core.preflight import check_out_dir  # start-up time
+    from trainlab.studies.curvature import run_curvature  # start-up time
+
     try:
         if out is not None:
             check_out_dir(out)

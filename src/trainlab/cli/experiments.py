@@ -3,21 +3,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from trainlab.cli.lazy import LazyChoice
 from trainlab.core.config import ConfigError
-from trainlab.experiments.config import Experiment, load_experiment
-from trainlab.experiments.executors import EXECUTORS
-from trainlab.experiments.quickstart import DEFAULT_OUT, quickstart_experiment
-from trainlab.experiments.runner import Plan, RunReport, default_out_dir, experiment_status, run_experiment
-from trainlab.experiments.store import ResultStore
+
+if TYPE_CHECKING:
+    from trainlab.experiments.config import Experiment
+    from trainlab.experiments.runner import Plan, RunReport
 
 
 def _load(path: str) -> Experiment:
+    from trainlab.experiments.config import load_experiment  # start-up time: see trainlab.cli.lazy
+
     try:
         return load_experiment(path)
     except ConfigError as err:
@@ -44,6 +46,8 @@ def _plan_table(plan: Plan) -> Table:
 
 def _execute(experiment: Experiment, out: Path, executor: str | None, workers: int, address: str | None,
              retry_failed: bool, data_dir: str | None, progress: bool, console: Console) -> RunReport:
+    from trainlab.experiments.runner import run_experiment  # start-up time: see trainlab.cli.lazy
+
     name = executor or ("process" if workers > 1 else "inline")
     try:
         return run_experiment(experiment, out, executor=name, workers=workers, address=address,
@@ -55,6 +59,12 @@ def _execute(experiment: Experiment, out: Path, executor: str | None, workers: i
         raise SystemExit(130) from None
 
 
+def _executors() -> tuple[str, ...]:
+    from trainlab.experiments.executors import EXECUTORS  # start-up time: see trainlab.cli.lazy
+
+    return EXECUTORS
+
+
 def _execution_options(workers: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options shared by ``run`` and ``quickstart``."""
     options = [
@@ -62,7 +72,7 @@ def _execution_options(workers: int) -> Callable[[Callable[..., Any]], Callable[
                      help="Experiment folder holding store.sqlite."),
         click.option("--workers", type=click.IntRange(min=1), default=workers, show_default=True,
                      help="Parallel workers (implies --executor process when > 1); a sweep is split into this many jobs."),
-        click.option("--executor", type=click.Choice(EXECUTORS), default=None,
+        click.option("--executor", type=LazyChoice(_executors), default=None,
                      help="inline (one process), process (local pool) or ray."),
         click.option("--address", default=None, help="Ray cluster address (with --executor ray)."),
         click.option("--retry-failed", is_flag=True, help="Also rerun runs stored as failed."),
@@ -87,6 +97,8 @@ def run(experiment_file: str, out: str | None, workers: int, executor: str | Non
         retry_failed: bool, data_dir: str | None, progress: bool, dry_run: bool) -> None:
     """Expand EXPERIMENT_FILE (TOML), show the plan and run the runs not yet in the store
     (in --out, default ./runs/<experiment name>)."""
+    from trainlab.experiments.runner import default_out_dir, experiment_status  # start-up time: see trainlab.cli.lazy
+
     console = Console(stderr=True)
     experiment = _load(experiment_file)
     folder = Path(out) if out else default_out_dir(experiment)
@@ -106,6 +118,8 @@ def run(experiment_file: str, out: str | None, workers: int, executor: str | Non
               help="Experiment folder (default ./runs/<experiment name>).")
 def status(experiment_file: str, out: str | None) -> None:
     """Show how many runs of EXPERIMENT_FILE are done, failed or still to run."""
+    from trainlab.experiments.runner import experiment_status  # start-up time: see trainlab.cli.lazy
+
     experiment = _load(experiment_file)
     Console().print(_plan_table(experiment_status(experiment, Path(out) if out else None)))
 
@@ -116,6 +130,8 @@ def status(experiment_file: str, out: str | None) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (default <dir>/export).")
 def export(experiment_dir: str, fmt: str, out: str | None) -> None:
     """Export EXPERIMENT_DIR's store (runs, histories, records) to CSV or Parquet files."""
+    from trainlab.experiments.store import ResultStore  # start-up time: see trainlab.cli.lazy
+
     try:
         with ResultStore.open(experiment_dir) as store:
             paths = store.export(out or Path(experiment_dir) / "export", fmt)
@@ -132,13 +148,16 @@ def quickstart(out: str | None, workers: int, executor: str | None, address: str
                data_dir: str | None, progress: bool, report: bool) -> None:
     """Run the packaged quick-start experiment (offline data, a few minutes) and write its report
     (in --out, default ./trainlab-quickstart)."""
+    from trainlab.experiments.quickstart import DEFAULT_OUT, quickstart_experiment  # start-up time: see trainlab.cli.lazy
+    from trainlab.experiments.runner import experiment_status  # start-up time: see trainlab.cli.lazy
+
     console = Console(stderr=True)
     folder = Path(out) if out else DEFAULT_OUT
     experiment = quickstart_experiment()
     console.print(_plan_table(experiment_status(experiment, folder)))
     _execute(experiment, folder, executor, workers, address, retry_failed, data_dir, progress, console)
     if report:
-        from trainlab.report import write_report
+        from trainlab.report import write_report  # start-up time: see trainlab.cli.lazy
 
         console.print(f"report: {write_report(folder)}")
     console.print(f"store: {folder / 'store.sqlite'}")

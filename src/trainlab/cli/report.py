@@ -22,7 +22,7 @@ from trainlab.core.config import ConfigError
 def report(experiment_dir: Path, out: Path | None, value: str, alpha: float, failed: str, target: float | None,
            formats: tuple[str, ...]) -> None:
     """Write EXPERIMENT_DIR's report: per-task tables, statistical tests and figures."""
-    from trainlab.report import write_report
+    from trainlab.report import write_report  # start-up time: see trainlab.cli.lazy
 
     try:
         path = write_report(experiment_dir, out, formats, value=value, alpha=alpha, failed=failed, target=target)

@@ -9,17 +9,10 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from trainlab.cli.lazy import LazyChoice
 from trainlab.core.budget import Budget
-from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.core.config import ConfigError
-from trainlab.data import TASKS
-from trainlab.core.preflight import check_out_dir, check_out_file
-from trainlab.data.preflight import check_data
-from trainlab.trainers.result import RunResult
-from trainlab.trainers.schedules import SCHEDULES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,54 +48,6 @@ def parse_settings(settings: Sequence[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-class RichProgress(Callback):
-    """A live progress bar over epochs (or steps) with the latest losses and metrics."""
-
-    def __init__(self, budget: Budget, console: Console):
-        self.budget, self.console = budget, console
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"), console=console, transient=False,
-        )
-        self.bar: Any = None
-
-    def on_fit_start(self, state: TrainState) -> None:
-        unit, total = ("epoch", self.budget.epochs) if self.budget.epochs else ("step", self.budget.steps)
-        self.unit = unit
-        self.progress.start()
-        self.bar = self.progress.add_task(unit + "s", total=total, info="")
-
-    def on_step_end(self, state: TrainState) -> None:
-        if self.unit == "step":
-            self.progress.update(self.bar, completed=state.step)
-
-    def on_epoch_end(self, state: TrainState) -> None:
-        row = state.history[-1]
-        info = (
-            f"train {row['train_loss']:.4g}/{row['train_metric']:.4f}  "
-            f"val {row['val_loss']:.4g}/{row['val_metric']:.4f}"
-        )
-        done = state.epoch if self.unit == "epoch" else state.step
-        self.progress.update(self.bar, completed=done, info=info)
-
-    def on_fit_end(self, state: TrainState) -> None:
-        self.progress.stop()
-
-
-def summary_table(result: RunResult) -> Table:
-    """The final summary: status, selected epoch, metrics of the selected model, spending."""
-    table = Table(title=f"run {result.config.get('run_id', '')}: {result.status}")
-    table.add_column("quantity")
-    table.add_column("value", justify="right")
-    table.add_row("selected epoch (best val loss)", str(result.best_epoch))
-    metric = TASKS.get(result.config["task"]).metric if "task" in result.config else "metric"
-    for key, value in result.final.items():
-        table.add_row(key.replace("_metric", f" {metric}").replace("_loss", " loss"), f"{value:.4f}")
-    for key, value in result.spending.to_dict().items():
-        table.add_row(key, f"{value:.2f}" if isinstance(value, float) else f"{value:,}")
-    return table
-
-
 def _model_options(activation: str | None, init: str | None, width: int | None, extra: dict[str, Any]) -> dict:
     given = {"activation": activation, "init": init, "width": width}
     return {**{k: v for k, v in given.items() if v is not None}, **extra}
@@ -115,9 +60,15 @@ def _budget(**limits: float | None) -> Budget:
 
 
 def _device(device: str) -> str:
-    from trainlab.data import resolve_device
+    from trainlab.data import resolve_device  # start-up time: see trainlab.cli.lazy
 
     return str(resolve_device(device))
+
+
+def _schedules() -> tuple[str, ...]:
+    from trainlab.trainers.schedules import SCHEDULES  # start-up time: see trainlab.cli.lazy
+
+    return tuple(SCHEDULES)
 
 
 def common_options(f: Any) -> Any:
@@ -152,7 +103,7 @@ def common_options(f: Any) -> Any:
 @click.option("--evals", type=int, default=None, help="Budget in full-training-set fitness evaluations (population trainers).")
 @click.option("--sample-evals", type=int, default=None, help="Budget in forward + backward sample evaluations.")
 @click.option("--seconds", type=float, default=None, help="Wall-time budget.")
-@click.option("--schedule", type=click.Choice(SCHEDULES), default=None, help="Learning-rate schedule.")
+@click.option("--schedule", type=LazyChoice(_schedules), default=None, help="Learning-rate schedule.")
 @click.option("--lr-find", "lr_find", is_flag=True, help="Run the LR finder first; use its suggestion as lr.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for result.json and model.pt.")
 def train(
@@ -163,8 +114,11 @@ def train(
 ) -> None:
     """Train one model on one task and write the result (config, history, metrics, spending, environment)
     as JSON with the selected weights into OUT."""
-    from trainlab.experiments.spec import RunSpec, execute
-    from trainlab.trainers.lr_finder import plot_lr_find
+    from trainlab.cli.progress import RichProgress, summary_table  # start-up time: see trainlab.cli.lazy
+    from trainlab.experiments.spec import RunSpec, execute  # start-up time: see trainlab.cli.lazy
+    from trainlab.core.preflight import check_out_dir  # start-up time: see trainlab.cli.lazy
+    from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
+    from trainlab.trainers.lr_finder import plot_lr_find  # start-up time: see trainlab.cli.lazy
 
     console = Console()
     routed = parse_settings(settings)
@@ -213,7 +167,9 @@ def lr_find(
     settings: tuple[str, ...], lr_min: float, lr_max: float, num_steps: int, suggest: str, out: str,
 ) -> None:
     """Sweep the learning rate exponentially, plot the smoothed loss and print the suggested lr."""
-    from trainlab.trainers.lr_finder import run_lr_find
+    from trainlab.core.preflight import check_out_file  # start-up time: see trainlab.cli.lazy
+    from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
+    from trainlab.experiments.lr_find import run_lr_find  # start-up time: see trainlab.cli.lazy
 
     routed = parse_settings(settings)
     options = {**routed["trainer_options"], **({"lr": lr} if lr is not None else {})}

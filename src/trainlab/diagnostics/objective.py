@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad
 
 from trainlab.core.config import ConfigError, check_choice, check_number
-from trainlab.diagnostics.hessian import HVP_MODES, check_vectors, gradient_graph, graph_hvp, hvp
+from trainlab.diagnostics.hvp import HVP_MODES, check_vectors, gradient_graph, graph_hvp, hvp
 from trainlab.losses import Loss
 
 if TYPE_CHECKING:

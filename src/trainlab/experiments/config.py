@@ -31,8 +31,12 @@ import torch
 
 from trainlab.core.budget import Budget
 from trainlab.core.config import ConfigError, check_choice, check_number
-from trainlab.experiments.spec import RunSpec, resolved_id
 from trainlab.core.seeding import derive_seed
+from trainlab.data import task_config
+from trainlab.experiments.spec import RunSpec, resolved_id
+from trainlab.losses import get_loss
+from trainlab.models import model_config
+from trainlab.trainers import make_trainer
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -478,11 +482,6 @@ class _Parser:
     def validate(self, flat: Flat) -> RunSpec:
         """Build the cell's :class:`RunSpec` (seed 0), checking each part against its registry; errors point
         at the TOML key that set the offending value."""
-        from trainlab.data import task_config
-        from trainlab.losses import get_loss
-        from trainlab.models import model_config
-        from trainlab.trainers import make_trainer
-
         for key in ("task", "model"):
             if key not in flat:
                 raise self.error(f"defaults.{key}", None, f"a {key} name in [defaults] or a [grid] axis")
@@ -528,6 +527,10 @@ class _Parser:
             raise self.error(
                 flat[f"budget.{bad}"][1], bad, "a limit among " + ", ".join(f.name for f in dataclasses.fields(Budget))
             ) from None
+        try:
+            make_trainer(str(name["trainer"]), **options["trainer_options"]).check_budget(budget)
+        except ConfigError as err:
+            raise self.relabel(err, self.locate(err, "budget", flat, "defaults.budget")) from None
         spec = RunSpec(
             task=name["task"], model=name["model"], trainer=name["trainer"], budget=budget, seed=0,
             loss=name["loss"], task_options=options["task_options"], model_options=options["model_options"],

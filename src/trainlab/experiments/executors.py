@@ -4,7 +4,7 @@ Every executor takes :class:`Job` objects and yields ``(job, outcomes)`` as jobs
 Workers never touch the result store: they return :class:`Outcome` objects to the one process that
 writes. A run's numbers depend only on its :class:`~trainlab.experiments.spec.RunSpec` (explicit
 generators derived from its seed), so every executor gives the same results; pool and Ray workers run
-with one torch thread each.
+with one torch thread each and load the ``trainlab.plugins`` entry points when they start.
 
 Progress events (``("start", run_id, time)`` and ``("epoch", run_id, epoch)``) reach the ``events``
 callback in the calling process.
@@ -25,11 +25,14 @@ from typing import Any
 
 import torch
 
-from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.core.config import ConfigError, check_number
 from trainlab.core.environment import environment
+from trainlab.core.plugins import load_plugins
+from trainlab.data import load_task
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.experiments.store import utc_now
+from trainlab.experiments.sweep import run_sweep
+from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.trainers.result import RunResult
 
 Event = tuple[Any, ...]
@@ -99,9 +102,6 @@ def run_job(job: Job, emit: Callable[[Event], None] | None = None) -> list[Outco
 def _run_sweep(job: Job, emit: Callable[[Event], None] | None) -> list[Outcome]:
     """Train the job's runs together with :func:`trainlab.experiments.sweep.run_sweep`; if the engine refuses them
     (for example two loss formulas), run them one by one."""
-    from trainlab.data import load_task
-    from trainlab.experiments.sweep import run_sweep
-
     started = utc_now()
     if emit is not None:
         for run_id in job.run_ids:
@@ -151,6 +151,7 @@ def _worker_main(index: int, inbox: Any, outbox: Any, parent: int) -> None:
     """A pool worker: Ctrl-C is the parent's to handle; runs jobs from ``inbox`` until ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
+    load_plugins()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
     def emit(event: Event) -> None:
@@ -278,6 +279,7 @@ class RayExecutor(Executor):
 
 def _ray_job(job: Job, channel: Any) -> list[Outcome]:
     torch.set_num_threads(1)
+    load_plugins()
     return run_job(job, channel.put)
 
 

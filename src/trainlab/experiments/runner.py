@@ -22,9 +22,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from trainlab.core.config import ConfigError
 from trainlab.experiments.config import Experiment, PlannedRun, load_experiment
 from trainlab.experiments.executors import Event, Executor, Job, Outcome, make_executor
-from trainlab.experiments.store import LEASE, STORE_NAME, ResultStore
 from trainlab.core.preflight import check_device, check_out_dir
 from trainlab.data.preflight import check_data
+from trainlab.experiments.store import LEASE, STORE_NAME, ResultStore
+from trainlab.experiments.sweep import check_compatible
 
 DONE = ("ok", "diverged")
 
@@ -93,8 +94,6 @@ def _jobs(plan: Plan, data_dir: str | None, parts: int = 1) -> list[Job]:
     single = list(plan.todo)
     groups: dict[str, list[PlannedRun]] = {}
     if plan.experiment.engine == "sweep":
-        from trainlab.experiments.sweep import check_compatible
-
         for run in plan.todo:
             groups.setdefault(_sweep_key(run), []).append(run)
         single = []

@@ -16,11 +16,15 @@ from typing import Any
 import torch
 
 from trainlab.core.budget import Budget
-from trainlab.trainers.callbacks import Callback
 from trainlab.core.config import ConfigError, check_number
 from trainlab.core.environment import environment
-from trainlab.trainers.result import RunResult
 from trainlab.core.seeding import torch_generator
+from trainlab.data import load_task, task_config
+from trainlab.losses import get_loss
+from trainlab.models import build_model, model_config
+from trainlab.trainers import make_trainer
+from trainlab.trainers.callbacks import Callback
+from trainlab.trainers.result import RunResult
 
 MAX_SEED = 2**63 - 1
 """Seeds are stored as SQLite integers (int64)."""
@@ -60,14 +64,8 @@ class RunSpec:
 
     def resolved(self) -> RunSpec:
         """The same spec with every default filled in, so that equal runs get equal identities."""
-        from trainlab.data import task_config
-        from trainlab.losses import get_loss
-        from trainlab.models import model_config
-        from trainlab.trainers import make_trainer
-        from trainlab.trainers.base import check_spendable
-
         made = make_trainer(self.trainer, **self.trainer_options)
-        check_spendable(made, self.budget)
+        made.check_budget(self.budget)
         trainer = made.describe()
         trainer.pop("name")
         loss_options = dict(self.loss_options)
@@ -105,11 +103,6 @@ def execute(
     Configuration errors raise :class:`ConfigError`; any other exception becomes a ``failed`` result
     carrying the traceback, so that one bad run never stops an experiment.
     """
-    from trainlab.data import load_task
-    from trainlab.losses import get_loss
-    from trainlab.models import build_model
-    from trainlab.trainers import make_trainer
-
     resolved = spec.resolved()
     config = {"run_id": resolved.run_id(), **resolved.to_dict()}
     try:

@@ -37,13 +37,17 @@ from torch.func import grad_and_value, vmap
 
 from trainlab.core.budget import Spending
 from trainlab.core.config import ConfigError, check_choice, check_number
-from trainlab.data.task import Task
 from trainlab.core.environment import environment
+from trainlab.core.seeding import torch_generator
+from trainlab.data import load_task
+from trainlab.data.task import Task
 from trainlab.experiments.spec import RunSpec
 from trainlab.losses import DynamicLoss, Loss, get_loss
 from trainlab.losses.metrics import METRICS
+from trainlab.models import build_model
+from trainlab.trainers import make_trainer
+from trainlab.trainers.gradient import planned_steps
 from trainlab.trainers.result import RunResult
-from trainlab.core.seeding import torch_generator
 
 SWEEP_TRAINERS = ("gd",)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -166,8 +170,6 @@ def check_compatible(specs: Sequence[RunSpec]) -> None:
 
 def _trainer_setup(specs: Sequence[RunSpec]) -> tuple[list[float], int]:
     """Per-cell learning rates and the common ``eval_every``; any other non-default ``gd`` option is refused."""
-    from trainlab.trainers import make_trainer
-
     default = make_trainer("gd", lr=1.0).describe()
     lrs, evals = [], set()
     for i, spec in enumerate(specs):
@@ -244,9 +246,6 @@ def run_sweep(
     bounds how many cells are stacked at once (default: as many as fit in about 2²⁴ activations).
     With a ``store`` (:class:`~trainlab.experiments.store.ResultStore`) every result is saved there.
     """
-    from trainlab.data import load_task
-    from trainlab.models import build_model
-
     specs = list(specs)
     check_compatible(specs)
     if dtype is not None:
@@ -285,8 +284,6 @@ def _train(
     progress: bool,
 ) -> list[RunResult]:
     """The training loop of one chunk of cells, with the ``gd`` trainer's bookkeeping (see ``Monitor``)."""
-    from trainlab.trainers.gradient import planned_steps
-
     device = task.device
     cells = _stack(models, dtype, device, "model")
     best = _Cells([w.clone() for w in cells.weights], [b.clone() for b in cells.biases], cells.names, cells.flatten)

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.experiments.store import ResultStore
 from trainlab.report import plots, stats, tables
 from trainlab.report.cells import name_cells
 
@@ -306,8 +307,6 @@ def write_report(
     ``<experiment_dir>/report``); return the path of ``report.md``. Panels of every callback record
     are drawn for the first ``panels`` runs that logged ``curvature`` rows (the diagnostics callback);
     ``options`` go to :func:`build_report`."""
-    from trainlab.experiments.store import ResultStore
-
     check_number("panels", panels, low=0, integer=True)
     experiment_dir = Path(experiment_dir)
     with ResultStore.open(experiment_dir) as store:

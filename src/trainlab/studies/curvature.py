@@ -17,16 +17,20 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from trainlab.trainers.callbacks import Penalty
 from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.core.seeding import torch_generator
+from trainlab.data import load_task
 from trainlab.diagnostics.gradients import gradient_norms
 from trainlab.diagnostics.hessian import hessian_density, hessian_top, hessian_trace
 from trainlab.diagnostics.ntk import NTK
 from trainlab.diagnostics.objective import Objective
 from trainlab.diagnostics.stability import stability_limit
+from trainlab.experiments.spec import RunSpec
 from trainlab.losses import Loss, get_loss
+from trainlab.models import build_model
+from trainlab.trainers.callbacks import Penalty
+from trainlab.trainers.regularization import make_penalty
 from trainlab.trainers.result import RunResult, load_weights, weights_digest
-from trainlab.core.seeding import torch_generator
 
 SPLITS = ("train", "val", "test")
 
@@ -48,11 +52,6 @@ class LoadedRun:
 
 def load_run(path: str | Path, *, data_dir: str | Path | None = None, device: str | None = None) -> LoadedRun:
     """Rebuild the run saved at ``path`` (a run directory or a ``.pt`` checkpoint inside one)."""
-    from trainlab.data import load_task
-    from trainlab.experiments.spec import RunSpec
-    from trainlab.models import build_model
-    from trainlab.trainers.regularization import make_penalty
-
     path = Path(path)
     directory, weights = (path.parent, path) if path.is_file() else (path, path / "model.pt")
     if not (directory / "result.json").is_file():

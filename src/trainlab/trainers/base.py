@@ -13,7 +13,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -35,12 +35,13 @@ SPLITS = ("train", "val", "test")
 class Trainer(ABC):
     """Base class: subclasses set ``name`` and implement :meth:`fit`; ``config`` is a frozen dataclass.
 
-    ``spends`` declares the budget limits (:data:`trainlab.core.budget.LIMITS`) the trainer counts; a budget
-    with a limit it does not count is refused when the run is planned (it would never be reached).
+    ``budget_units`` declares the :class:`~trainlab.core.budget.Budget` limits the trainer spends (the
+    :class:`~trainlab.core.budget.Spending` fields its :class:`Monitor` ticks advance); a budget with any other
+    limit could never stop it, so :meth:`check_budget` refuses it before anything runs.
     """
 
     name: str = ""
-    spends: tuple[str, ...] = ("epochs", "steps", "sample_evals", "seconds")
+    budget_units: ClassVar[tuple[str, ...]] = ("epochs", "steps", "sample_evals", "seconds")
 
     def __init__(self, config: Any):
         self.config = config
@@ -60,14 +61,14 @@ class Trainer(ABC):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, **dataclasses.asdict(self.config)}
 
-
-def check_spendable(trainer: Trainer, budget: Budget) -> None:
-    """Refuse a budget limit the trainer never spends (for example ``evals`` for a gradient trainer)."""
-    for key, value in budget.to_dict().items():
-        if key not in trainer.spends:
-            raise ConfigError(
-                f"budget.{key}", value, f"a limit trainer {trainer.name} spends: " + ", ".join(trainer.spends)
-            )
+    def check_budget(self, budget: Budget) -> Budget:
+        """``budget`` if this trainer spends every limit it sets, else a :class:`ConfigError` naming the trainer
+        and the unit."""
+        for unit, value in budget.to_dict().items():
+            if unit not in self.budget_units:
+                allowed = f"a limit the {self.name!r} trainer spends: {', '.join(self.budget_units)}"
+                raise ConfigError(f"budget.{unit}", value, allowed)
+        return budget
 
 
 def make_trainer(name: str, **options: Any) -> Trainer:
@@ -114,7 +115,7 @@ class Monitor:
         penalty: Penalty | None = None,
         eval_every: int = 1,
     ):
-        self.trainer, self.budget, self.callbacks = trainer, budget, list(callbacks)
+        self.trainer, self.budget, self.callbacks = trainer, trainer.check_budget(budget), list(callbacks)
         self.eval_every = eval_every
         self.state = TrainState(model=model, task=task, loss=loss, seed=seed, penalty=penalty)
         self.monitor_loss = loss.static()
@@ -129,6 +130,35 @@ class Monitor:
     @property
     def spending(self) -> Spending:
         return self.state.spending
+
+    def spend(self, forward_samples: int = 0, backward_samples: int = 0) -> None:
+        """Count samples spent outside an optimizer step (for example by an LR range test before training)."""
+        self.spending.forward_samples += forward_samples
+        self.spending.backward_samples += backward_samples
+
+    def set_rates(self, lr: float | None = None, momentum: float | None = None) -> None:
+        """The learning rate and momentum in force, shown to callbacks and recorded in the history (``lr``)."""
+        if lr is not None:
+            self.state.lr = lr
+        if momentum is not None:
+            self.state.momentum = momentum
+
+    def set_records(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Store ``rows`` as ``RunResult.records[name]`` (replacing earlier rows of that name)."""
+        self.state.records[name] = rows
+
+    def diverged(self, message: str) -> None:
+        """Mark the run diverged; training stops at the next :meth:`tick` or :meth:`end_epoch`."""
+        self.status, self.message = "diverged", message
+
+    def note(self, message: str) -> None:
+        """Why training ended, when it ended normally (convergence, a solver's exit message)."""
+        self.message = message
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run is still healthy (not diverged)."""
+        return self.status == "ok"
 
     def begin(self) -> None:
         self._t0 = time.perf_counter()

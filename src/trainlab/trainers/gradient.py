@@ -24,14 +24,14 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.core.budget import Budget
-from trainlab.trainers.callbacks import Callback, Penalty
 from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.trainers.result import RunResult
-from trainlab.core.seeding import torch_generator
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
-from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
+from trainlab.trainers.callbacks import Callback, Penalty
+from trainlab.trainers.lr_finder import lr_find
+from trainlab.trainers.optimizers import OPTIMIZERS, OptimizerSpec, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (
     EarlyStopping,
     WeightAverager,
@@ -40,9 +40,12 @@ from trainlab.trainers.regularization import (
     set_dropout,
     weight_names,
 )
+from trainlab.trainers.result import RunResult
 from trainlab.trainers.schedules import NEEDS_TOTAL, SCHEDULES, Schedule, apply_schedule, make_schedule
 
 GRADIENT_TRAINERS = ("gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
+"""The built-in gradient trainers; every optimizer registered in ``OPTIMIZERS`` later is one too
+(:func:`gradient_trainers` lists them all)."""
 _OPTIMIZER_OF = {"gd": "sgd"}
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "gd": {"batch_size": None},
@@ -245,9 +248,9 @@ def train_epoch(
         if rule.schedule is not None:
             lr, mom = apply_schedule(optimizer, rule.schedule, t, rule.momentum_key)
             if monitor is not None:
-                monitor.state.lr = lr
+                monitor.set_rates(lr=lr)
                 if mom is not None and rule.momentum_key == "momentum":
-                    monitor.state.momentum = mom
+                    monitor.set_rates(momentum=mom)
         b = end - start
         calls = 0
 
@@ -382,20 +385,20 @@ class GradientTrainer(Trainer):
         rule = StepRule(
             schedule, momentum_key, penalty, cfg.clip_norm, cfg.clip_value, cfg.decoupled_weight_decay, averager
         )
-        monitor.state.lr = schedule.lr(0) if schedule is not None else lr
+        monitor.set_rates(lr=schedule.lr(0) if schedule is not None else lr)
         if spec.momentum_key == "momentum" and spec.cls is torch.optim.SGD:
-            monitor.state.momentum = float(cfg.optimizer_options["momentum"])
+            monitor.set_rates(momentum=float(cfg.optimizer_options["momentum"]))
         batches = torch_generator(seed, "batches", device=task.device)
         augment = torch_generator(seed, "augment", device=task.device) if task.augment is not None else None
         swap = averager.swapped if averager is not None else contextlib.nullcontext
         monitor.begin()
-        stop = monitor.status != "ok"
+        stop = not monitor.ok
         while not stop:
             stats = train_epoch(
                 model, task, loss_fn, optimizer, batch_size=cfg.batch_size, generator=batches,
                 monitor=monitor, rule=rule, augment_generator=augment,
             )
-            if stats.stopped and monitor.status != "ok":
+            if stats.stopped and not monitor.ok:
                 break
             with swap():
                 stop = monitor.end_epoch()
@@ -406,8 +409,6 @@ class GradientTrainer(Trainer):
     def _find_lr(
         self, model: nn.Module, task: Task, loss_fn: Loss, seed: int, penalty: Penalty | None, monitor: Monitor
     ) -> float:
-        from trainlab.trainers.lr_finder import lr_find
-
         cfg = self.config
         found = lr_find(
             model, task, loss_fn,
@@ -420,9 +421,8 @@ class GradientTrainer(Trainer):
             seed=seed,
             penalty=penalty,
         )
-        monitor.spending.forward_samples += found.forward_samples
-        monitor.spending.backward_samples += found.backward_samples
-        monitor.state.records["lr_find"] = [found.to_record()]
+        monitor.spend(found.forward_samples, found.backward_samples)
+        monitor.set_records("lr_find", [found.to_record()])
         return found.suggestion
 
 
@@ -433,13 +433,28 @@ def _base_momentum(options: Mapping[str, Any]) -> float:
     return float(options.get("momentum", 0.0))
 
 
+_GRADIENT: list[str] = []
+
+
+def gradient_trainers() -> list[str]:
+    """Names of the registered gradient trainers: ``gd`` and one per registered optimizer."""
+    return sorted(_GRADIENT)
+
+
 def _register(name: str) -> None:
     def build(**options: Any) -> GradientTrainer:
         return GradientTrainer(gradient_config(name, options), name)
 
     build.__doc__ = f"The ``{name}`` gradient trainer; options: see :class:`GradientConfig`."
     TRAINERS.register(name)(build)
+    _GRADIENT.append(name)
 
 
-for _name in GRADIENT_TRAINERS:
-    _register(_name)
+def _register_optimizer(name: str, spec: OptimizerSpec) -> None:
+    """Every registered optimizer is a gradient trainer of the same name (unless that trainer name is taken)."""
+    if name not in TRAINERS:
+        _register(name)
+
+
+_register("gd")
+OPTIMIZERS.subscribe(_register_optimizer)

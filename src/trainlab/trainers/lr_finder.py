@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainlab.trainers.callbacks import Penalty
 from trainlab.core.config import check_choice, check_number
+from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.core.seeding import torch_generator
 from trainlab.trainers.base import resolve_loss
+from trainlab.trainers.callbacks import Penalty
 from trainlab.trainers.optimizers import make_optimizer
 
 SUGGESTIONS = ("steep", "min10")
@@ -203,39 +203,4 @@ def lr_find(
         stopped_early=stopped,
         forward_samples=steps * b,
         backward_samples=steps * b,
-    )
-
-
-def run_lr_find(
-    task: str,
-    model: str,
-    trainer: str = "adam",
-    *,
-    seed: int = 0,
-    device: str = "cpu",
-    data_dir: str | Path | None = None,
-    loss: str | None = None,
-    task_options: dict[str, Any] | None = None,
-    model_options: dict[str, Any] | None = None,
-    trainer_options: dict[str, Any] | None = None,
-    **finder: Any,
-) -> LRFinderResult:
-    """:func:`lr_find` on a named task and model, initialised from ``seed`` exactly as a run with that seed.
-
-    ``trainer`` and ``trainer_options`` choose the optimizer (and its options) and the batch size;
-    ``finder`` holds :func:`lr_find`'s own options (``lr_min``, ``lr_max``, ``num_steps``, ``suggest``...).
-    """
-    from trainlab.data import load_task
-    from trainlab.models import build_model
-    from trainlab.trainers.gradient import GRADIENT_TRAINERS, gradient_config
-
-    check_choice("trainer", trainer, GRADIENT_TRAINERS)
-    cfg = gradient_config(trainer, trainer_options or {})
-    loaded = load_task(task, data_dir=data_dir, device=device, **(task_options or {}))
-    net = build_model(
-        model, loaded.input_shape, loaded.n_outputs, generator=torch_generator(seed, "init"), **(model_options or {})
-    ).to(device)
-    return lr_find(
-        net, loaded, loss, optimizer=cfg.optimizer, optimizer_options=dict(cfg.optimizer_options),
-        batch_size=cfg.batch_size, seed=seed, **finder,
     )

@@ -10,6 +10,9 @@ sensible default for the variant:
 * ``adagrad`` (lr 0.01), ``rmsprop`` (lr 0.01, α 0.99), ``adam`` (lr 1e-3, β 0.9/0.999), ``adamw``
   (lr 1e-3, decoupled weight decay 0.01), ``lbfgs`` (lr 1, 20 inner iterations, history 100).
 
+Any ``torch.optim``-style class becomes usable by name (as an optimizer and as a gradient trainer) once
+registered, e.g. ``OPTIMIZERS.register("adamax")(OptimizerSpec(torch.optim.Adamax, {"lr": 2e-3}, momentum_key="betas"))``.
+
 ``make_optimizer(name, params, **options)`` rejects unknown options and invalid values with
 :class:`~trainlab.core.config.ConfigError` naming ``optimizer.<name>.<option>``.
 """
@@ -92,6 +95,9 @@ class OptimizerSpec:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     momentum_key: str | None = None
     """Where one-cycle's momentum lives in a param group: ``"momentum"``, ``"betas"`` (β1) or none."""
+    checks: Mapping[str, Callable[[str, Any], Any]] = field(default_factory=dict)
+    """Validators of options this module does not know (``(field, value) -> value``, raising
+    :class:`ConfigError`); an option with no validator reaches ``cls`` as given."""
 
     def resolve(self, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """All options of this optimizer with ``options`` applied, validated."""
@@ -101,7 +107,11 @@ class OptimizerSpec:
                     f"optimizer.{name}.{key}", options[key], "an option among " + ", ".join(sorted(self.defaults))
                 )
         merged = {**self.defaults, **options}
-        return {key: _CHECKS[key](f"optimizer.{name}.{key}", value) for key, value in merged.items()}
+        checks = {**_CHECKS, **self.checks}
+        return {
+            key: checks[key](f"optimizer.{name}.{key}", value) if key in checks else value
+            for key, value in merged.items()
+        }
 
 
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
