@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from trainlab.core.config import ConfigError, from_mapping
+from trainlab.core.preflight import check_device
 from trainlab.data import images, spiral, tabular  # noqa: F401 - registers the tasks
 from trainlab.data.catalog import TASKS, TaskEntry
 from trainlab.data.errors import ChecksumError, DataError, FormatError, MissingDataError
@@ -53,8 +54,6 @@ def task_config(name: str, **options: Any) -> dict[str, Any]:
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` → ``cuda`` when available, else ``cpu``; a device this machine lacks raises ConfigError."""
-    from trainlab.core.preflight import check_device
-
     return check_device(device)
 
 

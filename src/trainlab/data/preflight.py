@@ -6,14 +6,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from trainlab.core.config import ConfigError
+from trainlab.data import load_task
 from trainlab.data.errors import DataError
 
 
 def check_data(tasks: Iterable[tuple[str, Mapping[str, Any]]], data_dir: str | os.PathLike[str] | None) -> None:
     """Load each distinct ``(task, options)`` once on the CPU: missing or corrupted files are refused here,
     with the data module's message, instead of failing every run that needs them."""
-    from trainlab.data import load_task
-
     seen: set[str] = set()
     for name, options in tasks:
         key = repr((name, sorted(options.items())))
