@@ -93,7 +93,7 @@ def test_lr_find_command_prints_the_suggestion_and_plots(tmp_path) -> None:
     res = CliRunner().invoke(lr_find, [*SPIRAL, "--trainer", "sgd", "--num-steps", "40", "--lr-min", "1e-4",
                                        "--lr-max", "100", "--out", str(png)])
     assert res.exit_code == 0, res.output
-    assert "suggested lr (steep):" in res.output
+    assert "suggested lr (valley):" in res.output
     assert png.read_bytes()[:4] == b"\x89PNG"
     res = CliRunner().invoke(lr_find, [*SPIRAL, "--trainer", "shade", "--out", str(png)])
     assert res.exit_code != 0 and "trainer: got 'shade'" in res.output

@@ -462,11 +462,30 @@ def test_quickstart_runs_and_writes_its_report(tmp_path: Path) -> None:
     assert runs.groupby("label")["run_id"].count().min() == 12  # 2 tasks × 2 models × 3 seeds per trainer
 
 
-SHIPPED = sorted((Path(__file__).parents[1] / "experiments").glob("*.toml"))
+SHIPPED = sorted((Path(__file__).parents[1] / "experiments").rglob("*.toml"))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_experiment_files_validate(path: Path) -> None:
     experiment = load_experiment(path)
-    assert experiment.name == path.stem and experiment.runs
+    folder = path.parent.name
+    assert experiment.name == (path.stem if folder == "experiments" else f"{folder}-{path.stem}") and experiment.runs
     assert len({r.run_id for r in experiment.runs}) == len(experiment.runs)
+
+
+def test_seeds_per_sub_grid_and_per_override(tmp_path) -> None:
+    from trainlab.experiments.config import parse_experiment
+
+    data = {
+        "experiment": {"name": "mixed", "seeds": 3},
+        "defaults": {"model": "mlp1", "trainer": "adam", "budget": {"epochs": 1}},
+        "grid": [{"task": ["bcw"]}, {"task": ["bhp"], "seeds": 2}, {"task": ["wqc"], "seeds": [4]}],
+        "override": [{"match": {"task": "bcw"}, "set": {"seeds": 1}}],
+    }
+    exp = parse_experiment(data)
+    counts = {t: sorted(r.seed_index for r in exp.runs if r.spec.task == t) for t in ("bcw", "bhp", "wqc")}
+    assert counts == {"bcw": [0], "bhp": [0, 1], "wqc": [4]}
+    for bad, where in (({"task": ["bhp"], "seeds": 0}, "grid[0].seeds"), ({"task": ["bhp"], "seeds": [1, 1]}, "grid[0].seeds")):
+        with pytest.raises(ConfigError) as err:
+            parse_experiment({**data, "grid": [bad], "override": []})
+        assert err.value.field.endswith(where)

@@ -13,6 +13,7 @@ from trainlab.cli.data import data
 from trainlab.cli.experiments import export, quickstart, run, status
 from trainlab.cli.models import models
 from trainlab.cli.population import search
+from trainlab.cli.recurrent import gradient_flow
 from trainlab.cli.report import report
 from trainlab.cli.sweep import dynamic_loss
 from trainlab.cli.train import lr_find, train
@@ -82,6 +83,7 @@ def main(threads: int | None, debug: bool) -> None:
 
 
 for command in (
-    data, models, train, lr_find, search, run, status, export, report, quickstart, curvature, dynamic_loss
+    data, models, train, lr_find, search, run, status, export, report, quickstart, curvature, dynamic_loss,
+    gradient_flow,
 ):
     main.add_command(command)

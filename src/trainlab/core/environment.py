@@ -58,3 +58,13 @@ def environment(device: str | torch.device = "cpu") -> dict[str, object]:
         "torch_threads": torch.get_num_threads(),
         "git_revision": git_revision(),
     }
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` CPU threads for torch's intra-op parallelism in this process (what the command line's
+    ``--threads`` / ``TRAINLAB_THREADS`` set). On a machine shared with other jobs, 1 per process is often
+    fastest for small models; process-pool workers always use 1."""
+    from trainlab.core.config import check_number
+
+    check_number("threads", n, low=1, integer=True)
+    torch.set_num_threads(int(n))

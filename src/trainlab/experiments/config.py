@@ -11,7 +11,9 @@ An experiment file has these sections (see ``docs/experiments.md`` for the full 
 
 ``[[grid]]`` may also be an array of tables: the experiment is then the union of those sub-grids.
 Runs of one cell differ only in their seed: run ``i`` gets ``derive_seed(master seed, i)``, the same for
-every cell, so runs with the same seed index are paired across trainers.
+every cell, so runs with the same seed index are paired across trainers. A sub-grid may set its own
+``seeds`` (a count or a list of indices, as in ``[experiment]``), and so may an ``[[override]]``'s ``set``:
+cells may then have different numbers of seeds (e.g. 3 for tabular tasks, 2 for images).
 
 Every error is a :class:`~trainlab.core.config.ConfigError` whose field names the file and the TOML key path
 (for example ``exp.toml: trainers.fast.lr`` or ``exp.toml: grid.trainer[1]``), raised before anything runs.
@@ -324,16 +326,16 @@ class _Parser:
         except ConfigError as err:
             raise self.relabel(err, where) from None
 
-    def seeds(self, value: Any) -> tuple[int, ...]:
+    def seeds(self, value: Any, where: str = "experiment.seeds") -> tuple[int, ...]:
         if isinstance(value, list):
             if len(value) > MAX_SEEDS:
-                raise self.error("experiment.seeds", f"a list of {len(value)}", f"at most {MAX_SEEDS:,} seed indices")
+                raise self.error(where, f"a list of {len(value)}", f"at most {MAX_SEEDS:,} seed indices")
             for i, v in enumerate(value):
-                self.number(f"experiment.seeds[{i}]", v, low=0, high=INT64[1])
+                self.number(f"{where}[{i}]", v, low=0, high=INT64[1])
             if not value or len(set(value)) != len(value):
-                raise self.error("experiment.seeds", value, "a non-empty list of distinct seed indices")
+                raise self.error(where, value, "a non-empty list of distinct seed indices")
             return tuple(value)
-        return tuple(range(self.number("experiment.seeds", value, low=1, high=MAX_SEEDS)))
+        return tuple(range(self.number(where, value, low=1, high=MAX_SEEDS)))
 
     def check_key(self, key: str, where: str, whole_sections: bool = False) -> None:
         section = key.split(".", 1)[0]
@@ -411,6 +413,9 @@ class _Parser:
             sub = f"{where}.set.{key}"
             if key == "trainer":
                 raise self.error(sub, value, "options only; select trainers with [grid] and [[exclude]]")
+            if key == "seeds":
+                flat["@seeds"] = (self.seeds(value, sub), sub)
+                continue
             self.check_key(key, sub, whole_sections=True)
             flat[key] = (value, sub)
         return self.match(match, f"{where}.match"), flat
@@ -429,6 +434,9 @@ class _Parser:
         for base, table in tables:
             axes = []
             for key, values in table.items():
+                if key == "seeds":
+                    axes.append(("@seeds", [(self.seeds(values, f"{base}.seeds"), f"{base}.seeds")]))
+                    continue
                 if key in SECTIONS and isinstance(values, Mapping):
                     for option, sub in values.items():
                         axes.append(self.axis(f"{key}.{option}", sub, f"{base}.{key}.{option}"))
@@ -460,12 +468,13 @@ class _Parser:
         return label, flat
 
     def expand(self, cells: list[tuple[str, Flat]], seed: int, seeds: tuple[int, ...]) -> list[PlannedRun]:
-        """Validate each cell once, then make one run per seed index; identical runs are merged."""
+        """Validate each cell once, then make one run per seed index (the cell's own ``seeds`` when a sub-grid
+        or an override set them); identical runs are merged."""
         runs: dict[str, PlannedRun] = {}
         for label, flat in cells:
             base = self.validate(flat)
             resolved = base.resolved().to_dict()
-            for index in seeds:
+            for index in flat["@seeds"][0] if "@seeds" in flat else seeds:
                 spec = dataclasses.replace(base, seed=derive_seed(seed, index))
                 resolved = resolved | {"seed": spec.seed}
                 run_id = resolved_id(resolved)

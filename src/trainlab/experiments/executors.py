@@ -109,7 +109,8 @@ def _run_sweep(job: Job, emit: Callable[[Event], None] | None) -> list[Outcome]:
     first = job.specs[0]
     try:
         metric = load_task(first.task, data_dir=job.data_dir, **first.task_options).metric
-        results = run_sweep(list(job.specs), data_dir=job.data_dir)
+        report = None if emit is None else (lambda fraction: emit(("sweep", job.run_ids, fraction)))
+        results = run_sweep(list(job.specs), data_dir=job.data_dir, on_progress=report)
     except ConfigError:
         return run_job(dataclasses.replace(job, sweep=False), emit)
     except Exception as err:  # noqa: BLE001 - a failed sweep fails its runs, not the experiment

@@ -36,7 +36,8 @@ def run_lr_find(
     cfg = gradient_config(trainer, trainer_options or {})
     loaded = load_task(task, data_dir=data_dir, device=device, **(task_options or {}))
     net = build_model(
-        model, loaded.input_shape, loaded.n_outputs, generator=torch_generator(seed, "init"), **(model_options or {})
+        model, loaded.input_shape, loaded.n_outputs, generator=torch_generator(seed, "init"),
+        data=(loaded.train.x, loaded.train.y), **(model_options or {})
     ).to(device)
     return lr_find(
         net, loaded, loss, optimizer=cfg.optimizer, optimizer_options=dict(cfg.optimizer_options),

@@ -112,6 +112,7 @@ def execute(
             task.input_shape,
             task.n_outputs,
             generator=torch_generator(spec.seed, "init"),
+            data=(task.train.x, task.train.y),
             **spec.model_options,
         ).to(spec.device)
         trainer = make_trainer(spec.trainer, **spec.trainer_options)

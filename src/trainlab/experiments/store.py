@@ -443,6 +443,7 @@ class ResultStore:
     def runs_frame(self) -> pd.DataFrame:
         """One row per run: identity, trainer label, status, every leaf of the resolved spec as dotted columns
         (``trainer_options.lr``, ``budget.epochs``, ...), ``final_<split>_<loss|metric>``, ``best_epoch``,
+        ``lr`` (the learning rate a gradient trainer used, e.g. the LR finder's suggestion; NaN for others),
         the spending, times, headline metric name, ``git_revision`` and ``config_id`` (same for all seeds of
         a grid cell)."""
         cur = self._conn.execute(
@@ -466,6 +467,7 @@ class ResultStore:
                 for kind in ("loss", "metric"):
                     row[f"final_{split}_{kind}"] = final.get(f"{split}_{kind}", math.nan)
             row["best_epoch"] = raw["best_epoch"]
+            row["lr"] = final.get("lr", math.nan)
             row.update({k: raw[k] for k in SPENDING})
             row.update({k: raw[k] for k in ("started_at", "finished_at", "attempts", "metric")})
             row["git_revision"] = env.get("git_revision")

@@ -67,7 +67,7 @@ def load_run(path: str | Path, *, data_dir: str | Path | None = None, device: st
     device = device or (spec.device if torch.cuda.is_available() or not spec.device.startswith("cuda") else "cpu")
     task = load_task(spec.task, data_dir=data_dir, device=device, **spec.task_options)
     model = build_model(spec.model, task.input_shape, task.n_outputs, generator=torch_generator(spec.seed, "init"),
-                        **spec.model_options)
+                        data=(task.train.x, task.train.y), **spec.model_options)
     state = load_weights(weights, weights_digest(directory) if weights.name == "model.pt" else None)
     try:
         model.load_state_dict(state)

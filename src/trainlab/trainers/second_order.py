@@ -262,7 +262,7 @@ class Newton(Trainer):
                 monitor.tick(forward, backward, steps=0, loss=value)
                 break
             try:
-                direction, lam = damped_newton_direction(hessian, grad, lam)
+                direction, lam = self.direction(hessian, grad, lam)
             except FloatingPointError as err:
                 monitor.diverged(str(err))
                 break
@@ -273,6 +273,10 @@ class Newton(Trainer):
             if _finish_iteration(monitor, objective, task, new_value):
                 break
         return monitor.finish({"trainer": self.describe()})
+
+    def direction(self, hessian: Tensor, grad: Tensor, damping: float) -> tuple[Tensor, float]:
+        """The search direction and the damping used (:func:`damped_newton_direction`)."""
+        return damped_newton_direction(hessian, grad, damping)
 
     def _step(
         self, objective: FlatObjective, theta: Tensor, value: Tensor, grad: Tensor, direction: Tensor

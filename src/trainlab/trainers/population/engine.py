@@ -155,7 +155,10 @@ _POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d
 
 def stackable(model: nn.Module) -> bool:
     """Whether :func:`stacked_forward` supports ``model``: nested ``nn.Sequential`` of Linear, Conv2d
-    (zero padding, groups 1), BatchNorm1d/2d, element-wise activations, dropout, 2-d pooling, Flatten."""
+    (zero padding, groups 1), BatchNorm1d/2d, element-wise activations, dropout, 2-d pooling, Flatten;
+    or a model with its own ``stacked_forward(params, x)`` (recurrent networks)."""
+    if callable(getattr(model, "stacked_forward", None)):
+        return True
     for m in model.modules():
         if isinstance(m, nn.Sequential) or isinstance(m, (nn.Linear, *_BN, *_ELEMENTWISE, *_POOLS)):
             continue
@@ -173,8 +176,11 @@ def stacked_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor, bn: 
     Activations are kept as (N, P, *features): Linear layers are one batched matmul, convolutions one
     grouped convolution over the P·C channels, batch norm normalises per individual (``bn="batch"``) or
     with the shared running statistics (``bn="eval"``). Until the first layer with genes the input is
-    shared by all individuals and is not replicated.
+    shared by all individuals and is not replicated. A model with its own ``stacked_forward`` runs it.
     """
+    own = getattr(model, "stacked_forward", None)
+    if callable(own):
+        return own(params, x)  # type: ignore[no-any-return]
     h, shared = x, True
     p_count = next(iter(params.values())).shape[0]
     for name, m in model.named_modules():

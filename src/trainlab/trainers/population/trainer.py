@@ -1,10 +1,12 @@
 """Population trainers: a searcher of :mod:`trainlab.metaheuristics` on a network through the engine.
 
-Registered names: ``de``, ``shade``, ``lshade``, ``shade-ils`` and the memetic hybrids of thesis 000,
-``shade-gd`` and ``shade-ils-gd``, which every ``gd_every`` epochs train the best individual for one
+Registered names: ``de``, ``shade``, ``lshade``, ``shade-ils``, ``cma-es``, ``sep-cma-es`` (pycma),
+``snes`` and the memetic hybrids ``shade-gd`` and ``shade-ils-gd`` (thesis 000), ``cma-es-gd``,
+``sep-cma-es-gd`` and ``snes-gd``, which every ``gd_every`` epochs train the best individual for one
 epoch of ``gd_optimizer`` (:func:`trainlab.trainers.gradient.train_epoch`, a fresh optimizer each time)
-and offer the result back to the search (it replaces the worst member, or SHADE-ILS's current point,
-when better).
+and offer the result back to the search through the searcher's ``inject`` (it replaces the worst member,
+or SHADE-ILS's current point, when better; CMA-ES receives it as a forced sample of the next
+generation; SNES moves its mean there when it is the best point so far).
 
 Fitness = the training loss (the task's loss or the one given to ``fit``) of each genome, on the whole
 training split or, with ``fitness_batch``, on one minibatch shared by a generation. One "epoch" is
@@ -33,7 +35,7 @@ from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
 from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher, make_searcher
-from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.gradient import train_epoch
 from trainlab.trainers.optimizers import make_optimizer
@@ -50,8 +52,12 @@ from trainlab.trainers.result import RunResult
 ALGORITHMS: dict[str, tuple[str, bool]] = {}
 """Trainer name → (searcher, memetic): one trainer per registered searcher (:data:`SEARCHERS`, now and later)
 and the memetic hybrids of :data:`MEMETIC`."""
-MEMETIC = {"shade-gd": "shade", "shade-ils-gd": "shade-ils"}
-"""The memetic hybrids of thesis 000: trainer name → searcher."""
+MEMETIC = {
+    "shade-gd": "shade", "shade-ils-gd": "shade-ils", "cma-es-gd": "cma-es", "sep-cma-es-gd": "sep-cma-es",
+    "snes-gd": "snes",
+}
+"""The memetic hybrids (thesis 000's SHADE-GD and SHADE-ILS-GD, and the same for CMA-ES, sep-CMA-ES and
+SNES): trainer name → searcher."""
 SEARCHER_DEFAULTS: dict[str, dict[str, Any]] = {"shade-ils": {"de_evals": 200, "ls_evals": 10}}
 """Thesis 000's iteration: 20 generations of 10 (200 evaluations) and 10 of local search."""
 
@@ -65,7 +71,8 @@ class PopulationConfig:
     population derives from the run seed only, so every algorithm starts from the same one).
     ``fitness_batch``: samples of the shared minibatch per generation (``None``: whole training split).
     ``batch_size``/``chunk_size``/``mode``/``bn``: engine options (:class:`PopulationEvaluator`).
-    ``gd_*``: the memetic gradient epoch (hybrids only).
+    ``gd_*``: the memetic gradient epoch (hybrids only). ``select``: which epochs may be selected,
+    ``trained`` or ``all`` (the initial population's best included).
     """
 
     population_size: int = 10
@@ -83,6 +90,7 @@ class PopulationConfig:
     gd_options: Mapping[str, Any] = field(default_factory=dict)
     gd_batch_size: int | None = 64
     gd_every: int = 1
+    select: str = "trained"
 
     def __post_init__(self) -> None:
         check_number("population_size", self.population_size, low=4, integer=True)
@@ -98,6 +106,7 @@ class PopulationConfig:
         check_choice("mode", self.mode, MODES)
         check_choice("bn", self.bn, BN_MODES)
         check_number("gd_every", self.gd_every, low=1, integer=True)
+        check_choice("select", self.select, SELECTIONS)
         object.__setattr__(self, "options", dict(self.options))
         object.__setattr__(self, "gd_options", dict(self.gd_options))
 
