@@ -129,6 +129,8 @@ def train(
     from trainlab.core.preflight import check_out_dir  # start-up time: see trainlab.cli.lazy
     from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.experiments.spec import RunSpec, execute  # start-up time: see trainlab.cli.lazy
+    from trainlab.core.preflight import check_out_dir  # start-up time: see trainlab.cli.lazy
+    from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.trainers.lr_finder import EDGE_WARNING, plot_lr_find  # start-up time: see trainlab.cli.lazy
     from trainlab.trainers.callbacks import Callback  # start-up time: see trainlab.cli.lazy
 

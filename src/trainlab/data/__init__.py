@@ -14,6 +14,7 @@ import torch
 
 from trainlab.core.preflight import check_device
 from trainlab.core.config import ConfigError, from_mapping
+from trainlab.core.preflight import check_device
 from trainlab.data import images, sequences, spiral, tabular  # noqa: F401 - registers the tasks
 from trainlab.data.catalog import TASKS, TaskEntry
 from trainlab.data.errors import ChecksumError, DataError, FormatError, MissingDataError

@@ -549,6 +549,8 @@ class _Parser:
         try:
             spec.resolved()
         except ConfigError as err:
+            if err.field.startswith("budget."):  # a limit the trainer does not spend
+                raise self.relabel(err, self.locate(err, "budget", flat, "defaults.budget")) from None
             raise self.relabel(err, where["trainer"]) from None
         return spec
 

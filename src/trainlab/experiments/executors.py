@@ -201,10 +201,12 @@ class ProcessExecutor(Executor):
 
         try:
             for index in range(self.parallelism):
-                workers.append(start(index))
-                feed(workers[-1])
-                if workers[-1].job is None:
+                job = next(todo, None)
+                if job is None:
                     break
+                workers.append(start(index))
+                workers[-1].job = job
+                workers[-1].inbox.put(job)
             while any(w.job is not None for w in workers):
                 try:
                     kind, index, payload = outbox.get(timeout=0.2)

@@ -20,12 +20,12 @@ from rich.console import Console
 
 from trainlab.core.config import ConfigError
 from trainlab.experiments.config import Experiment, PlannedRun, load_experiment
+from trainlab.core.preflight import check_device, check_out_dir
+from trainlab.data.preflight import check_data
 from trainlab.experiments.executors import Event, Executor, Job, make_executor
 from trainlab.experiments.progress import ProgressDisplay
 from trainlab.experiments.store import LEASE, STORE_NAME, ResultStore
 from trainlab.experiments.sweep import check_compatible
-from trainlab.core.preflight import check_device, check_out_dir
-from trainlab.data.preflight import check_data
 
 DONE = ("ok", "diverged")
 

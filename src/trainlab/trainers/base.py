@@ -141,6 +141,35 @@ class Monitor:
     def spending(self) -> Spending:
         return self.state.spending
 
+    def spend(self, forward_samples: int = 0, backward_samples: int = 0) -> None:
+        """Count samples spent outside an optimizer step (for example by an LR range test before training)."""
+        self.spending.forward_samples += forward_samples
+        self.spending.backward_samples += backward_samples
+
+    def set_rates(self, lr: float | None = None, momentum: float | None = None) -> None:
+        """The learning rate and momentum in force, shown to callbacks and recorded in the history (``lr``)."""
+        if lr is not None:
+            self.state.lr = lr
+        if momentum is not None:
+            self.state.momentum = momentum
+
+    def set_records(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Store ``rows`` as ``RunResult.records[name]`` (replacing earlier rows of that name)."""
+        self.state.records[name] = rows
+
+    def diverged(self, message: str) -> None:
+        """Mark the run diverged; training stops at the next :meth:`tick` or :meth:`end_epoch`."""
+        self.status, self.message = "diverged", message
+
+    def note(self, message: str) -> None:
+        """Why training ended, when it ended normally (convergence, a solver's exit message)."""
+        self.message = message
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run is still healthy (not diverged)."""
+        return self.status == "ok"
+
     def begin(self) -> None:
         self._t0 = time.perf_counter()
         for cb in self.callbacks:

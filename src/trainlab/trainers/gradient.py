@@ -291,9 +291,9 @@ def train_epoch(
         if rule.schedule is not None:
             lr, mom = apply_schedule(optimizer, rule.schedule, t, rule.momentum_key)
             if monitor is not None:
-                monitor.state.lr = lr
+                monitor.set_rates(lr=lr)
                 if mom is not None and rule.momentum_key == "momentum":
-                    monitor.state.momentum = mom
+                    monitor.set_rates(momentum=mom)
         b = end - start
         calls = 0
 
@@ -451,20 +451,20 @@ class GradientTrainer(Trainer):
         rule = StepRule(
             schedule, momentum_key, penalty, cfg.clip_norm, cfg.clip_value, cfg.decoupled_weight_decay, averager
         )
-        monitor.state.lr = schedule.lr(0) if schedule is not None else lr
+        monitor.set_rates(lr=schedule.lr(0) if schedule is not None else lr)
         if spec.momentum_key == "momentum" and spec.cls is torch.optim.SGD:
-            monitor.state.momentum = float(cfg.optimizer_options["momentum"])
+            monitor.set_rates(momentum=float(cfg.optimizer_options["momentum"]))
         batches = torch_generator(seed, "batches", device=task.device)
         augment = torch_generator(seed, "augment", device=task.device) if task.augment is not None else None
         swap = averager.swapped if averager is not None else contextlib.nullcontext
         monitor.begin()
-        stop = monitor.status != "ok"
+        stop = not monitor.ok
         while not stop:
             stats = train_epoch(
                 model, task, loss_fn, optimizer, batch_size=cfg.batch_size, generator=batches,
                 monitor=monitor, rule=rule, augment_generator=augment,
             )
-            if stats.stopped and monitor.status != "ok":
+            if stats.stopped and not monitor.ok:
                 break
             with swap():
                 stop = monitor.end_epoch()
@@ -490,9 +490,8 @@ class GradientTrainer(Trainer):
             seed=seed,
             penalty=penalty,
         )
-        monitor.spending.forward_samples += found.forward_samples
-        monitor.spending.backward_samples += found.backward_samples
-        monitor.state.records["lr_find"] = [found.to_record()]
+        monitor.spend(found.forward_samples, found.backward_samples)
+        monitor.set_records("lr_find", [found.to_record()])
         return found.suggestion
 
 
