@@ -165,7 +165,8 @@ def test_every_gradient_trainer_is_registered_and_trains() -> None:
     task = classification_task()
     for name in GRADIENT_TRAINERS:
         assert name in TRAINERS
-        lr = {"gd": 0.5, "sgd": 0.1, "momentum": 0.05, "nag": 0.05, "adagrad": 0.1, "adam": 0.02, "adamw": 0.02}.get(name)
+        lr = {"gd": 0.5, "sgd": 0.1, "momentum": 0.05, "nag": 0.05, "adagrad": 0.1, "adam": 0.02, "adamw": 0.02,
+              "rmsprop-nesterov": 0.01}.get(name)
         opts = {"lr": lr} if lr else {}
         for seed in range(3):
             g = torch_generator(seed, "init")
@@ -216,7 +217,7 @@ def test_same_seed_same_run_other_seed_other_batches() -> None:
 def test_divergence_is_a_result_not_an_exception() -> None:
     task = regression_task()
     model = linear_model(4, np.ones((4, 1)))
-    result = make_trainer("gd", lr=1e6).fit(model, task, Budget(epochs=100), seed=0)
+    result = make_trainer("gd", lr=1e6, select="all").fit(model, task, Budget(epochs=100), seed=0)
     assert result.status == "diverged"
     assert "non-finite" in result.message
     assert 0 < result.spending.steps < 100
@@ -249,7 +250,8 @@ def test_describe_is_resolved_and_round_trips(name: str) -> None:
     options = {k: v for k, v in described.items() if k != "name"}
     assert make_trainer(name, **options).describe() == described
     assert make_trainer(name, **json.loads(json.dumps(options))).describe() == described  # as stored
-    assert described["lr"] == {"adam": 1e-3, "adamw": 1e-3, "lbfgs": 1.0}.get(name, 0.01)
+    defaults = {"adam": 1e-3, "adamw": 1e-3, "lbfgs": 1.0, "adadelta": 1.0, "rmsprop-nesterov": 1e-3}
+    assert described["lr"] == defaults.get(name, 0.01)
 
 
 def test_train_epoch_applies_augmentation_and_schedule_without_monitor() -> None:

@@ -10,7 +10,7 @@ import torch
 from torch.func import functional_call
 
 from trainlab.diagnostics.gradient_flow import GradientFlow, decay_rate, hidden_gradient_norms
-from trainlab.diagnostics.hessian import hvp
+from trainlab.diagnostics.hvp import hvp
 from trainlab.losses import get_loss
 from trainlab.models import build_model, count_parameters, model_summary
 from trainlab.models.recurrent import gate_spectral_radii, unroll

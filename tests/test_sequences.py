@@ -13,7 +13,8 @@ import torch
 
 from trainlab.core.config import ConfigError
 from trainlab.data import load_task
-from trainlab.data.sequences import REBER_SYMBOLS, embedded_reber_string, make_adding, make_copy, string_accuracy
+from trainlab.data.sequences import REBER_SYMBOLS, embedded_reber_string, make_adding, make_copy
+from trainlab.losses.metrics import string_accuracy
 from trainlab.losses import get_loss
 from trainlab.losses.metrics import accuracy
 

@@ -8,7 +8,6 @@ from rich.console import Console
 from rich.table import Table
 
 from trainlab.core.config import ConfigError
-from trainlab.data import DataError, data_root, download, task_inventory, verify_datasets
 
 _DATA_DIR = click.option(
     "--data-dir",
@@ -28,6 +27,8 @@ def data() -> None:
 @_DATA_DIR
 def list_tasks(data_dir: Path | None) -> None:
     """List the tasks: kind, input shape, outputs, and whether their files are present."""
+    from trainlab.data import data_root, task_inventory  # start-up time: see trainlab.cli.lazy
+
     table = Table(title=f"tasks (data root: {data_root(data_dir)})")
     for column in ("task", "kind", "input", "outputs", "data set"):
         table.add_column(column)
@@ -60,6 +61,8 @@ def verify(names: tuple[str, ...], data_dir: Path | None) -> None:
 
     Exits with status 1 when a file is corrupted, or when a data set named explicitly is incomplete.
     """
+    from trainlab.data import verify_datasets  # start-up time: see trainlab.cli.lazy
+
     try:
         results = verify_datasets(names, data_dir)
     except ConfigError as err:
@@ -75,6 +78,8 @@ def verify(names: tuple[str, ...], data_dir: Path | None) -> None:
 @_DATA_DIR
 def download_cmd(names: tuple[str, ...], data_dir: Path | None) -> None:
     """Download the missing files of NAMES (tasks or data sets) from the official sources, then verify."""
+    from trainlab.data import DataError, download  # start-up time: see trainlab.cli.lazy
+
     try:
         _report(download(names, data_dir))
     except ConfigError as err:

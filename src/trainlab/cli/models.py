@@ -6,13 +6,12 @@ from rich.console import Console
 from rich.table import Table
 
 from trainlab.core.config import ConfigError
-from trainlab.models import MODELS, model_summary
 
 
 def _shape(task: str | None, input_shape: str | None, outputs: int | None) -> tuple[tuple[int, ...], int] | None:
     if task is not None:
         try:
-            from trainlab.data import load_task
+            from trainlab.data import load_task  # start-up time: see trainlab.cli.lazy
         except ImportError as err:
             raise click.UsageError(f"cannot load tasks ({err}); give --input-shape and --outputs instead") from None
         loaded = load_task(task)
@@ -40,6 +39,8 @@ def models() -> None:
 @click.option("--layers", "show_layers", is_flag=True, help="Also print every model's layer list.")
 def list_models(task: str | None, input_shape: str | None, outputs: int | None, show_layers: bool) -> None:
     """Names, parameter counts and layers, for a task's shape or each model's reference set-up."""
+    from trainlab.models import MODELS, model_summary  # start-up time: see trainlab.cli.lazy
+
     given = _shape(task, input_shape, outputs)
     console = Console()
     table = Table(title="models" + (f" for {task}" if task else ""))

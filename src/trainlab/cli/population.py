@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import statistics
+from typing import Any
 
 import click
 from rich.console import Console
@@ -20,11 +21,11 @@ from trainlab.core.config import ConfigError
 @click.option("--seeds", type=int, default=5, show_default=True, help="Runs with seeds 0..SEEDS-1.")
 def search(searcher: str, function: str, dim: int, evals: int, population: int, seeds: int) -> None:
     """Minimise a test function with SEARCHER over several seeds and print the best values found."""
-    from trainlab.metaheuristics import minimize
-    from trainlab.metaheuristics.benchmarks import BOUNDS, FUNCTIONS, value_and_grad
+    from trainlab.metaheuristics import minimize  # start-up time: see trainlab.cli.lazy
+    from trainlab.metaheuristics.benchmarks import BOUNDS, FUNCTIONS, value_and_grad  # start-up time: see trainlab.cli.lazy
 
     fn = FUNCTIONS.get(function)
-    extra = {"value_and_grad": value_and_grad(fn)} if searcher == "shade-ils" else {}
+    extra: dict[str, Any] = {"value_and_grad": value_and_grad(fn)} if searcher == "shade-ils" else {}
     try:
         best = [
             minimize(fn, searcher, dim=dim, bounds=BOUNDS[function], max_evals=evals, seed=s,

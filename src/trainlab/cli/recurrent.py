@@ -45,12 +45,12 @@ def gradient_flow(task: str, models: str, seed: int, samples: int, sets: tuple[s
     time, and the recurrent blocks' spectral radii, for each model at initialisation (and trained)."""
     import torch
 
-    from trainlab.data import load_task
-    from trainlab.diagnostics.gradient_flow import decay_rate, hidden_gradient_norms, plot_gradient_flow
-    from trainlab.losses import get_loss
-    from trainlab.models import build_model
-    from trainlab.models.recurrent import RecurrentNet, gate_spectral_radii
-    from trainlab.core.seeding import torch_generator
+    from trainlab.data import load_task  # start-up time: see trainlab.cli.lazy
+    from trainlab.diagnostics.gradient_flow import decay_rate, hidden_gradient_norms, plot_gradient_flow  # start-up time: see trainlab.cli.lazy
+    from trainlab.losses import get_loss  # start-up time: see trainlab.cli.lazy
+    from trainlab.models import build_model  # start-up time: see trainlab.cli.lazy
+    from trainlab.models.recurrent import RecurrentNet, gate_spectral_radii  # start-up time: see trainlab.cli.lazy
+    from trainlab.core.seeding import torch_generator  # start-up time: see trainlab.cli.lazy
 
     options = _parse_sets(sets)
     names = [m.strip() for m in models.split(",") if m.strip()]

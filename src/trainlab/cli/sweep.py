@@ -4,11 +4,14 @@ panel and the instability threshold against 1/lr (thin wrappers over ``trainlab.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from trainlab.core.budget import Budget
-from trainlab.experiments.spec import RunSpec
+
+if TYPE_CHECKING:
+    from trainlab.experiments.spec import RunSpec  # start-up time: see trainlab.cli.lazy
 
 
 @click.group("dynamic-loss")
@@ -25,8 +28,8 @@ def dynamic_loss() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("gamma.png"), show_default=True)
 def gamma(amplitude: float, period: float, classes: int, steps: int | None, raw: bool, out: Path) -> None:
     """Plot Γ_j(t), one line per class."""
-    from trainlab.losses import DynamicSchedule
-    from trainlab.report import save_figure
+    from trainlab.losses import DynamicSchedule  # start-up time: see trainlab.cli.lazy
+    from trainlab.report import save_figure  # start-up time: see trainlab.cli.lazy
 
     from matplotlib.figure import Figure
 
@@ -38,22 +41,25 @@ def gamma(amplitude: float, period: float, classes: int, steps: int | None, raw:
 
 @dynamic_loss.command("contours")
 @click.argument("store_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Figure path without suffix.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Figure path without suffix (default: STORE_DIR/contours).")
 @click.option("--value", type=click.Choice(["end", "final"]), default="end", show_default=True,
               help="Accuracy at the end of training, or of the best-validation selection.")
-def contours(store_dir: Path, out: Path, value: str) -> None:
+def contours(store_dir: Path, out: Path | None, value: str) -> None:
     """Train/test accuracy contours over (T, A) per width from an experiment's result store."""
-    from trainlab.studies.dynamics import contour_figure, with_end_metrics
-    from trainlab.experiments import ResultStore
-    from trainlab.report import save_figure
+    from trainlab.studies.dynamics import contour_figure, with_end_metrics  # start-up time: see trainlab.cli.lazy
+    from trainlab.experiments import ResultStore  # start-up time: see trainlab.cli.lazy
+    from trainlab.report import save_figure  # start-up time: see trainlab.cli.lazy
 
     with ResultStore.open(store_dir) as store:
         runs = with_end_metrics(store.runs_frame(), store.history_frame())
-    for path in save_figure(contour_figure(runs, value=value, title=store_dir.name), out):
+    for path in save_figure(contour_figure(runs, value=value, title=store_dir.name), out or store_dir / "contours"):
         click.echo(str(path))
 
 
 def _spec(loss: str, amplitude: float, period: float, steps: int, lr: float, width: int, seed: int) -> RunSpec:
+    from trainlab.experiments.spec import RunSpec  # start-up time: see trainlab.cli.lazy
+
     return RunSpec(
         "spiral", "spiral-mlp", "gd", Budget(steps=steps), seed=seed, loss=loss,
         model_options={"width": width, "init": "standard"}, trainer_options={"lr": lr, "eval_every": steps},
@@ -86,8 +92,8 @@ def _run_options(func):  # noqa: ANN001, ANN202 - click decorator stack
 def long_run_command(loss: str, amplitude: float, period: float, steps: int, width: int, seed: int, every: int,
                      curvature_every: int, lr: float, out: Path) -> None:
     """One long spiral run with the dynamics panel (Γ, F, L, ΔL, accuracy, Hessian top-3, NTK)."""
-    from trainlab.studies.dynamics import dynamics_panel, long_run
-    from trainlab.report import save_figure
+    from trainlab.studies.dynamics import dynamics_panel, long_run  # start-up time: see trainlab.cli.lazy
+    from trainlab.report import save_figure  # start-up time: see trainlab.cli.lazy
 
     result = long_run(_spec(loss, amplitude, period, steps, lr, width, seed), every=every, curvature_every=curvature_every)
     click.echo(str(result.save(out)))
@@ -105,8 +111,8 @@ def long_run_command(loss: str, amplitude: float, period: float, steps: int, wid
 def threshold(loss: str, amplitude: float, period: float, steps: int, width: int, seed: int, every: int,
               curvature_every: int, lrs: tuple[float, ...], rel_jump: float, out: Path) -> None:
     """λ_max at the onset of instability for several learning rates, against 1/lr."""
-    from trainlab.studies.dynamics import long_run, threshold_figure, threshold_table
-    from trainlab.report import save_figure
+    from trainlab.studies.dynamics import long_run, threshold_figure, threshold_table  # start-up time: see trainlab.cli.lazy
+    from trainlab.report import save_figure  # start-up time: see trainlab.cli.lazy
 
     results = [long_run(_spec(loss, amplitude, period, steps, lr, width, seed), every=every,
                         curvature_every=curvature_every) for lr in lrs]

@@ -12,7 +12,9 @@ from typing import Any
 
 import torch
 
+from trainlab.core.preflight import check_device
 from trainlab.core.config import ConfigError, from_mapping
+from trainlab.core.preflight import check_device
 from trainlab.data import images, sequences, spiral, tabular  # noqa: F401 - registers the tasks
 from trainlab.data.catalog import TASKS, TaskEntry
 from trainlab.data.errors import ChecksumError, DataError, FormatError, MissingDataError
@@ -53,10 +55,8 @@ def task_config(name: str, **options: Any) -> dict[str, Any]:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """``"auto"`` → ``cuda`` when available, else ``cpu``; a device this machine lacks raises ConfigError."""
+    return check_device(device)
 
 
 def load_task(

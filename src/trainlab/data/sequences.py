@@ -41,7 +41,6 @@ from trainlab.data.images import MNIST_CLASSES, _halve, _indices_digest, _subset
 from trainlab.data.root import DATASETS, require
 from trainlab.data.tabular import check_bool
 from trainlab.data.task import Split, Task
-from trainlab.losses.metrics import METRICS
 from trainlab.core.seeding import numpy_generator
 
 SPLITS = ("train", "val", "test")
@@ -184,17 +183,6 @@ def make_reber(n: int, max_length: int, rng: np.random.Generator) -> tuple[np.nd
                 y[row, t, index[s]] = 1.0
         strings.append(text)
     return x, y, strings
-
-
-@METRICS.register("string_accuracy")
-def string_accuracy(outputs: Tensor, targets: Tensor) -> float:
-    """Fraction of sequences (N, T, C) in which, at every step with k > 0 allowed symbols (multi-hot
-    ``targets``), the k largest outputs are exactly the allowed ones (Hochreiter & Schmidhuber 1997)."""
-    allowed = targets > 0.5
-    lowest_allowed = torch.where(allowed, outputs, torch.full_like(outputs, math.inf)).amin(-1)
-    highest_other = torch.where(allowed, torch.full_like(outputs, -math.inf), outputs).amax(-1)
-    ok = (lowest_allowed > highest_other) | ~allowed.any(-1)
-    return ok.all(-1).double().mean().item()
 
 
 def _generated(name: str, kind: str, opts: GeneratedOptions, device: torch.device, make, record: dict) -> dict[str, Split]:  # noqa: ANN001

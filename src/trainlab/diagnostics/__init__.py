@@ -2,7 +2,8 @@
 the stability limit, per-layer gradient norms, a training callback and a report on a saved run."""
 from trainlab.diagnostics.callbacks import CurvatureCallback, CurvatureOptions
 from trainlab.diagnostics.gradients import gradient_norms
-from trainlab.diagnostics.hessian import dense_hessian, hessian_density, hessian_eigh, hessian_top, hessian_trace, hvp
+from trainlab.diagnostics.hessian import dense_hessian, hessian_density, hessian_eigh, hessian_top, hessian_trace
+from trainlab.diagnostics.hvp import hvp
 from trainlab.diagnostics.lanczos import (
     Eigen,
     Lanczos,

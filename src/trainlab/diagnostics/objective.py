@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad
 
 from trainlab.core.config import ConfigError, check_choice, check_number
-from trainlab.diagnostics.hessian import HVP_MODES, check_vectors, gradient_graph, graph_hvp, hvp
+from trainlab.diagnostics.hvp import HVP_MODES, check_vectors, gradient_graph, graph_hvp, hvp
 from trainlab.losses import Loss
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class Objective:
     def gradient(self, theta: Tensor | None = None) -> Tensor:
         """∇f(θ) as a flat vector."""
         theta = self.theta if theta is None else theta
-        return sum(grad(term)(theta) for term in self.terms())  # type: ignore[return-value]
+        return sum(grad(term)(theta) for term in self.terms())
 
     def hvp(self, v: Tensor) -> Tensor:
         """H v for ``v`` of shape (D,) or a batch (B, D); see :mod:`trainlab.diagnostics.hessian`.

@@ -16,11 +16,18 @@ from typing import Any
 import torch
 
 from trainlab.core.budget import Budget
-from trainlab.trainers.callbacks import Callback
 from trainlab.core.config import ConfigError, check_number
 from trainlab.core.environment import environment
-from trainlab.trainers.result import RunResult
 from trainlab.core.seeding import torch_generator
+from trainlab.data import load_task, task_config
+from trainlab.losses import get_loss
+from trainlab.models import build_model, model_config
+from trainlab.trainers import make_trainer
+from trainlab.trainers.callbacks import Callback
+from trainlab.trainers.result import RunResult
+
+MAX_SEED = 2**63 - 1
+"""Seeds are stored as SQLite integers (int64)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class RunSpec:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        check_number("seed", self.seed, low=0, integer=True)
+        check_number("seed", self.seed, low=0, high=MAX_SEED, integer=True)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -57,14 +64,13 @@ class RunSpec:
 
     def resolved(self) -> RunSpec:
         """The same spec with every default filled in, so that equal runs get equal identities."""
-        from trainlab.data import task_config
-        from trainlab.losses import get_loss
-        from trainlab.models import model_config
-        from trainlab.trainers import make_trainer
-
-        trainer = make_trainer(self.trainer, **self.trainer_options).describe()
+        made = make_trainer(self.trainer, **self.trainer_options)
+        made.check_budget(self.budget)
+        trainer = made.describe()
         trainer.pop("name")
         loss_options = dict(self.loss_options)
+        if self.loss is None and loss_options:
+            raise ConfigError("loss_options", loss_options, "loss options only with a named loss (--loss or loss = ...)")
         if self.loss is not None:
             loss_options = get_loss(self.loss, **self.loss_options).config()
             loss_options.pop("name")
@@ -78,8 +84,13 @@ class RunSpec:
 
     def run_id(self) -> str:
         """A 16-hex-digit hash of the resolved configuration."""
-        text = json.dumps(self.resolved().to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return resolved_id(self.resolved().to_dict())
+
+
+def resolved_id(resolved: Mapping[str, Any]) -> str:
+    """The run id of a resolved spec given as ``RunSpec.resolved().to_dict()``."""
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def execute(
@@ -92,11 +103,6 @@ def execute(
     Configuration errors raise :class:`ConfigError`; any other exception becomes a ``failed`` result
     carrying the traceback, so that one bad run never stops an experiment.
     """
-    from trainlab.data import load_task
-    from trainlab.losses import get_loss
-    from trainlab.models import build_model
-    from trainlab.trainers import make_trainer
-
     resolved = spec.resolved()
     config = {"run_id": resolved.run_id(), **resolved.to_dict()}
     try:
@@ -106,6 +112,7 @@ def execute(
             task.input_shape,
             task.n_outputs,
             generator=torch_generator(spec.seed, "init"),
+            data=(task.train.x, task.train.y),
             **spec.model_options,
         ).to(spec.device)
         trainer = make_trainer(spec.trainer, **spec.trainer_options)

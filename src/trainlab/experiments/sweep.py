@@ -37,13 +37,17 @@ from torch.func import grad_and_value, vmap
 
 from trainlab.core.budget import Spending
 from trainlab.core.config import ConfigError, check_choice, check_number
-from trainlab.data.task import Task
 from trainlab.core.environment import environment
+from trainlab.core.seeding import torch_generator
+from trainlab.data import load_task
+from trainlab.data.task import Task
 from trainlab.experiments.spec import RunSpec
 from trainlab.losses import DynamicLoss, Loss, get_loss
 from trainlab.losses.metrics import METRICS
+from trainlab.models import build_model
+from trainlab.trainers import make_trainer
+from trainlab.trainers.gradient import planned_steps
 from trainlab.trainers.result import RunResult
-from trainlab.core.seeding import torch_generator
 
 SWEEP_TRAINERS = ("gd",)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -166,8 +170,6 @@ def check_compatible(specs: Sequence[RunSpec]) -> None:
 
 def _trainer_setup(specs: Sequence[RunSpec]) -> tuple[list[float], int]:
     """Per-cell learning rates and the common ``eval_every``; any other non-default ``gd`` option is refused."""
-    from trainlab.trainers import make_trainer
-
     default = make_trainer("gd", lr=1.0).describe()
     lrs, evals = [], set()
     for i, spec in enumerate(specs):
@@ -237,16 +239,16 @@ def run_sweep(
     chunk_size: int | None = None,
     store: Any = None,
     progress: bool = False,
+    on_progress: Callable[[float], None] | None = None,
 ) -> list[RunResult]:
     """Train every spec as one cell of a vectorised sweep; one :class:`RunResult` per spec, in order.
 
     ``dtype`` ("float32" or "float64", default: the task's) is the compute precision; ``chunk_size``
     bounds how many cells are stacked at once (default: as many as fit in about 2²⁴ activations).
     With a ``store`` (:class:`~trainlab.experiments.store.ResultStore`) every result is saved there.
+    ``progress`` shows a bar with an ETA; ``on_progress(fraction)`` is called about a hundred times per
+    chunk with the fraction of all cells' steps done (the experiment runner's display uses it).
     """
-    from trainlab.data import load_task
-    from trainlab.models import build_model
-
     specs = list(specs)
     check_compatible(specs)
     if dtype is not None:
@@ -257,7 +259,10 @@ def run_sweep(
     losses = _losses(specs, task)
     lrs, eval_every = _trainer_setup(specs)
     models = [
-        build_model(s.model, task.input_shape, task.n_outputs, generator=torch_generator(s.seed, "init"), **s.model_options)
+        build_model(
+            s.model, task.input_shape, task.n_outputs, generator=torch_generator(s.seed, "init"),
+            data=(task.train.x, task.train.y), **s.model_options,
+        )
         for s in specs
     ]
     width = max(max(m.weight.shape) for m in _layers(models[0], "model")[0])
@@ -267,7 +272,10 @@ def run_sweep(
     results: list[RunResult] = []
     for start in range(0, len(specs), chunk_size):
         part = slice(start, start + chunk_size)
-        results += _train(specs[part], task, models[part], losses[part], lrs[part], eval_every, compute, progress)
+        done, count = start / len(specs), len(specs[part]) / len(specs)
+        report = None if on_progress is None else (lambda f, done=done, count=count: on_progress(done + count * f))
+        results += _train(specs[part], task, models[part], losses[part], lrs[part], eval_every, compute, progress,
+                          report)
     if store is not None:
         for spec, result in zip(specs, results):
             store.save(result.config["run_id"], spec.resolved().to_dict(), result, metric=task.metric)
@@ -283,10 +291,9 @@ def _train(
     eval_every: int,
     dtype: torch.dtype,
     progress: bool,
+    on_progress: Callable[[float], None] | None = None,
 ) -> list[RunResult]:
     """The training loop of one chunk of cells, with the ``gd`` trainer's bookkeeping (see ``Monitor``)."""
-    from trainlab.trainers.gradient import planned_steps
-
     device = task.device
     cells = _stack(models, dtype, device, "model")
     best = _Cells([w.clone() for w in cells.weights], [b.clone() for b in cells.biases], cells.names, cells.flatten)
@@ -359,6 +366,8 @@ def _train(
             spent[k] = step
         if bar is not None:
             bar.update(step)
+        if on_progress is not None and (step % max(1, total // 100) == 0 or step == total):
+            on_progress(step / total)
     for k in active:
         spent[k] = step
     if bar is not None:
@@ -400,9 +409,10 @@ class _Bar:
     """A rich progress bar over the steps of one chunk."""
 
     def __init__(self, total: int, cells: int):
-        from rich.progress import Progress
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.progress = Progress(transient=True)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("steps, ETA"), TimeRemainingColumn(), transient=True)
         self.task = self.progress.add_task(f"sweep of {cells} cells", total=total)
         self.progress.start()
 

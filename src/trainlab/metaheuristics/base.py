@@ -19,6 +19,7 @@ from torch import Tensor
 
 from trainlab.core.config import ConfigError, check_number
 from trainlab.core.registry import Registry
+from trainlab.core.seeding import torch_generator
 
 SEARCHERS: Registry[type["Searcher"]] = Registry("searcher")
 
@@ -179,8 +180,6 @@ def minimize(
     The initial population is ``population`` or ``population_size`` points uniform in ``bounds``; its
     evaluation is part of the budget. Everything random derives from ``seed``.
     """
-    from trainlab.core.seeding import torch_generator
-
     check_number("max_evals", max_evals, low=1, integer=True)
     problem = Problem(fn, dim, float(bounds[0]), float(bounds[1]), value_and_grad=value_and_grad)
     gen = torch_generator(seed, "searcher", searcher)

@@ -20,9 +20,18 @@ from torch import nn
 from trainlab.core.config import ConfigError, check_number, from_mapping
 from trainlab.models.base import MODELS, ModelEntry, ModelOptions
 from trainlab.models.conv import ConvOptions, MyrtleOptions, ResNetOptions, build_lenet5, build_myrtle5, build_resnet
-from trainlab.models.init import ACTIVATIONS, DEFAULT_INIT, INITS, initialize
-from trainlab.models.mlp import MLP_WIDTHS, MLPOptions, SpiralOptions, build_mlp, build_spiral_mlp
 from trainlab.core.seeding import torch_generator
+from trainlab.models.init import ACTIVATIONS, DEFAULT_INIT, INITS, LSUV_BATCH, init_biases, initialize, lsuv
+from trainlab.models.mlp import (
+    MLP_WIDTHS,
+    LinearOptions,
+    MLPOptions,
+    SpiralOptions,
+    build_linear,
+    build_mlp,
+    build_spiral_mlp,
+)
+from trainlab.models.warm_start import warm_start
 from trainlab.models.recurrent import GatedOptions, RecurrentOptions, build_recurrent
 
 __all__ = [
@@ -46,6 +55,9 @@ for _name, _widths in MLP_WIDTHS.items():
     )
 MODELS.register("spiral-mlp")(
     ModelEntry(SpiralOptions, build_spiral_mlp, "one hidden layer of `width` units, no BN (thesis 002)", ((2,), 3))
+)
+MODELS.register("linear")(
+    ModelEntry(LinearOptions, build_linear, "linear model (softmax / least-squares regression)", ((30,), 2))
 )
 MODELS.register("lenet5")(ModelEntry(ConvOptions, build_lenet5, "LeNet5 with BN, ReLU, max pooling", _IMAGE))
 MODELS.register("resnet15")(
@@ -94,17 +106,39 @@ def build_model(
     activation: str | None = None,
     init: str | None = None,
     generator: torch.Generator | None = None,
+    data: tuple[torch.Tensor, torch.Tensor] | None = None,
     **options: Any,
 ) -> nn.Module:
     """Model ``name`` for inputs of ``input_shape`` (without the batch dimension) and ``n_outputs``
     outputs, on ``generator``'s device, initialised from ``generator`` (default: the generator that
     :func:`trainlab.experiments.spec.execute` uses for seed 0). ``activation=None`` keeps the model's
-    default (relu, tanh for recurrent networks)."""
+    default (relu, tanh for recurrent networks).
+
+    ``data`` = (training inputs, targets) is needed by the data-dependent schemes: ``init = "lsuv"``
+    (on 256 samples drawn with ``generator``) and ``bias_init = "output-prior"``. With ``init_from``
+    the weights of that earlier run replace the initialisation (:func:`~trainlab.models.warm_start.warm_start`).
+    """
     given = {"activation": activation} if activation is not None else {}
     model, opts = _construct(name, input_shape, n_outputs, {**given, "init": init, **options})
     gen = generator if generator is not None else torch_generator(0, "init")
     model = model.to_empty(device=gen.device)
-    return initialize(model, str(opts.init), gen)
+    initialize(model, str(opts.init), gen, opts.init_gain or 1.0)
+    init_biases(model, "constant" if opts.bias_init == "constant" else "default", opts.bias_value)
+    needs_data = [f"init={opts.init!r}"] * (opts.init == "lsuv")
+    needs_data += [f"bias_init={opts.bias_init!r}"] * (opts.bias_init == "output-prior")
+    if needs_data and data is None:
+        raise ConfigError(f"model.{name}", ", ".join(needs_data), "a run with a task (this init needs training data)")
+    if data is not None:
+        x, y = data
+        if opts.init == "lsuv":
+            batch = torch.randperm(len(x), generator=gen, device=gen.device)[:LSUV_BATCH].to(x.device)
+            lsuv(model, x[batch].to(gen.device))
+        if opts.bias_init == "output-prior":
+            init_biases(model, "output-prior", opts.bias_value, y.to(gen.device), n_outputs)
+    if opts.init_from is not None:
+        warm_start(model, opts.init_from, field=f"model.{name}.init_from")
+    object.__setattr__(model, "trainlab_model", {"name": name, **dataclasses.asdict(opts)})  # recorded by fit
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -16,13 +16,15 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.core.config import ConfigError, check_number
+from trainlab.diagnostics import CurvatureCallback
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.losses import DynamicLoss
 from trainlab.losses.metrics import METRICS
-from trainlab.trainers.result import RunResult
+from trainlab.report import contour, expand_records, records_panel
 from trainlab.trainers.base import predict
+from trainlab.trainers.callbacks import Callback, TrainState
+from trainlab.trainers.result import RunResult
 
 
 class DynamicsCallback(Callback):
@@ -69,16 +71,12 @@ def long_run(
 ) -> RunResult:
     """One run of ``spec`` with the dynamics (every ``every`` steps) and curvature (top-3 Hessian and
     largest NTK eigenvalue on ``ntk_subset`` training points, every ``curvature_every`` steps) records."""
-    from trainlab.diagnostics import CurvatureCallback
-
     callbacks = [DynamicsCallback(every), CurvatureCallback(every=curvature_every, top=3, ntk=1, ntk_subset=ntk_subset)]
     return execute(spec, data_dir=data_dir, callbacks=callbacks)
 
 
 def dynamics_panel(result: RunResult, title: str | None = None) -> Figure:
     """The stacked dynamics panel of a :func:`long_run` result (drawn with ``trainlab.report.records_panel``)."""
-    from trainlab.report import expand_records, records_panel
-
     for name in ("dynamics", "curvature"):
         if not result.records.get(name):
             raise ConfigError(f"result.records.{name}", None, "rows logged by long_run()")
@@ -162,8 +160,6 @@ def contour_figure(runs: pd.DataFrame, *, value: str = "end", title: str | None 
     """Train and test accuracy (mean over seeds) over the (T, A) grid, one row of panels per width, from
     ``ResultStore.runs_frame()`` of a dynamic-loss experiment (with :func:`with_end_metrics` columns when
     ``value="end"``; ``value="final"`` uses the best-validation selection); A = 1 (static) is marked."""
-    from trainlab.report import contour
-
     needed = ("model_options.width", "loss_options.period", "loss_options.amplitude")
     for column in needed:
         if column not in runs.columns:
