@@ -13,6 +13,7 @@ from trainlab.cli.data import data
 from trainlab.cli.experiments import export, quickstart, run, status
 from trainlab.cli.models import models
 from trainlab.cli.population import search
+from trainlab.cli.recurrent import gradient_flow
 from trainlab.cli.report import report
 from trainlab.cli.sweep import dynamic_loss
 from trainlab.cli.train import lr_find, train
@@ -32,6 +33,14 @@ def one_line(err: BaseException) -> str:
     return text if isinstance(err, ConfigError) else f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+class _OneLineUsageError(click.UsageError):
+    """A usage error shown as one line on stderr (click's usual form adds the usage and a help hint)."""
+
+    def show(self, file: Any = None) -> None:
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"Error: {' '.join(self.format_message().split())}{hint}", err=True)
+
+
 class _Main(click.Group):
     """The ``trainlab`` group: every failure of a sub-command ends in one line on stderr and a non-zero exit
     status; ``--debug`` shows the traceback instead."""
@@ -40,6 +49,10 @@ class _Main(click.Group):
         previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:
+            if ctx.params.get("debug"):
+                raise
+            raise _OneLineUsageError(err.format_message(), err.ctx) from None
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
@@ -82,6 +95,7 @@ def main(threads: int | None, debug: bool) -> None:
 
 
 for command in (
-    data, models, train, lr_find, search, run, status, export, report, quickstart, curvature, dynamic_loss
+    data, models, train, lr_find, search, run, status, export, report, quickstart, curvature, dynamic_loss,
+    gradient_flow,
 ):
     main.add_command(command)

@@ -55,7 +55,7 @@ def _model_options(activation: str | None, init: str | None, width: int | None, 
 
 def _budget(**limits: float | None) -> Budget:
     """The budget from the given limits; 20 epochs when none is given."""
-    given = {k: v for k, v in limits.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in limits.items() if v is not None}
     return Budget(**(given or {"epochs": 20}))
 
 
@@ -80,7 +80,7 @@ def _suggestions() -> tuple[str, ...]:
 def common_options(f: Any) -> Any:
     """Options shared by ``train`` and ``lr-find``."""
     decorators = [
-        click.option("--task", required=True, help="Task name (bcw, bhp, wqc, wqr, mnist, fmnist, cifar10g, spiral)."),
+        click.option("--task", required=True, help="Task name (bcw, bhp, wqc, wqr, mnist, fmnist, cifar10g, spiral, adding, copy, reber, smnist)."),
         click.option("--model", required=True, help="Model name (mlp1, mlp2, mlp5, mlp11, lenet5, ...)."),
         click.option("--trainer", default="adam", show_default=True, help="Trainer (train: any registered one; lr-find: a gradient one, e.g. sgd, nag, adam)."),
         click.option("--seed", type=int, default=0, show_default=True),
@@ -113,13 +113,15 @@ def common_options(f: Any) -> Any:
 @click.option("--lr-find", "lr_find", is_flag=True, help="Run the LR finder first; use its suggestion as lr.")
 @click.option("--lr-find-suggest", type=LazyChoice(_suggestions), default=None,
               help="fastai suggestion rule of the LR finder (default valley).")
+@click.option("--tensorboard", "tensorboard", type=click.Path(file_okay=False), default=None,
+              help="Also log the history live to this TensorBoard folder (needs the tensorboard extra).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for result.json and model.pt.")
 def train(
     task: str, model: str, trainer: str, seed: int, lr: float | None, batch_size: int | None, loss: str | None,
     activation: str | None, init: str | None, width: int | None, device: str, data_dir: str | None,
     settings: tuple[str, ...], epochs: int | None, steps: int | None, evals: int | None,
     sample_evals: int | None, seconds: float | None, schedule: str | None, lr_find: bool,
-    lr_find_suggest: str | None, out: str,
+    lr_find_suggest: str | None, tensorboard: str | None, out: str,
 ) -> None:
     """Train one model on one task and write the result (config, history, metrics, spending, environment)
     as JSON with the selected weights into OUT."""
@@ -127,7 +129,10 @@ def train(
     from trainlab.core.preflight import check_out_dir  # start-up time: see trainlab.cli.lazy
     from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.experiments.spec import RunSpec, execute  # start-up time: see trainlab.cli.lazy
+    from trainlab.core.preflight import check_out_dir  # start-up time: see trainlab.cli.lazy
+    from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.trainers.lr_finder import EDGE_WARNING, plot_lr_find  # start-up time: see trainlab.cli.lazy
+    from trainlab.trainers.callbacks import Callback  # start-up time: see trainlab.cli.lazy
 
     console = Console()
     routed = parse_settings(settings)
@@ -147,13 +152,19 @@ def train(
         spec.resolved()
         check_out_dir(out)
         check_data([(spec.task, spec.task_options)], data_dir)
-        result = execute(spec, data_dir=data_dir, callbacks=[RichProgress(budget, console)])
+        callbacks: list[Callback] = [RichProgress(budget, console)]
+        if tensorboard is not None:
+            from trainlab.report.export import TensorBoardLogger  # start-up time: see trainlab.cli.lazy
+
+            callbacks.append(TensorBoardLogger(tensorboard))
+        result = execute(spec, data_dir=data_dir, callbacks=callbacks)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
     path = result.save(out)
     if "lr_find" in result.records:
         found = result.records["lr_find"][0]
-        plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"])
+        plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"],
+                     title=f"Learning-rate range test: {trainer} on {task} / {model} (seed {seed})")
         console.print(f"LR finder ({found['method']}) suggested lr = {found['suggestion']:.3g}"
                       f" (plot: {Path(out) / 'lr_find.png'})")
         if found.get("at_edge"):
@@ -202,7 +213,7 @@ def lr_find(
         )
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
-    path = found.plot(out)
+    path = found.plot(out, title=f"Learning-rate range test: {trainer} on {task} / {model} (seed {seed})")
     click.echo(f"suggested lr ({suggest}): {found.suggestion:.4g}  [{len(found.lrs)} steps"
                f"{', stopped early on divergence' if found.stopped_early else ''}; plot: {path}]")
     if found.at_edge:

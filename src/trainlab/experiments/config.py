@@ -498,7 +498,7 @@ class _Parser:
             if key in flat and not isinstance(flat[key][0], str) and not (key == "loss" and flat[key][0] is None):
                 raise self.error(flat[key][1], flat[key][0], f"a {key} name (a string)")
         options = _split_options(flat)
-        name = {key: flat[key][0] if key in flat else None for key in NAMES}
+        name: dict[str, Any] = {key: flat[key][0] if key in flat else None for key in NAMES}
         where = {key: flat[key][1] if key in flat else f"defaults.{key}" for key in NAMES}
         eval_every = flat.get("@eval_every")
         checks = (
@@ -506,6 +506,7 @@ class _Parser:
             ("model", lambda: model_config(name["model"], **options["model_options"])),
             ("trainer", lambda: make_trainer(name["trainer"], **options["trainer_options"])),
         )
+        made: Any = None
         for key, check in checks:
             try:
                 made = check()
@@ -548,6 +549,8 @@ class _Parser:
         try:
             spec.resolved()
         except ConfigError as err:
+            if err.field.startswith("budget."):  # a limit the trainer does not spend
+                raise self.relabel(err, self.locate(err, "budget", flat, "defaults.budget")) from None
             raise self.relabel(err, where["trainer"]) from None
         return spec
 

@@ -109,7 +109,8 @@ def _run_sweep(job: Job, emit: Callable[[Event], None] | None) -> list[Outcome]:
     first = job.specs[0]
     try:
         metric = load_task(first.task, data_dir=job.data_dir, **first.task_options).metric
-        results = run_sweep(list(job.specs), data_dir=job.data_dir)
+        report = None if emit is None else (lambda fraction: emit(("sweep", job.run_ids, fraction)))
+        results = run_sweep(list(job.specs), data_dir=job.data_dir, on_progress=report)
     except ConfigError:
         return run_job(dataclasses.replace(job, sweep=False), emit)
     except Exception as err:  # noqa: BLE001 - a failed sweep fails its runs, not the experiment
@@ -200,10 +201,12 @@ class ProcessExecutor(Executor):
 
         try:
             for index in range(self.parallelism):
-                workers.append(start(index))
-                feed(workers[-1])
-                if workers[-1].job is None:
+                job = next(todo, None)
+                if job is None:
                     break
+                workers.append(start(index))
+                workers[-1].job = job
+                workers[-1].inbox.put(job)
             while any(w.job is not None for w in workers):
                 try:
                     kind, index, payload = outbox.get(timeout=0.2)

@@ -17,15 +17,15 @@ from itertools import pairwise
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from trainlab.core.config import ConfigError
 from trainlab.experiments.config import Experiment, PlannedRun, load_experiment
-from trainlab.experiments.executors import Event, Executor, Job, Outcome, make_executor
-from trainlab.experiments.store import LEASE, STORE_NAME, ResultStore
-from trainlab.experiments.sweep import check_compatible
 from trainlab.core.preflight import check_device, check_out_dir
 from trainlab.data.preflight import check_data
+from trainlab.experiments.executors import Event, Executor, Job, make_executor
+from trainlab.experiments.progress import ProgressDisplay
+from trainlab.experiments.store import LEASE, STORE_NAME, ResultStore
+from trainlab.experiments.sweep import check_compatible
 
 DONE = ("ok", "diverged")
 
@@ -123,64 +123,6 @@ def _sweep_key(run: PlannedRun) -> str:
     return repr(sorted((k, repr(v)) for k, v in spec.items()))
 
 
-class _Display:
-    """One progress bar for the whole experiment: done/failed/remaining, ETA and the epochs of live runs."""
-
-    def __init__(self, plan: Plan, console: Console | None, enabled: bool):
-        self.labels = {r.run_id: r for r in plan.todo}
-        self.live: dict[str, int] = {}
-        self.counts = {"ok": 0, "diverged": 0, "failed": 0}
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console or Console(stderr=True),
-            disable=not enabled,
-            transient=False,
-        )
-        self.task = self.progress.add_task(plan.experiment.name, total=len(plan.todo), status="")
-
-    def __enter__(self) -> _Display:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.refresh()
-        self.progress.stop()
-
-    def event(self, event: Event) -> None:
-        kind, run_id, value = event[0], event[1], event[2]
-        if kind == "start":
-            self.live[run_id] = 0
-        elif kind == "epoch" and run_id in self.live:
-            self.live[run_id] = int(value)
-        self.refresh()
-
-    def finished(self, outcome: Outcome) -> None:
-        self.live.pop(outcome.run_id, None)
-        self.counts[outcome.result.status] = self.counts.get(outcome.result.status, 0) + 1
-        self.progress.advance(self.task)
-        self.refresh()
-
-    def refresh(self) -> None:
-        parts = [f"ok {self.counts['ok']}", f"diverged {self.counts['diverged']}", f"failed {self.counts['failed']}"]
-        live = []
-        for run_id, epoch in list(self.live.items())[:3]:
-            run = self.labels.get(run_id)
-            if run is not None:
-                total = run.spec.budget.epochs
-                live.append(f"{run.label}/{run.spec.task}/{run.spec.model}#{run.seed_index} "
-                            f"epoch {epoch}{f'/{total}' if total else ''}")
-        if len(self.live) > 3:
-            live.append(f"+{len(self.live) - 3} more")
-        status = " · ".join(parts) + (" | " + "; ".join(live) if live else "")
-        self.progress.update(self.task, status=status)
-
-
 def run_experiment(
     experiment: Experiment | str | Path,
     out_dir: str | Path | None = None,
@@ -240,7 +182,8 @@ def run_experiment(
         started: dict[str, str] = {}
         finished: set[str] = set()
 
-        with _Display(plan, console, progress) as display:
+        with ProgressDisplay(plan.experiment.name, plan.todo, console, progress,
+                             executor.parallelism) as display:
 
             def on_event(event: Event) -> None:
                 if event[1] in finished:  # a late event of a run already saved
@@ -250,7 +193,7 @@ def run_experiment(
                     store.mark_running(event[1], event[2])
                 display.event(event)
 
-            for _job, outcomes in executor.run(claimed(jobs), on_event):
+            for job, outcomes in executor.run(claimed(jobs), on_event):
                 for outcome in outcomes:
                     run = runs[outcome.run_id]
                     store.save(
@@ -261,7 +204,7 @@ def run_experiment(
                     )
                     finished.add(run.run_id)
                     report.counts[outcome.result.status] = report.counts.get(outcome.result.status, 0) + 1
-                    display.finished(outcome)
+                    display.finished(outcome, share=len(job.run_ids) if job.sweep else 1)
         return report
     finally:
         beat.stop()

@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import math
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -23,7 +24,7 @@ from trainlab.core.config import ConfigError, check_choice
 from trainlab.trainers.callbacks import Callback, Penalty, TrainState
 from trainlab.data.task import SPLITS, Split, Task
 from trainlab.core.environment import environment
-from trainlab.losses import Loss, get_loss
+from trainlab.losses import LOSSES, Loss, get_loss
 from trainlab.losses.metrics import METRICS
 from trainlab.core.registry import Registry
 from trainlab.trainers.result import RunResult
@@ -242,7 +243,8 @@ class Monitor:
             self.best_state = copy.deepcopy(model.state_dict())
 
     def finish(self, config: dict[str, Any] | None = None) -> RunResult:
-        """Load the selected weights into the model and build the result."""
+        """Load the selected weights into the model and build the result (``result.model`` is the model,
+        with those weights); ``config`` gains the task, model and loss (:func:`describe_objects`)."""
         model = self.state.model
         if self.state.history and self.state.history[-1]["epoch"] != self.spending.epochs:
             self._record()
@@ -260,12 +262,39 @@ class Monitor:
             final=final,
             best_epoch=self.best_epoch,
             spending=self.spending,
-            config=config if config is not None else {"trainer": self.trainer.describe()},
+            config={**describe_objects(self.state.task, model, self.state.loss),
+                    **(config if config is not None else {"trainer": self.trainer.describe()})},
             environment=environment(self.state.task.device),
             message=self.message,
             records=self.state.records,
             state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            model=model,
         )
+
+
+def describe_objects(task: Task, model: nn.Module, loss: Loss) -> dict[str, Any]:
+    """What a result's config records of the objects a trainer was given: the task's summary, the model's
+    name and options when :func:`trainlab.models.build_model` built it, the loss's name and parameters when
+    it is a registered loss. A user's own model or loss is recorded by class and size, with a warning that
+    this is not enough to rebuild it."""
+    described: dict[str, Any] = {"task": task.describe()}
+    built = getattr(model, "trainlab_model", None)
+    if isinstance(built, dict):
+        described["model"] = built
+    else:
+        kind = f"{type(model).__module__}.{type(model).__qualname__}"
+        described["model"] = {"class": kind, "parameters": sum(p.numel() for p in model.parameters())}
+        warnings.warn(f"model {kind} was not built by trainlab.models.build_model: the result records only its "
+                      "class and parameter count; keep its code (and result.state_dict) to rebuild it",
+                      stacklevel=4)
+    if loss.name in LOSSES:
+        described["loss"] = loss.config()
+    else:
+        kind = f"{type(loss).__module__}.{type(loss).__qualname__}"
+        described["loss"] = {"class": kind}
+        warnings.warn(f"loss {kind} is not a registered loss: the result records only its class; register it "
+                      "(trainlab.losses.LOSSES) to record its parameters", stacklevel=4)
+    return described
 
 
 def resolve_loss(task: Task, loss: Loss | str | None) -> Loss:

@@ -23,7 +23,7 @@ import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -268,9 +268,9 @@ def train_epoch(
     starts = batch_starts(n, batch_size)
     perm = torch.randperm(n, generator=generator, device=x_all.device) if len(starts) > 1 else None
     ends = starts[1:] + [n]
-    params = dict(model.named_parameters())
+    params: dict[str, Tensor] = dict(model.named_parameters())
     trainable = [p for p in params.values() if p.requires_grad]
-    weights = [params[name] for name in weight_names(model)] if rule.decoupled_weight_decay > 0 else []
+    weights: list[Tensor] = [params[name] for name in weight_names(model)] if rule.decoupled_weight_decay > 0 else []
     augment = task.augment
     closure_needed = isinstance(optimizer, torch.optim.LBFGS)
     stats = EpochStats()
@@ -315,7 +315,7 @@ def train_epoch(
         if closure_needed:
             if weights:
                 decay_weights(weights, optimizer.param_groups[0]["lr"] * rule.decoupled_weight_decay)
-            value = optimizer.step(closure)  # type: ignore[arg-type]
+            value = cast(Tensor, optimizer.step(closure))  # type: ignore[arg-type]
         else:
             value = closure()
             if weights:

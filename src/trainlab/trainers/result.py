@@ -39,6 +39,14 @@ class RunResult:
     message: str = ""
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     state_dict: dict[str, Tensor] | None = None
+    model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
+    """The trained model with the selected weights loaded, when the result comes from ``fit`` in this
+    process (``execute``, ``make_trainer(...).fit``); None for a loaded or stored result, whose weights
+    are ``state_dict`` (rebuild with ``trainlab.models.build_model`` and ``load_state_dict``)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to another process) without ``model``: the weights travel as ``state_dict``."""
+        return {**self.__dict__, "model": None}
 
     @classmethod
     def failed(cls, config: dict[str, Any], environment: dict[str, Any], error: BaseException) -> RunResult:

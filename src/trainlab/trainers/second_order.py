@@ -92,8 +92,8 @@ def refresh_batch_norm(model: nn.Module, x: Tensor) -> bool:
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-        for m, training in saved:
-            m.training = training
+        for module, training in saved:
+            module.training = training
     return True
 
 
