@@ -447,13 +447,16 @@ def test_quickstart_runs_and_writes_its_report(tmp_path: Path) -> None:
     assert runs.groupby("label")["run_id"].count().min() == 12  # 2 tasks × 2 models × 3 seeds per trainer
 
 
-SHIPPED = sorted((Path(__file__).parents[1] / "experiments").rglob("*.toml"))
+EXPERIMENTS = Path(__file__).parents[1] / "experiments"
+SHIPPED = sorted(EXPERIMENTS.rglob("*.toml"))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_experiment_files_validate(path: Path) -> None:
     experiment = load_experiment(path)
-    assert experiment.name == path.stem and experiment.runs
+    folder = path.parent.relative_to(EXPERIMENTS).as_posix()
+    expected = path.stem if folder == "." else f"{folder.replace('/', '-')}-{path.stem}"
+    assert experiment.name == expected and experiment.runs
     assert len({r.run_id for r in experiment.runs}) == len(experiment.runs)
 
 
