@@ -168,22 +168,25 @@ def check_compatible(specs: Sequence[RunSpec]) -> None:
     _trainer_setup(specs)
 
 
-def _trainer_setup(specs: Sequence[RunSpec]) -> tuple[list[float], int]:
-    """Per-cell learning rates and the common ``eval_every``; any other non-default ``gd`` option is refused."""
+def _trainer_setup(specs: Sequence[RunSpec]) -> tuple[list[float], int, str]:
+    """Per-cell learning rates, the common ``eval_every`` and ``select``; any other non-default ``gd`` option
+    is refused."""
     default = make_trainer("gd", lr=1.0).describe()
-    lrs, evals = [], set()
+    lrs, evals, selects = [], set(), set()
     for i, spec in enumerate(specs):
         described = make_trainer("gd", **spec.trainer_options).describe()
         for key, value in described.items():
-            if key not in CELL_OPTIONS and key != "eval_every" and value != default[key]:
+            if key not in CELL_OPTIONS and key not in ("eval_every", "select") and value != default[key]:
                 raise ConfigError(
                     f"specs[{i}].trainer_options.{key}", value, f"{default[key]!r} (the sweep engine runs plain gd)"
                 )
         lrs.append(float(described["lr"]))
         evals.add(described["eval_every"])
-    if len(evals) > 1:
-        raise ConfigError("trainer_options.eval_every", sorted(evals), "one value for every cell")
-    return lrs, evals.pop()
+        selects.add(described["select"])
+    for key, values in (("eval_every", evals), ("select", selects)):
+        if len(values) > 1:
+            raise ConfigError(f"trainer_options.{key}", sorted(values), "one value for every cell")
+    return lrs, evals.pop(), selects.pop()
 
 
 def _losses(specs: Sequence[RunSpec], task: Task) -> list[Loss]:
@@ -254,7 +257,7 @@ def run_sweep(
     task = load_task(first.task, data_dir=data_dir, device=first.device, **first.task_options)
     compute = DTYPES[dtype] if dtype is not None else task.train.x.dtype
     losses = _losses(specs, task)
-    lrs, eval_every = _trainer_setup(specs)
+    lrs, eval_every, select = _trainer_setup(specs)
     models = [
         build_model(s.model, task.input_shape, task.n_outputs, generator=torch_generator(s.seed, "init"), **s.model_options)
         for s in specs
@@ -266,7 +269,8 @@ def run_sweep(
     results: list[RunResult] = []
     for start in range(0, len(specs), chunk_size):
         part = slice(start, start + chunk_size)
-        results += _train(specs[part], task, models[part], losses[part], lrs[part], eval_every, compute, progress)
+        results += _train(specs[part], task, models[part], losses[part], lrs[part], eval_every, select, compute,
+                          progress)
     if store is not None:
         for spec, result in zip(specs, results):
             store.save(result.config["run_id"], spec.resolved().to_dict(), result, metric=task.metric)
@@ -280,10 +284,12 @@ def _train(
     losses: Sequence[Loss],
     lrs: Sequence[float],
     eval_every: int,
+    select: str,
     dtype: torch.dtype,
     progress: bool,
 ) -> list[RunResult]:
-    """The training loop of one chunk of cells, with the ``gd`` trainer's bookkeeping (see ``Monitor``)."""
+    """The training loop of one chunk of cells, with the ``gd`` trainer's bookkeeping (see ``Monitor``; with
+    ``select = "trained"`` epoch 0 is kept only as the fallback when no trained epoch is finite)."""
     device = task.device
     cells = _stack(models, dtype, device, "model")
     best = _Cells([w.clone() for w in cells.weights], [b.clone() for b in cells.biases], cells.names, cells.flatten)
@@ -320,8 +326,12 @@ def _train(
             row.update({key: v for key, v in spent.to_dict().items() if key != "epochs"})
             row["lr"] = lrs[k]
             histories[k].append(row)
+            if epoch == 0 and select == "trained":
+                cells.copy_cell(k, best)
             if not math.isfinite(row["train_loss"]):
                 status[k], message[k] = "diverged", f"non-finite training loss at epoch {epoch}"
+            elif epoch == 0 and select == "trained":
+                continue
             elif row["val_loss"] < best_val[k]:
                 best_val[k], best_epoch[k] = row["val_loss"], epoch
                 cells.copy_cell(k, best)
