@@ -29,6 +29,7 @@ from trainlab.losses import Loss
 from trainlab.trainers.result import RunResult
 from trainlab.core.seeding import torch_generator
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.gradient import train_epoch
 from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
 
 BLOCKS = ("layer", "parameter")
@@ -100,8 +101,6 @@ class BlockCoordinateDescent(Trainer):
         callbacks: Sequence[Callback] = (),
         loss: Loss | None = None,
     ) -> RunResult:
-        from trainlab.trainers.gradient import train_epoch
-
         cfg: BCDConfig = self.config
         loss_fn = resolve_loss(task, loss)
         blocks = parameter_blocks(model, cfg.blocks)
