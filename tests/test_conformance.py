@@ -57,9 +57,9 @@ def test_the_example_plugin_conforms(scratch: None, monkeypatch: pytest.MonkeyPa
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "trainlab_example_plugin", module)
     spec.loader.exec_module(module)
-    check_optimizer("adamax")
-    check_searcher("one-plus-lambda")
-    check_trainer("one-plus-lambda", population_size=8, evals_per_epoch=16)
+    check_optimizer("example-adamax")
+    check_searcher("example-es")
+    check_trainer("example-es", population_size=8, evals_per_epoch=16)
 
 
 def test_a_diverging_optimizer_fails(scratch: None) -> None:

@@ -35,7 +35,14 @@ from trainlab.data.formats import read_cifar_batch, read_idx, read_semicolon_csv
 from trainlab.data.images import ImageOptions, RandomAffine, affine, load_image_task, to_float_images
 from trainlab.data.root import DataFile, Dataset, download_dataset, download_file, require, resolve_root, verify_file
 from trainlab.data.spiral import make_spiral
-from trainlab.data.tabular import RawTable, TabularOptions, preprocess, split_indices
+from trainlab.data.tabular import (
+    RawTable,
+    TabularOptions,
+    merge_rare_classes,
+    outlier_rows,
+    preprocess,
+    split_indices,
+)
 from trainlab.core.seeding import numpy_generator
 
 
@@ -281,7 +288,7 @@ def test_preprocess_matches_pandas_scipy_sklearn_pipeline() -> None:
     from trainlab.data.tabular import bcw_table
 
     raw = bcw_table()
-    options = TabularOptions(corr_threshold=0.1, pair_threshold=0.95)
+    options = TabularOptions(corr_threshold=0.1, pair_threshold=0.95, clip=False)
     arrays, record = preprocess(raw, options, "classification")
 
     frame = load_breast_cancer(as_frame=True).frame
@@ -556,3 +563,33 @@ def test_registry_metadata_matches_loaded_task(tmp_path: Path) -> None:
     ds = mnist_folder(tmp_path)
     task = load_image_task("mnist", ImageOptions(n_train=100, n_test=40), tmp_path, dataset=ds)
     assert (TASKS.get("mnist").loss, TASKS.get("mnist").metric) == (task.loss, task.metric)
+
+
+def test_default_drops_features_constant_after_filtering_and_clips_to_the_training_range() -> None:
+    rng = np.random.default_rng(7)
+    n = 300
+    x = rng.normal(size=(n, 3))
+    x[:, 2] = 0.0
+    x[rng.choice(n, 12, replace=False), 2] = 1.0  # a rare binary feature: every 1 is a |z| > 3 outlier
+    y = x[:, 0] + 2 * x[:, 2] + 0.1 * rng.normal(size=n)
+    raw = RawTable(x, y, y, ["a", "b", "flag"], None, {})
+    arrays, record = preprocess(raw, TabularOptions(corr_threshold=0), "regression")
+    assert record["dropped_constant"] == ["flag"] and record["features"] == ["a", "b"]
+    low, high = arrays["train"][0].min(axis=0), arrays["train"][0].max(axis=0)
+    for split in ("val", "test"):
+        assert (arrays[split][0] >= low).all() and (arrays[split][0] <= high).all()
+    kept, record = preprocess(raw, TabularOptions(corr_threshold=0, constant_features="keep", clip=False), "regression")
+    assert "flag" in record["features"] and record["clip_to_train_range"]["rows_clipped"] == {}
+    train_flag = kept["train"][0][:, record["features"].index("flag")]
+    assert np.ptp(train_flag) == 0  # what the default protects against
+
+
+def test_outlier_rules_and_rare_classes() -> None:
+    table = np.array([[1.0], [2.0], [3.0], [4.0], [100.0]])
+    # Tukey: Q1 = 2, Q3 = 4, IQR = 2, fences [-1, 7]
+    assert outlier_rows(table, "iqr", None, 1.5).tolist() == [False, False, False, False, True]
+    z = np.abs(stats.zscore(table[:, 0]))
+    assert outlier_rows(table, "z", 1.5, 1.5).tolist() == (z > 1.5).tolist()
+    y = np.array([0] * 30 + [1] * 200 + [2] * 5)
+    merged, names = merge_rare_classes(y, ["7", "8", "9"], 10)
+    assert names == ["7", "8-9"] and merged.tolist() == [0] * 30 + [1] * 205

@@ -217,7 +217,7 @@ def test_same_seed_same_run_other_seed_other_batches() -> None:
 def test_divergence_is_a_result_not_an_exception() -> None:
     task = regression_task()
     model = linear_model(4, np.ones((4, 1)))
-    result = make_trainer("gd", lr=1e6).fit(model, task, Budget(epochs=100), seed=0)
+    result = make_trainer("gd", lr=1e6, select="all").fit(model, task, Budget(epochs=100), seed=0)
     assert result.status == "diverged"
     assert "non-finite" in result.message
     assert 0 < result.spending.steps < 100

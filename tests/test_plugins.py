@@ -43,24 +43,24 @@ SPIRAL = ["--task", "spiral", "--set", "task.points=30", "--epochs", "2", "--dev
 def test_train_uses_a_plugin_optimizer_and_model(tmp_path: Path) -> None:
     site = install(tmp_path / "site")
     out = tmp_path / "run"
-    res = trainlab(["train", *SPIRAL, "--model", "tiny-mlp", "--set", "model.width=4", "--trainer", "adamax",
+    res = trainlab(["train", *SPIRAL, "--model", "example-mlp", "--set", "model.width=4", "--trainer", "example-adamax",
                     "--out", str(out)], site, tmp_path)
     assert res.returncode == 0, res.stderr
     config = json.loads((out / "result.json").read_text())["config"]
-    assert config["trainer"] == "adamax" and config["model"] == "tiny-mlp"
+    assert config["trainer"] == "example-adamax" and config["model"] == "example-mlp"
     assert config["trainer_options"]["lr"] == 2e-3 and config["model_options"]["width"] == 4
 
 
 def test_without_the_plugin_the_names_are_one_line_errors(tmp_path: Path) -> None:
-    res = trainlab(["train", *SPIRAL, "--model", "spiral-mlp", "--trainer", "adamax", "--out", str(tmp_path / "r")],
+    res = trainlab(["train", *SPIRAL, "--model", "spiral-mlp", "--trainer", "example-adamax", "--out", str(tmp_path / "r")],
                    None, tmp_path)
     assert res.returncode == 1
-    assert res.stderr.strip().splitlines()[-1].startswith("Error: trainer: got 'adamax'; allowed: one of ")
+    assert res.stderr.strip().splitlines()[-1].startswith("Error: trainer: got 'example-adamax'; allowed: one of ")
 
 
 def test_a_broken_plugin_is_named_in_one_line(tmp_path: Path) -> None:
     site = install(tmp_path / "site", "raise RuntimeError('no GPU driver')\n", name="broken_plugin")
-    res = trainlab(["train", *SPIRAL, "--model", "tiny-mlp", "--out", str(tmp_path / "r")], site, tmp_path)
+    res = trainlab(["train", *SPIRAL, "--model", "example-mlp", "--out", str(tmp_path / "r")], site, tmp_path)
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
         "Error: plugin example: got 'broken_plugin'; allowed: an entry point that loads (RuntimeError: no GPU driver)"
@@ -77,17 +77,17 @@ def test_an_experiment_with_plugin_names_runs_in_a_process_pool(tmp_path: Path) 
 
         [defaults]
         task = "spiral"
-        model = "tiny-mlp"
+        model = "example-mlp"
         task_options = { points = 30 }
         model_options = { width = 4 }
         budget = { epochs = 2 }
 
         [trainers.adamax]
-        algorithm = "adamax"
+        algorithm = "example-adamax"
         lr = 0.01
 
         [trainers.es]
-        algorithm = "one-plus-lambda"
+        algorithm = "example-es"
         population_size = 10
         evals_per_epoch = 50
 
@@ -101,4 +101,4 @@ def test_an_experiment_with_plugin_names_runs_in_a_process_pool(tmp_path: Path) 
         rows = db.execute("select status, spec from runs").fetchall()
     assert sorted(r[0] for r in rows) == ["ok", "ok"]
     trainers = sorted(json.loads(r[1])["trainer"] for r in rows)
-    assert trainers == ["adamax", "one-plus-lambda"]
+    assert trainers == ["example-adamax", "example-es"]

@@ -103,7 +103,7 @@ def test_suggestion_rules_on_an_analytic_curve() -> None:
     assert suggest_lr(lrs, curve, "steep") == pytest.approx(steepest)
     assert steepest == pytest.approx(1e-2, rel=0.1)
     best = lrs[20 + int(np.argmin(curve[20:-5]))]
-    assert suggest_lr(lrs, curve, "min10") == pytest.approx(best / 10)
+    assert suggest_lr(lrs, curve, "minimum") == pytest.approx(best / 10)
 
 
 def test_lr_finder_sweeps_smooths_stops_and_restores(tmp_path) -> None:
@@ -114,7 +114,7 @@ def test_lr_finder_sweeps_smooths_stops_and_restores(tmp_path) -> None:
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     n = len(found.lrs)
-    ratio = (1e3 / 1e-4) ** (1 / 59)
+    ratio = (1e3 / 1e-4) ** (1 / 60)
     np.testing.assert_allclose(found.lrs, [1e-4 * ratio**i for i in range(n)], rtol=1e-12)
     avg = 0.0
     for i, (raw, s) in enumerate(zip(found.losses, found.smoothed)):
@@ -132,7 +132,7 @@ def test_trainer_lr_find_uses_the_suggestion() -> None:
     t = task()
     result = make_trainer("adam", lr_find=True, lr_find_steps=50).fit(nn.Linear(5, 3), t, Budget(epochs=2), seed=3)
     record = result.records["lr_find"][0]
-    assert record["suggestion"] == pytest.approx(suggest_lr(record["lrs"], record["smoothed"]))
+    assert record["suggestion"] == pytest.approx(suggest_lr(record["lrs"], record["smoothed"], num_steps=50))
     assert result.history[-1]["lr"] == pytest.approx(record["suggestion"])
     steps = len(record["lrs"])
     assert result.spending.forward_samples == 64 * steps + 2 * 256
@@ -149,6 +149,22 @@ def test_triangular_is_the_piecewise_linear_interpolation() -> None:
     ts = [0, 1, 150, 299, 300, 301, 500, 699, 700, 800]
     expected = np.interp(ts, [0, 300, 700], [0.0, lr, lr / 10])
     assert [sched.lr(t) for t in ts] == pytest.approx(expected.tolist(), abs=1e-15)
+
+
+def test_one_cycle_drives_rmsprop_momentum_from_zero_as_fastai() -> None:
+    """fastai's fit_one_cycle sets "mom", which its OptimWrapper maps to torch RMSprop's momentum (default 0)."""
+    from trainlab.trainers.schedules import combined_cos
+
+    seen: list[float] = []
+
+    class Spy(Callback):
+        def on_step_end(self, state) -> None:  # noqa: ANN001
+            seen.append(state.momentum if state.momentum is not None else float("nan"))
+
+    trainer = make_trainer("rmsprop", lr=0.01, schedule="one-cycle", batch_size=64)
+    trainer.fit(nn.Linear(5, 3), task(), Budget(epochs=2), seed=0, callbacks=[Spy()])
+    total = len(seen)
+    assert seen == pytest.approx([combined_cos(0.25, 0.95, 0.85, 0.95, t / total) for t in range(total)])
 
 
 def sequential_lrs(steps: int, build: object) -> list[float]:

@@ -20,8 +20,8 @@ from trainlab.trainers.optimizers import OPTIMIZERS, OptimizerSpec
 
 # 1. An optimizer: torch's Adamax (Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015, §7.1),
 #    u_t = max(β2 u_{t−1}, |g_t|), θ_t = θ_{t−1} − η/(1 − β1^t) · m_t / u_t. It is also the gradient trainer
-#    "adamax" (every registered optimizer is one).
-OPTIMIZERS.register("adamax")(
+#    "example-adamax" (every registered optimizer is one).
+OPTIMIZERS.register("example-adamax")(
     OptimizerSpec(torch.optim.Adamax, {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
                   momentum_key="betas")
 )
@@ -29,7 +29,7 @@ OPTIMIZERS.register("adamax")(
 
 # 2. An ask/tell searcher: the (1+λ) evolution strategy with Rechenberg's 1/5th success rule (Rechenberg,
 #    "Evolutionsstrategie", 1973; Beyer & Schwefel, Natural Computing 2002, §3). It becomes the population
-#    trainer "one-plus-lambda" (every registered searcher is one).
+#    trainer "example-es" (every registered searcher is one).
 @dataclass(frozen=True)
 class OnePlusLambdaConfig:
     sigma: float = 0.1
@@ -42,12 +42,12 @@ class OnePlusLambdaConfig:
         check_number("factor", self.factor, low=1, low_open=True)
 
 
-@SEARCHERS.register("one-plus-lambda")
+@SEARCHERS.register("example-es")
 class OnePlusLambda(Searcher):
     """Parent x, offspring y_i = clamp(x + σ N(0, I)), i = 1..λ (λ = the population size); the best offspring
     replaces x when it is at least as good."""
 
-    name = "one-plus-lambda"
+    name = "example-es"
 
     def __init__(self, problem: Problem, population: Tensor, generator: torch.Generator, **options: object):
         super().__init__(problem, population, generator)
@@ -92,4 +92,4 @@ def build_tiny(options: TinyOptions, input_shape: tuple[int, ...], n_outputs: in
     )
 
 
-MODELS.register("tiny-mlp")(ModelEntry(TinyOptions, build_tiny, "one hidden layer of `width` units", ((2,), 3)))
+MODELS.register("example-mlp")(ModelEntry(TinyOptions, build_tiny, "one hidden layer of `width` units", ((2,), 3)))

@@ -19,13 +19,35 @@ from trainlab.core.config import ConfigError
 @click.option("--target", type=float, default=None, help="Time-to-target threshold (default: per-task median).")
 @click.option("--format", "formats", multiple=True, type=click.Choice(["png", "svg", "pdf"]),
               default=("png", "svg"), show_default=True, help="Figure formats (repeatable).")
+@click.option("--against", default=None, metavar="FILE.csv|thesis000",
+              help="Published results to put beside the measured ones (writes against.md and against.csv).")
+@click.option("--quantity", type=click.Choice(["test_metric", "test_loss", "train_loss"]), default="test_metric",
+              show_default=True, help="Published column compared with --against.")
+@click.option("--tolerance", type=float, default=0.02, show_default=True, help="|Δ| flagged above this (--against).")
+@click.option("--outlier-gap", type=float, default=0.5, show_default=True,
+              help="Published values this far from their family's median on the cell are thesis outliers.")
+@click.option("--against-only", is_flag=True, help="Write only the comparison, not the full report.")
 def report(experiment_dir: Path, out: Path | None, value: str, alpha: float, failed: str, target: float | None,
-           formats: tuple[str, ...]) -> None:
-    """Write EXPERIMENT_DIR's report: per-task tables, statistical tests and figures."""
+           formats: tuple[str, ...], against: str | None, quantity: str, tolerance: float, outlier_gap: float,
+           against_only: bool) -> None:
+    """Write EXPERIMENT_DIR's report: per-task tables, statistical tests and figures; with --against, the
+    published-vs-measured comparison too."""
+    from trainlab.experiments.store import ResultStore  # start-up time: see trainlab.cli.lazy
     from trainlab.report import write_report  # start-up time: see trainlab.cli.lazy
+    from trainlab.report.against import compare, load_anchors, write_against  # start-up time: see trainlab.cli.lazy
 
+    folder = out if out is not None else experiment_dir / "report"
     try:
-        path = write_report(experiment_dir, out, formats, value=value, alpha=alpha, failed=failed, target=target)
+        if against is not None:
+            anchors = load_anchors(against)
+            with ResultStore.open(experiment_dir) as store:
+                runs = store.runs_frame()
+            comparison = compare(runs, anchors, quantity=quantity, tolerance=tolerance, outlier_gap=outlier_gap)
+            md, csv = write_against(comparison, folder, against)
+            click.echo(f"published vs measured: {md} and {csv}")
+        if not against_only:
+            path = write_report(experiment_dir, out, formats, value=value, alpha=alpha, failed=failed,
+                                target=target)
+            click.echo(f"report written to {path}")
     except (ConfigError, FileNotFoundError) as err:
-        raise click.ClickException(str(err)) from err
-    click.echo(f"report written to {path}")
+        raise click.ClickException(str(err)) from None

@@ -4,7 +4,8 @@ The same names are used in experiment files, on the command line and in the Pyth
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import difflib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from trainlab.core.config import ConfigError
@@ -13,8 +14,20 @@ from trainlab.core.plugins import load_plugins
 T = TypeVar("T")
 
 
+def did_you_mean(name: object, choices: Iterable[str]) -> str:
+    """``" (did you mean 'adam'?)"`` for the choices closest to ``name`` (``difflib.get_close_matches``,
+    case-insensitive), or ``""`` when none is close."""
+    names = list(choices)
+    lowered = {c.lower(): c for c in names}
+    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?)"
+
+
 class Registry(Generic[T]):
-    """A mapping from names to objects of one ``kind``; unknown names raise :class:`ConfigError`."""
+    """A mapping from names to objects of one ``kind``; unknown names raise :class:`ConfigError` naming the
+    allowed names and the closest ones (:func:`did_you_mean`)."""
 
     def __init__(self, kind: str):
         self.kind = kind
@@ -43,11 +56,13 @@ class Registry(Generic[T]):
             listener(name, obj)
 
     def get(self, name: str) -> T:
-        """The entry ``name``; a name not registered loads the ``trainlab.plugins`` entry points first."""
-        if name not in self._items:
+        """The entry ``name``; a name not registered loads the ``trainlab.plugins`` entry points first, then
+        raises :class:`ConfigError` with the allowed names and the closest ones (:func:`did_you_mean`)."""
+        if isinstance(name, str) and name not in self._items:
             load_plugins()
-        if name not in self._items:
-            raise ConfigError(self.kind, name, "one of " + ", ".join(sorted(self._items)))
+        if not isinstance(name, str) or name not in self._items:
+            names = sorted(self._items)
+            raise ConfigError(self.kind, name, "one of " + ", ".join(names) + did_you_mean(name, names))
         return self._items[name]
 
     def names(self) -> list[str]:

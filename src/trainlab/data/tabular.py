@@ -1,24 +1,42 @@
-"""Tabular tasks ``bcw``, ``bhp``, ``wqc``, ``wqr`` with thesis 000's preprocessing (§6.2.1).
+"""Tabular tasks ``bcw``, ``bhp``, ``wqc``, ``wqr``: thesis 000's preprocessing (§6.2.1), in two profiles.
 
-Every statistic is fitted on the training split only, in this order, each step configurable:
+``profile = "default"`` (leakage-free): every statistic is fitted on the training split only, in this order:
 
 1. split 70/10/20 (train/validation/test), stratified by class for classification;
 2. drop features whose |Pearson correlation| with the target is below ``corr_threshold``;
 3. of each pair of remaining features with |correlation| above ``pair_threshold``, drop the one less
    correlated with the target (pairs taken from the most correlated down);
-4. drop training rows with any feature |z-score| above ``z_threshold`` (z = (x − mean) / std, ddof 0);
-5. standardise every split with the training mean and standard deviation (ddof 0).
+4. drop training rows that are outliers: any feature |z-score| above ``z_threshold`` (z = (x − mean) / std,
+   ddof 0; ``outliers = "z"``) or outside [Q1 − k·IQR, Q3 + k·IQR] with k = ``iqr_factor`` (``"iqr"``);
+5. drop features that are constant on the remaining training rows (``constant_features = "drop"``): after
+   step 4 a rare binary feature (Boston's CHAS) can be constant in training, so no model can learn what it
+   means, and a batch norm on the inputs divides its validation/test deviations by √ε (validation MSE 4e6);
+6. standardise every split with the training mean and standard deviation (ddof 0), then clip validation and
+   test features to the training range (``clip = true``): rows far outside what training saw are evaluated
+   at the boundary instead of extrapolating a ReLU network linearly (bhp: 23 of 101 test rows have |z| > 3).
 
-Everything decided or fitted is recorded in ``Task.preprocessing``.
+``profile = "thesis000"`` is the thesis's own pipeline as its text and the issue's reading of its code
+describe it (``docs/reproductions/thesis000.md`` lists every choice the text leaves open): outliers are
+removed from the whole data set before the split (z-score 3 for bcw and bhp over every column including the
+target, as ``scipy.stats.zscore(df)``; Tukey's IQR rule, k = 1.5, over the features for wine), the feature
+selection thresholds are 10 % for bcw (30 features) and 5 % for the others, nothing is clipped or dropped
+for being constant, Wine Quality is red + white (6,497 rows) and, for ``wqc``, a quality level with fewer than
+``min_class_rows`` = 10 rows joins its nearest level (quality 9, 5 rows, joins 8: 6 classes). Standardisation
+statistics still come from the training split (fastai's ``Normalize`` fits on the training set).
+
+An option left at ``None`` takes its profile's value; the resolved values are recorded in
+``Task.preprocessing`` with everything decided or fitted.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 
 from trainlab.core.config import ConfigError, check_choice, check_number
@@ -42,23 +60,51 @@ def check_bool(field: str, value: Any) -> None:
         raise ConfigError(field, value, "true or false")
 
 
+PROFILES = ("default", "thesis000")
+OUTLIER_RULES = ("z", "iqr", "none")
+OUTLIER_SCOPES = ("train", "all")
+CONSTANT_FEATURES = ("drop", "keep")
+
+
 @dataclass(frozen=True)
 class TabularOptions:
-    """Preprocessing options of the tabular tasks (defaults from thesis 000)."""
+    """Preprocessing options of the tabular tasks (see the module docstring; ``None``: the profile's value)."""
 
-    corr_threshold: float = 0.05
+    profile: str = "default"
+    corr_threshold: float | None = None
     pair_threshold: float = 0.9
+    outliers: str | None = None
+    """``z``, ``iqr`` or ``none``."""
+    outlier_scope: str | None = None
+    """``train``: training rows only; ``all``: the whole data set before the split (thesis 000)."""
     z_threshold: float | None = 3.0
-    """``None`` keeps every training row."""
+    """``None`` keeps every row (as ``outliers = "none"``)."""
+    iqr_factor: float = 1.5
+    constant_features: str | None = None
+    clip: bool | None = None
+    min_class_rows: int | None = None
     standardize: bool = True
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     data_seed: int = 0
 
     def __post_init__(self) -> None:
-        check_number("corr_threshold", self.corr_threshold, low=0, high=1)
+        check_choice("profile", self.profile, PROFILES)
+        if self.corr_threshold is not None:
+            check_number("corr_threshold", self.corr_threshold, low=0, high=1)
         check_number("pair_threshold", self.pair_threshold, low=0, high=1)
+        if self.outliers is not None:
+            check_choice("outliers", self.outliers, OUTLIER_RULES)
+        if self.outlier_scope is not None:
+            check_choice("outlier_scope", self.outlier_scope, OUTLIER_SCOPES)
         if self.z_threshold is not None:
             check_number("z_threshold", self.z_threshold, low=0, low_open=True)
+        check_number("iqr_factor", self.iqr_factor, low=0, low_open=True)
+        if self.constant_features is not None:
+            check_choice("constant_features", self.constant_features, CONSTANT_FEATURES)
+        if self.clip is not None:
+            check_bool("clip", self.clip)
+        if self.min_class_rows is not None:
+            check_number("min_class_rows", self.min_class_rows, low=0, integer=True)
         check_bool("standardize", self.standardize)
         check_number("data_seed", self.data_seed, low=0, integer=True)
         allowed = "three fractions in (0, 1) for train, val, test that sum to 1"
@@ -74,13 +120,97 @@ class TabularOptions:
 
 @dataclass(frozen=True)
 class WineOptions(TabularOptions):
-    """Tabular options plus the wine ``variant`` (``white``: 4,898 rows; ``red``: 1,599 rows)."""
+    """Tabular options plus the wine ``variant`` (``white``: 4,898 rows; ``red``: 1,599; ``both``: 6,497;
+    ``None``: white by default, both under thesis000)."""
 
-    variant: str = "white"
+    variant: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice("variant", self.variant, ["white", "red"])
+        if self.variant is not None:
+            check_choice("variant", self.variant, ["white", "red", "both"])
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The preprocessing actually applied: every ``None`` option replaced by its profile's value."""
+
+    corr_threshold: float
+    pair_threshold: float
+    outliers: str
+    outlier_scope: str
+    z_threshold: float | None
+    iqr_factor: float
+    constant_features: str
+    clip: bool
+    min_class_rows: int
+    standardize: bool
+    split: tuple[float, float, float]
+    data_seed: int
+    profile: str
+
+
+def resolve_options(task: str, options: TabularOptions) -> Resolved:
+    """Fill the options left at ``None`` with the values of ``options.profile`` for ``task``."""
+    thesis = options.profile == "thesis000"
+    wine = task in ("wqc", "wqr")
+    profile: dict[str, Any] = {
+        "corr_threshold": 0.1 if thesis and task == "bcw" else 0.05,
+        "outliers": "iqr" if thesis and wine else "z",
+        "outlier_scope": "all" if thesis else "train",
+        "constant_features": "keep" if thesis else "drop",
+        "clip": not thesis,
+        "min_class_rows": 10 if thesis and task == "wqc" else 0,
+    }
+    given = {k: getattr(options, k) for k in profile if getattr(options, k) is not None}
+    values = {**profile, **given}
+    if options.z_threshold is None and values["outliers"] == "z":
+        values["outliers"] = "none"
+    return Resolved(
+        pair_threshold=options.pair_threshold, z_threshold=options.z_threshold, iqr_factor=options.iqr_factor,
+        standardize=options.standardize, split=options.split, data_seed=options.data_seed,
+        profile=options.profile, **values,
+    )
+
+
+def outlier_rows(table: np.ndarray, rule: str, z_threshold: float | None, iqr_factor: float) -> np.ndarray:
+    """Boolean mask of the rows of ``table`` (N, F) that are outliers under ``rule`` (z, iqr or none).
+
+    z: any |x − mean| / std > ``z_threshold`` (ddof 0; constant columns never count);
+    iqr: any value outside [Q1 − k·IQR, Q3 + k·IQR] with k = ``iqr_factor`` (linear quantiles, as pandas).
+    """
+    if rule == "none" or len(table) == 0:
+        return np.zeros(len(table), dtype=bool)
+    if rule == "z":
+        assert z_threshold is not None
+        std = table.std(axis=0)
+        z = (table - table.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        return np.asarray((np.abs(z) > z_threshold).any(axis=1))
+    q1, q3 = np.quantile(table, 0.25, axis=0), np.quantile(table, 0.75, axis=0)
+    iqr = q3 - q1
+    return np.asarray(((table < q1 - iqr_factor * iqr) | (table > q3 + iqr_factor * iqr)).any(axis=1))
+
+
+def merge_rare_classes(y: np.ndarray, classes: list[str], min_rows: int) -> tuple[np.ndarray, list[str]]:
+    """Join each class with fewer than ``min_rows`` rows to an adjacent level (the more populous of the two,
+    the lower on a tie), repeatedly from the rarest; returns the new indices and the class names (``"8-9"``)."""
+    groups = [[c] for c in classes]
+    members = [[i] for i in range(len(classes))]
+    counts = [int((y == i).sum()) for i in range(len(classes))]
+    while len(groups) > 1:
+        rare = min(range(len(groups)), key=lambda g: (counts[g], g))
+        if counts[rare] >= min_rows:
+            break
+        neighbours = [g for g in (rare - 1, rare + 1) if 0 <= g < len(groups)]
+        into = min(neighbours, key=lambda g: (-counts[g], g)) if len(neighbours) > 1 else neighbours[0]
+        lo, hi = sorted((rare, into))
+        groups[lo], members[lo], counts[lo] = groups[lo] + groups[hi], members[lo] + members[hi], counts[lo] + counts[hi]
+        del groups[hi], members[hi], counts[hi]
+    index = np.empty(len(classes), dtype=np.int64)
+    for new, old in enumerate(members):
+        index[old] = new
+    names = [g[0] if len(g) == 1 else f"{g[0]}-{g[-1]}" for g in groups]
+    return index[y], names
 
 
 @dataclass
@@ -136,13 +266,25 @@ def target_correlations(x: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def preprocess(
     raw: RawTable,
-    options: TabularOptions,
+    options: TabularOptions | Resolved,
     kind: Literal["classification", "regression"],
+    task: str = "",
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
-    """Split and preprocess ``raw``; returns ``{split: (x, y)}`` and the JSON-serialisable record."""
+    """Split and preprocess ``raw`` (options resolved for ``task``); returns ``{split: (x, y)}`` and the
+    JSON-serialisable record."""
+    if isinstance(options, TabularOptions):
+        options = resolve_options(task, options)
+    rows = np.arange(len(raw.y))
+    rule = (options.outliers, options.z_threshold, options.iqr_factor)
+    dropped_before_split: list[int] = []
+    if options.outlier_scope == "all":
+        columns = raw.x if options.outliers == "iqr" else np.column_stack([raw.x, raw.corr_target])
+        outlier = outlier_rows(columns, *rule)
+        dropped_before_split = [int(i) for i in rows[outlier]]
+        rows = rows[~outlier]
     rng = numpy_generator(options.data_seed, "tabular-split")
-    strata = raw.y if kind == "classification" else None
-    idx = dict(zip(("train", "val", "test"), split_indices(len(raw.y), options.split, rng, strata)))
+    strata = raw.y[rows] if kind == "classification" else None
+    idx = {s: rows[i] for s, i in zip(("train", "val", "test"), split_indices(len(rows), options.split, rng, strata))}
     x_train, t_train = raw.x[idx["train"]], raw.corr_target[idx["train"]]
     names = raw.features
 
@@ -170,21 +312,34 @@ def preprocess(
 
     x_train = x_train[:, keep]
     rows_dropped: list[int] = []
-    if options.z_threshold is not None and len(x_train):
-        std = x_train.std(axis=0)
-        z = (x_train - x_train.mean(axis=0)) / np.where(std > 0, std, 1.0)
-        outlier = (np.abs(z) > options.z_threshold).any(axis=1)
+    if options.outlier_scope == "train":
+        outlier = outlier_rows(x_train, *rule)
         rows_dropped = [int(i) for i in idx["train"][outlier]]
         idx["train"] = idx["train"][~outlier]
         x_train = x_train[~outlier]
+
+    constant: list[str] = []
+    if options.constant_features == "drop" and len(x_train):
+        flat = np.ptp(x_train, axis=0) == 0
+        constant = [names[j] for j, c in zip(keep, flat) if c]
+        keep = [j for j, c in zip(keep, flat) if not c]
+        x_train = x_train[:, ~flat]
 
     mean = x_train.mean(axis=0) if options.standardize else np.zeros(len(keep))
     std = x_train.std(axis=0) if options.standardize else np.ones(len(keep))
     std = np.where(std > 0, std, 1.0)
     kept_names = [names[j] for j in keep]
     out = {s: ((raw.x[i][:, keep] - mean) / std, raw.y[i]) for s, i in idx.items()}
+    clipped: dict[str, int] = {}
+    if options.clip and len(x_train):
+        low_b, high_b = out["train"][0].min(axis=0), out["train"][0].max(axis=0)
+        for s in ("val", "test"):
+            x, y = out[s]
+            clipped[s] = int(((x < low_b) | (x > high_b)).any(axis=1).sum())
+            out[s] = (np.clip(x, low_b, high_b), y)
     record: dict[str, Any] = {
         "source": raw.source,
+        "profile": options.profile,
         "rows": int(len(raw.y)),
         "split": {
             "fractions": list(options.split),
@@ -195,8 +350,17 @@ def preprocess(
         "features_in": list(names),
         "dropped_low_target_corr": {"threshold": options.corr_threshold, "features": low},
         "dropped_pair_corr": {"threshold": options.pair_threshold, "pairs": pairs},
+        "dropped_constant": constant,
         "features": kept_names,
-        "outliers": {"z_threshold": options.z_threshold, "train_rows_dropped": rows_dropped},
+        "outliers": {
+            "rule": options.outliers,
+            "scope": options.outlier_scope,
+            "z_threshold": options.z_threshold,
+            "iqr_factor": options.iqr_factor,
+            "rows_dropped_before_split": dropped_before_split,
+            "train_rows_dropped": rows_dropped,
+        },
+        "clip_to_train_range": {"enabled": options.clip, "rows_clipped": clipped},
         "standardize": {
             "enabled": options.standardize,
             "mean": dict(zip(kept_names, map(float, mean))),
@@ -213,8 +377,15 @@ def tabular_task(
     kind: Literal["classification", "regression"],
     device: torch.device,
 ) -> Task:
-    """Preprocess ``raw`` and move the splits to ``device`` as float32 inputs and int64 / (N, 1) targets."""
-    arrays, record = preprocess(raw, options, kind)
+    """Preprocess ``raw`` (``options`` resolved for task ``name``) and move the splits to ``device`` as
+    float32 inputs and int64 / (N, 1) targets."""
+    resolved = resolve_options(name, options)
+    if kind == "classification" and raw.classes is not None and resolved.min_class_rows > 0:
+        y, classes = merge_rare_classes(raw.y, raw.classes, resolved.min_class_rows)
+        if classes != raw.classes:
+            raw = dataclasses.replace(raw, y=y, classes=classes,
+                                      source={**raw.source, "merged_classes": classes})
+    arrays, record = preprocess(raw, resolved, kind, name)
     if raw.classes is not None and kind == "classification":
         record["classes"] = list(raw.classes)
 
@@ -269,12 +440,14 @@ def housing_table(path: Path) -> RawTable:
     )
 
 
-def wine_table(path: Path, classification: bool) -> RawTable:
-    """Wine Quality: 11 features; ``quality`` as a value, or as a class index over its observed values."""
-    frame = read_semicolon_csv(path, WINE_COLUMNS)
+def wine_table(paths: Path | Sequence[Path], classification: bool) -> RawTable:
+    """Wine Quality: 11 features; ``quality`` as a value, or as a class index over its observed values.
+    Several files (red, white) are stacked in the order given."""
+    files = [paths] if isinstance(paths, Path) else list(paths)
+    frame = pd.concat([read_semicolon_csv(p, WINE_COLUMNS) for p in files], ignore_index=True)
     x = frame[WINE_COLUMNS[:-1]].to_numpy(dtype=np.float64)
     quality = frame["quality"].to_numpy()
-    source: dict[str, Any] = {"file": path.name}
+    source: dict[str, Any] = {"file": files[0].name} if len(files) == 1 else {"files": [p.name for p in files]}
     if classification:
         levels = np.unique(quality)
         y = np.searchsorted(levels, quality).astype(np.int64)
@@ -294,10 +467,19 @@ def _build_bhp(options: TabularOptions, root: Path, device: torch.device, downlo
     return tabular_task("bhp", housing_table(paths["housing.data"]), options, "regression", device)
 
 
+def wine_variant(options: WineOptions) -> str:
+    """The wine ``variant``: as given, else ``both`` under thesis000 and ``white`` by default."""
+    if options.variant is not None:
+        return options.variant
+    return "both" if options.profile == "thesis000" else "white"
+
+
 def _wine_builder(name: str, kind: Literal["classification", "regression"]):  # noqa: ANN202
     def build(options: WineOptions, root: Path, device: torch.device, download: bool) -> Task:
         paths = require(DATASETS["wine-quality"], root, download=download)
-        raw = wine_table(paths[f"winequality-{options.variant}.csv"], kind == "classification")
+        variant = wine_variant(options)
+        colours = ("red", "white") if variant == "both" else (variant,)
+        raw = wine_table([paths[f"winequality-{c}.csv"] for c in colours], kind == "classification")
         return tabular_task(name, raw, options, kind, device)
 
     return build
@@ -314,7 +496,7 @@ register(TaskEntry(
 register(TaskEntry(
     "wqc", "Wine Quality (UCI), quality as a class", "classification",
     WineOptions, _wine_builder("wqc", "classification"), ("wine-quality",), "11 raw features",
-    "7 classes (white), 6 (red)", "balanced_accuracy",
+    "7 classes (white), 6 (red, and red + white under thesis000)", "balanced_accuracy",
 ))  # fmt: skip
 register(TaskEntry(
     "wqr", "Wine Quality (UCI), quality as a number", "regression",

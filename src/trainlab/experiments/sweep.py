@@ -239,12 +239,15 @@ def run_sweep(
     chunk_size: int | None = None,
     store: Any = None,
     progress: bool = False,
+    on_progress: Callable[[float], None] | None = None,
 ) -> list[RunResult]:
     """Train every spec as one cell of a vectorised sweep; one :class:`RunResult` per spec, in order.
 
     ``dtype`` ("float32" or "float64", default: the task's) is the compute precision; ``chunk_size``
     bounds how many cells are stacked at once (default: as many as fit in about 2²⁴ activations).
     With a ``store`` (:class:`~trainlab.experiments.store.ResultStore`) every result is saved there.
+    ``progress`` shows a bar with an ETA; ``on_progress(fraction)`` is called about a hundred times per
+    chunk with the fraction of all cells' steps done (the experiment runner's display uses it).
     """
     specs = list(specs)
     check_compatible(specs)
@@ -269,7 +272,10 @@ def run_sweep(
     results: list[RunResult] = []
     for start in range(0, len(specs), chunk_size):
         part = slice(start, start + chunk_size)
-        results += _train(specs[part], task, models[part], losses[part], lrs[part], eval_every, compute, progress)
+        done, count = start / len(specs), len(specs[part]) / len(specs)
+        report = None if on_progress is None else (lambda f, done=done, count=count: on_progress(done + count * f))
+        results += _train(specs[part], task, models[part], losses[part], lrs[part], eval_every, compute, progress,
+                          report)
     if store is not None:
         for spec, result in zip(specs, results):
             store.save(result.config["run_id"], spec.resolved().to_dict(), result, metric=task.metric)
@@ -285,6 +291,7 @@ def _train(
     eval_every: int,
     dtype: torch.dtype,
     progress: bool,
+    on_progress: Callable[[float], None] | None = None,
 ) -> list[RunResult]:
     """The training loop of one chunk of cells, with the ``gd`` trainer's bookkeeping (see ``Monitor``)."""
     device = task.device
@@ -359,6 +366,8 @@ def _train(
             spent[k] = step
         if bar is not None:
             bar.update(step)
+        if on_progress is not None and (step % max(1, total // 100) == 0 or step == total):
+            on_progress(step / total)
     for k in active:
         spent[k] = step
     if bar is not None:
@@ -400,9 +409,10 @@ class _Bar:
     """A rich progress bar over the steps of one chunk."""
 
     def __init__(self, total: int, cells: int):
-        from rich.progress import Progress
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.progress = Progress(transient=True)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("steps, ETA"), TimeRemainingColumn(), transient=True)
         self.task = self.progress.add_task(f"sweep of {cells} cells", total=total)
         self.progress.start()
 

@@ -32,6 +32,7 @@ from trainlab.models.mlp import (
     build_spiral_mlp,
 )
 from trainlab.models.warm_start import warm_start
+from trainlab.models.recurrent import GatedOptions, RecurrentOptions, build_recurrent
 
 __all__ = [
     "ACTIVATIONS",
@@ -68,6 +69,11 @@ MODELS.register("resnet57")(
 MODELS.register("myrtle5")(
     ModelEntry(MyrtleOptions, build_myrtle5, "Myrtle5 CNN, `width`·2^k channels, BN", ((3, 32, 32), 10))
 )
+_SEQUENCE = ((100, 2), 1)
+for _cell, _text in (("rnn", "Elman RNN (tanh)"), ("lstm", "LSTM, forget gate"), ("gru", "GRU")):
+    MODELS.register(_cell)(
+        ModelEntry(RecurrentOptions if _cell == "rnn" else GatedOptions, build_recurrent(_cell), f"{_text}, `width`×`layers`, linear read-out", _SEQUENCE)
+    )
 
 
 def _options(name: str, options: dict[str, Any]) -> ModelOptions:
@@ -97,7 +103,7 @@ def build_model(
     input_shape: Sequence[int],
     n_outputs: int,
     *,
-    activation: str = "relu",
+    activation: str | None = None,
     init: str | None = None,
     generator: torch.Generator | None = None,
     data: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -105,13 +111,15 @@ def build_model(
 ) -> nn.Module:
     """Model ``name`` for inputs of ``input_shape`` (without the batch dimension) and ``n_outputs``
     outputs, on ``generator``'s device, initialised from ``generator`` (default: the generator that
-    :func:`trainlab.experiments.spec.execute` uses for seed 0).
+    :func:`trainlab.experiments.spec.execute` uses for seed 0). ``activation=None`` keeps the model's
+    default (relu, tanh for recurrent networks).
 
     ``data`` = (training inputs, targets) is needed by the data-dependent schemes: ``init = "lsuv"``
     (on 256 samples drawn with ``generator``) and ``bias_init = "output-prior"``. With ``init_from``
     the weights of that earlier run replace the initialisation (:func:`~trainlab.models.warm_start.warm_start`).
     """
-    model, opts = _construct(name, input_shape, n_outputs, {"activation": activation, "init": init, **options})
+    given = {"activation": activation} if activation is not None else {}
+    model, opts = _construct(name, input_shape, n_outputs, {**given, "init": init, **options})
     gen = generator if generator is not None else torch_generator(0, "init")
     model = model.to_empty(device=gen.device)
     initialize(model, str(opts.init), gen, opts.init_gain or 1.0)
@@ -129,6 +137,7 @@ def build_model(
             init_biases(model, "output-prior", opts.bias_value, y.to(gen.device), n_outputs)
     if opts.init_from is not None:
         warm_start(model, opts.init_from, field=f"model.{name}.init_from")
+    object.__setattr__(model, "trainlab_model", {"name": name, **dataclasses.asdict(opts)})  # recorded by fit
     return model
 
 
@@ -148,7 +157,8 @@ def model_summary(name: str, input_shape: Sequence[int], n_outputs: int, **optio
         "n_outputs": n_outputs,
         "options": dataclasses.asdict(opts),
         "parameters": count_parameters(model),
-        "weight_layers": sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in leaves),
+        "weight_layers": sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in leaves)
+        + sum(m.num_layers for m in leaves if isinstance(m, nn.RNNBase)),
         "layers": [repr(m) for m in leaves],
         "description": MODELS.get(name).description,
     }

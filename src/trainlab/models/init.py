@@ -187,9 +187,13 @@ WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 @torch.no_grad()
 def initialize(model: nn.Module, scheme: str, generator: torch.Generator, gain: float = 1.0) -> nn.Module:
-    """Initialise every Linear/Conv layer of ``model`` with ``scheme`` (in module order) and reset
-    every batch-norm and PReLU layer; all randomness comes from ``generator``."""
+    """Initialise every Linear/Conv layer of ``model`` with ``scheme`` (in module order), reset every
+    batch-norm and PReLU layer, and let modules with an ``init_parameters(scheme, generator)`` method
+    (recurrent networks) initialise the rest; all randomness comes from ``generator``."""
     for module in model.modules():
+        own = getattr(module, "init_parameters", None)
+        if callable(own):
+            own(scheme, generator)
         if isinstance(module, WEIGHT_LAYERS):
             init_weight(module.weight, module.bias, scheme, generator, gain)
         elif isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.PReLU)):

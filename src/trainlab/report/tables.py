@@ -58,6 +58,11 @@ def summary_table(
     spend = [c for c in SPENDING if c in data.columns]
     if spend:
         out = out.join(data[finished].groupby(by)[spend].mean())
+    for col, name in (("lr", "lr"), ("best_epoch", "epoch")):
+        if col in data.columns:
+            chosen = pd.to_numeric(data.loc[ok, col], errors="coerce").groupby([data.loc[ok, c] for c in by])
+            out = out.join(pd.DataFrame({f"{name}_median": chosen.median(), f"{name}_min": chosen.min(),
+                                         f"{name}_max": chosen.max()}))
     out = out.reset_index()
     within = "task" if "task" in by else None
     ranked = out.groupby(within)["mean"] if within else out["mean"]
@@ -79,7 +84,8 @@ def display_summary(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """The summary as strings for a report: ``mean ± std``, median, ok/diverged/failed counts, ``pending``
     (runs not finished, shown when there are any), spending
     (columns that are zero throughout, such as fitness evaluations of gradient trainers, are left out),
-    rank, one row per group (the task column is kept for splitting per task)."""
+    the lr used and the selected epoch (median, with [min–max] when the seeds differ), rank, one row per
+    group (the task column is kept for splitting per task)."""
     out = pd.DataFrame({c: summary[c] for c in ("task", "model", "label") if c in summary.columns})
     out["mean ± std"] = [mean_std(m, s, digits) for m, s in zip(summary["mean"], summary["std"])]
     out["median"] = [f"{m:.{digits}g}" if math.isfinite(m) else "–" for m in summary["median"]]
@@ -90,8 +96,23 @@ def display_summary(summary: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         values = summary[col].astype(float) if col in summary.columns else pd.Series(dtype=float)
         if (values.fillna(0) != 0).any():
             out[col] = [f"{v:.3g}" if math.isfinite(v) else "–" for v in values]
+    if "lr_median" in summary.columns and np.isfinite(summary["lr_median"].astype(float)).any():
+        out["lr used"] = [_spread(m, lo, hi, "{:.2g}") for m, lo, hi in
+                          zip(summary["lr_median"], summary["lr_min"], summary["lr_max"])]
+    if "epoch_median" in summary.columns:
+        out["epoch"] = [_spread(m, lo, hi, "{:.0f}") for m, lo, hi in
+                        zip(summary["epoch_median"], summary["epoch_min"], summary["epoch_max"])]
     out["rank"] = [f"{r:g}" for r in summary["rank"]]
     return out
+
+
+def _spread(median: float, low: float, high: float, fmt: str) -> str:
+    """``"m"`` when every seed agrees, ``"m [lo–hi]"`` otherwise, ``"–"`` without a value."""
+    if median is None or not math.isfinite(median):
+        return "–"
+    if low == high:
+        return fmt.format(median)
+    return f"{fmt.format(median)} [{fmt.format(low)}–{fmt.format(high)}]"
 
 
 # ------------------------------------------------------------------------------------------- writers
@@ -177,7 +198,7 @@ def learning_curves(
     Where every run of a group has the same ``x`` values (epochs; deterministic spending), statistics
     are taken at those values over the runs that reached them (``n`` says how many). Otherwise (wall
     time) every run is linearly interpolated on ``points`` evenly spaced values over the range all its
-    group's runs cover. Columns: ``*by, x, mean, std, n``.
+    group's runs cover. Columns: ``*by, x, mean, std, min, max, n`` (min and max over the seeds).
     """
     check_number("points", points, low=2, integer=True)
     by = list(by)
@@ -190,19 +211,21 @@ def learning_curves(
         if x == "epoch" or shared:
             stacked = group.groupby(x)[y]
             part = pd.DataFrame({"x": stacked.mean().index, "mean": stacked.mean().to_numpy(),
-                                 "std": stacked.std(ddof=1).to_numpy(), "n": stacked.count().to_numpy()})
+                                 "std": stacked.std(ddof=1).to_numpy(), "min": stacked.min().to_numpy(),
+                                 "max": stacked.max().to_numpy(), "n": stacked.count().to_numpy()})
         else:
             lo, hi = max(v.min() for v in xs), min(v.max() for v in xs)
             grid = np.linspace(lo, hi, points) if hi > lo else np.array([lo])
             values = np.stack([np.interp(grid, v, s[y].to_numpy(float)) for v, s in zip(xs, series)])
             part = pd.DataFrame({"x": grid, "mean": values.mean(axis=0),
-                                 "std": values.std(axis=0, ddof=1) if len(series) > 1 else np.nan, "n": len(series)})
+                                 "std": values.std(axis=0, ddof=1) if len(series) > 1 else np.nan,
+                                 "min": values.min(axis=0), "max": values.max(axis=0), "n": len(series)})
         for col, k in zip(by, key if isinstance(key, tuple) else (key,)):
             part[col] = k
         frames.append(part)
     if not frames:
-        return pd.DataFrame(columns=[*by, "x", "mean", "std", "n"])
-    return pd.concat(frames, ignore_index=True)[[*by, "x", "mean", "std", "n"]]
+        return pd.DataFrame(columns=[*by, "x", "mean", "std", "min", "max", "n"])
+    return pd.concat(frames, ignore_index=True)[[*by, "x", "mean", "std", "min", "max", "n"]]
 
 
 # ------------------------------------------------------------------------------------ time-to-target

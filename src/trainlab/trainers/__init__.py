@@ -11,3 +11,4 @@ from trainlab.trainers.population import trainer  # noqa: E402,F401
 from trainlab.trainers import fletcher_reeves  # noqa: E402,F401
 from trainlab.trainers import saddle_free  # noqa: E402,F401
 from trainlab.trainers import block_coordinate  # noqa: E402,F401
+from trainlab.trainers import bptt  # noqa: E402,F401

@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import math
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -19,17 +20,20 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.core.budget import Budget, Spending
-from trainlab.core.config import ConfigError
+from trainlab.core.config import ConfigError, check_choice
 from trainlab.trainers.callbacks import Callback, Penalty, TrainState
 from trainlab.data.task import Split, Task
 from trainlab.core.environment import environment
-from trainlab.losses import Loss, get_loss
+from trainlab.losses import LOSSES, Loss, get_loss
 from trainlab.losses.metrics import METRICS
 from trainlab.core.registry import Registry
 from trainlab.trainers.result import RunResult
 
 TRAINERS: Registry[Callable[..., "Trainer"]] = Registry("trainer")
 SPLITS = ("train", "val", "test")
+SELECTIONS = ("trained", "all")
+"""Candidates for the selected model: trained epochs only (fastai's ``SaveModelCallback``, which compares
+epochs at their end, so never the initial weights), or every recorded epoch including epoch 0."""
 
 
 class Trainer(ABC):
@@ -98,9 +102,11 @@ class Monitor:
 
     ``tick`` after each optimizer step (or generation) with what it spent; ``end_epoch`` after each epoch.
     Both return ``True`` when training must stop (budget spent, divergence, or a callback asked).
-    The selected model is the one with the lowest validation loss (thesis 000), epoch 0 included.
-    History rows are recorded every ``eval_every`` epochs and at the last epoch; only recorded epochs
-    are candidates for selection.
+    The selected model is the one with the lowest validation loss (thesis 000). ``select`` says which
+    epochs are candidates (:data:`SELECTIONS`; default: the trainer config's ``select``, else ``trained``):
+    with ``trained`` the initial weights (epoch 0) are chosen only when no trained epoch has a finite
+    validation loss. History rows are recorded every ``eval_every`` epochs and at the last epoch; only
+    recorded epochs are candidates.
     """
 
     def __init__(
@@ -114,9 +120,13 @@ class Monitor:
         callbacks: Sequence[Callback] = (),
         penalty: Penalty | None = None,
         eval_every: int = 1,
+        select: str | None = None,
     ):
         self.trainer, self.budget, self.callbacks = trainer, trainer.check_budget(budget), list(callbacks)
         self.eval_every = eval_every
+        self.select = select if select is not None else getattr(trainer.config, "select", "trained")
+        check_choice("select", self.select, SELECTIONS)
+        self._initial_state: dict[str, Tensor] = {}
         self.state = TrainState(model=model, task=task, loss=loss, seed=seed, penalty=penalty)
         self.monitor_loss = loss.static()
         self.best_val = math.inf
@@ -130,6 +140,35 @@ class Monitor:
     @property
     def spending(self) -> Spending:
         return self.state.spending
+
+    def spend(self, forward_samples: int = 0, backward_samples: int = 0) -> None:
+        """Count samples spent outside an optimizer step (for example by an LR range test before training)."""
+        self.spending.forward_samples += forward_samples
+        self.spending.backward_samples += backward_samples
+
+    def set_rates(self, lr: float | None = None, momentum: float | None = None) -> None:
+        """The learning rate and momentum in force, shown to callbacks and recorded in the history (``lr``)."""
+        if lr is not None:
+            self.state.lr = lr
+        if momentum is not None:
+            self.state.momentum = momentum
+
+    def set_records(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Store ``rows`` as ``RunResult.records[name]`` (replacing earlier rows of that name)."""
+        self.state.records[name] = rows
+
+    def diverged(self, message: str) -> None:
+        """Mark the run diverged; training stops at the next :meth:`tick` or :meth:`end_epoch`."""
+        self.status, self.message = "diverged", message
+
+    def note(self, message: str) -> None:
+        """Why training ended, when it ended normally (convergence, a solver's exit message)."""
+        self.message = message
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run is still healthy (not diverged)."""
+        return self.status == "ok"
 
     def begin(self) -> None:
         self._t0 = time.perf_counter()
@@ -194,17 +233,24 @@ class Monitor:
         if self.state.lr is not None:
             row["lr"] = self.state.lr
         self.state.history.append(row)
+        if row["epoch"] == 0 and self.select == "trained":
+            self._initial_state = copy.deepcopy(model.state_dict())
         if not math.isfinite(row["train_loss"]):
             self.status, self.message = "diverged", f"non-finite training loss at epoch {row['epoch']}"
+        elif row["epoch"] == 0 and self.select == "trained":
+            return
         elif row["val_loss"] < self.best_val:
             self.best_val, self.best_epoch = row["val_loss"], int(row["epoch"])
             self.best_state = copy.deepcopy(model.state_dict())
 
     def finish(self, config: dict[str, Any] | None = None) -> RunResult:
-        """Load the selected weights into the model and build the result."""
+        """Load the selected weights into the model and build the result (``result.model`` is the model,
+        with those weights); ``config`` gains the task, model and loss (:func:`describe_objects`)."""
         model = self.state.model
         if self.state.history and self.state.history[-1]["epoch"] != self.spending.epochs:
             self._record()
+        if not self.best_state and self._initial_state:
+            self.best_epoch, self.best_state = 0, self._initial_state
         if self.best_state:
             model.load_state_dict(self.best_state)
         for cb in self.callbacks:
@@ -217,12 +263,39 @@ class Monitor:
             final=final,
             best_epoch=self.best_epoch,
             spending=self.spending,
-            config=config if config is not None else {"trainer": self.trainer.describe()},
+            config={**describe_objects(self.state.task, model, self.state.loss),
+                    **(config if config is not None else {"trainer": self.trainer.describe()})},
             environment=environment(self.state.task.device),
             message=self.message,
             records=self.state.records,
             state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            model=model,
         )
+
+
+def describe_objects(task: Task, model: nn.Module, loss: Loss) -> dict[str, Any]:
+    """What a result's config records of the objects a trainer was given: the task's summary, the model's
+    name and options when :func:`trainlab.models.build_model` built it, the loss's name and parameters when
+    it is a registered loss. A user's own model or loss is recorded by class and size, with a warning that
+    this is not enough to rebuild it."""
+    described: dict[str, Any] = {"task": task.describe()}
+    built = getattr(model, "trainlab_model", None)
+    if isinstance(built, dict):
+        described["model"] = built
+    else:
+        kind = f"{type(model).__module__}.{type(model).__qualname__}"
+        described["model"] = {"class": kind, "parameters": sum(p.numel() for p in model.parameters())}
+        warnings.warn(f"model {kind} was not built by trainlab.models.build_model: the result records only its "
+                      "class and parameter count; keep its code (and result.state_dict) to rebuild it",
+                      stacklevel=4)
+    if loss.name in LOSSES:
+        described["loss"] = loss.config()
+    else:
+        kind = f"{type(loss).__module__}.{type(loss).__qualname__}"
+        described["loss"] = {"class": kind}
+        warnings.warn(f"loss {kind} is not a registered loss: the result records only its class; register it "
+                      "(trainlab.losses.LOSSES) to record its parameters", stacklevel=4)
+    return described
 
 
 def resolve_loss(task: Task, loss: Loss | str | None) -> Loss:

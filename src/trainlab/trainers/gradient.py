@@ -23,7 +23,7 @@ import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -33,9 +33,9 @@ from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback, Penalty
-from trainlab.trainers.lr_finder import lr_find
+from trainlab.trainers.lr_finder import SUGGESTIONS, lr_find
 from trainlab.trainers.optimizers import OPTIMIZERS, OptimizerSpec, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (
     EarlyStopping,
@@ -74,12 +74,16 @@ class GradientConfig:
 
     ``batch_size=None`` means full batch. Schedule options: ``step_epochs``/``gamma`` (step),
     ``min_lr`` (cosine, triangular start), ``warmup_epochs`` (warmup), ``pct_start``/``div``/``div_final``/``moms``
-    (one-cycle, fastai defaults), ``decay_rate``/``decay_offset`` (exponential, inverse-time),
-    ``decay_epochs``/``end_factor`` (linear); ``warmup`` (none/linear/constant, with ``warmup_epochs`` and
-    ``warmup_factor``) precedes any decay but one-cycle and triangular. ``lr_find`` runs the LR finder first and uses its suggestion as lr
-    (as lr_max for one-cycle). Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
+    (one-cycle, fastai defaults; as fastai's ``fit_one_cycle``, ``moms`` drive the optimizer's momentum even
+    when its own is 0, e.g. RMSprop's, while the LR finder runs with the optimizer's own),
+    ``decay_rate``/``decay_offset`` (exponential, inverse-time), ``decay_epochs``/``end_factor`` (linear);
+    ``warmup`` (none/linear/constant, with ``warmup_epochs`` and ``warmup_factor``) precedes any decay but
+    one-cycle and triangular. ``lr_find`` runs the LR finder first and uses its suggestion as lr (as lr_max for
+    one-cycle); ``lr_find_suggest`` picks fastai's rule (valley, steep, minimum, slide). The lr used (the
+    suggestion or ``lr``; one-cycle's lr_max) is reported as ``final["lr"]``. Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
     ``decoupled_weight_decay``, ``dropout``, ``patience``/``min_delta`` (early stopping),
-    ``clip_norm``/``clip_value``, ``averaging`` (none/polyak/ema with ``ema_decay``).
+    ``clip_norm``/``clip_value``, ``averaging`` (none/polyak/ema with ``ema_decay``). ``select``: which
+    epochs may be selected, ``trained`` (fastai's ``SaveModelCallback``) or ``all`` (epoch 0 included).
     """
 
     optimizer: str = "sgd"
@@ -104,6 +108,7 @@ class GradientConfig:
     lr_find_min: float = 1e-7
     lr_find_max: float = 10.0
     lr_find_steps: int = 100
+    lr_find_suggest: str = "valley"
     l1: float = 0.0
     l2: float = 0.0
     lm: float = 0.0
@@ -117,9 +122,11 @@ class GradientConfig:
     averaging: str = "none"
     ema_decay: float = 0.999
     eval_every: int = 1
+    select: str = "trained"
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS.names())
+        check_choice("select", self.select, SELECTIONS)
         object.__setattr__(
             self, "optimizer_options", optimizer_options(self.optimizer, **dict(self.optimizer_options))
         )
@@ -152,6 +159,7 @@ class GradientConfig:
         check_number("lr_find_min", self.lr_find_min, low=0, low_open=True)
         check_number("lr_find_max", self.lr_find_max, low=self.lr_find_min, low_open=True)
         check_number("lr_find_steps", self.lr_find_steps, low=2, integer=True)
+        check_choice("lr_find_suggest", self.lr_find_suggest, SUGGESTIONS)
         for name in ("l1", "l2", "lm", "decoupled_weight_decay", "min_delta"):
             check_number(name, getattr(self, name), low=0)
         check_number("m", self.m, low=1)
@@ -260,9 +268,9 @@ def train_epoch(
     starts = batch_starts(n, batch_size)
     perm = torch.randperm(n, generator=generator, device=x_all.device) if len(starts) > 1 else None
     ends = starts[1:] + [n]
-    params = dict(model.named_parameters())
+    params: dict[str, Tensor] = dict(model.named_parameters())
     trainable = [p for p in params.values() if p.requires_grad]
-    weights = [params[name] for name in weight_names(model)] if rule.decoupled_weight_decay > 0 else []
+    weights: list[Tensor] = [params[name] for name in weight_names(model)] if rule.decoupled_weight_decay > 0 else []
     augment = task.augment
     closure_needed = isinstance(optimizer, torch.optim.LBFGS)
     stats = EpochStats()
@@ -283,9 +291,9 @@ def train_epoch(
         if rule.schedule is not None:
             lr, mom = apply_schedule(optimizer, rule.schedule, t, rule.momentum_key)
             if monitor is not None:
-                monitor.state.lr = lr
+                monitor.set_rates(lr=lr)
                 if mom is not None and rule.momentum_key == "momentum":
-                    monitor.state.momentum = mom
+                    monitor.set_rates(momentum=mom)
         b = end - start
         calls = 0
 
@@ -307,7 +315,7 @@ def train_epoch(
         if closure_needed:
             if weights:
                 decay_weights(weights, optimizer.param_groups[0]["lr"] * rule.decoupled_weight_decay)
-            value = optimizer.step(closure)  # type: ignore[arg-type]
+            value = cast(Tensor, optimizer.step(closure))  # type: ignore[arg-type]
         else:
             value = closure()
             if weights:
@@ -437,31 +445,34 @@ class GradientTrainer(Trainer):
                 end_factor=cfg.end_factor,
                 where=f"{where}.schedule",
             )
-        momentum_key = spec.momentum_key if _base_momentum(cfg.optimizer_options) > 0 else None
+        cycled = cfg.schedule == "one-cycle" and cfg.moms is not None
+        momentum_key = spec.momentum_key if _base_momentum(cfg.optimizer_options) > 0 or cycled else None
         averager = WeightAverager(model, cfg.averaging, cfg.ema_decay) if cfg.averaging != "none" else None
         rule = StepRule(
             schedule, momentum_key, penalty, cfg.clip_norm, cfg.clip_value, cfg.decoupled_weight_decay, averager
         )
-        monitor.state.lr = schedule.lr(0) if schedule is not None else lr
+        monitor.set_rates(lr=schedule.lr(0) if schedule is not None else lr)
         if spec.momentum_key == "momentum" and spec.cls is torch.optim.SGD:
-            monitor.state.momentum = float(cfg.optimizer_options["momentum"])
+            monitor.set_rates(momentum=float(cfg.optimizer_options["momentum"]))
         batches = torch_generator(seed, "batches", device=task.device)
         augment = torch_generator(seed, "augment", device=task.device) if task.augment is not None else None
         swap = averager.swapped if averager is not None else contextlib.nullcontext
         monitor.begin()
-        stop = monitor.status != "ok"
+        stop = not monitor.ok
         while not stop:
             stats = train_epoch(
                 model, task, loss_fn, optimizer, batch_size=cfg.batch_size, generator=batches,
                 monitor=monitor, rule=rule, augment_generator=augment,
             )
-            if stats.stopped and monitor.status != "ok":
+            if stats.stopped and not monitor.ok:
                 break
             with swap():
                 stop = monitor.end_epoch()
         if averager is not None:
             averager.load_into()
-        return monitor.finish({"trainer": self.describe()})
+        result = monitor.finish({"trainer": self.describe()})
+        result.final["lr"] = lr
+        return result
 
     def _find_lr(
         self, model: nn.Module, task: Task, loss_fn: Loss, seed: int, penalty: Penalty | None, monitor: Monitor
@@ -475,12 +486,12 @@ class GradientTrainer(Trainer):
             lr_min=cfg.lr_find_min,
             lr_max=cfg.lr_find_max,
             num_steps=cfg.lr_find_steps,
+            suggest=cfg.lr_find_suggest,
             seed=seed,
             penalty=penalty,
         )
-        monitor.spending.forward_samples += found.forward_samples
-        monitor.spending.backward_samples += found.backward_samples
-        monitor.state.records["lr_find"] = [found.to_record()]
+        monitor.spend(found.forward_samples, found.backward_samples)
+        monitor.set_records("lr_find", [found.to_record()])
         return found.suggestion
 
 

@@ -35,6 +35,14 @@ def _positive(field_name: str, value: Any) -> Any:
     return check_number(field_name, value, low=0, low_open=True)
 
 
+MAX_LR = 1e6
+"""Largest learning rate accepted: beyond it any step overflows float32 or diverges at once."""
+
+
+def _learning_rate(field_name: str, value: Any) -> Any:
+    return check_number(field_name, value, low=0, high=MAX_LR, low_open=True)
+
+
 def _non_negative(field_name: str, value: Any) -> Any:
     return check_number(field_name, value, low=0)
 
@@ -112,7 +120,7 @@ def _line_search(field_name: str, value: Any) -> Any:
 
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "lr": _positive,
+    "lr": _learning_rate,
     "momentum": _unit,
     "dampening": _unit,
     "weight_decay": _non_negative,

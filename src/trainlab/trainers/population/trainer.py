@@ -35,7 +35,7 @@ from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
 from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher, make_searcher
-from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.gradient import train_epoch
 from trainlab.trainers.optimizers import make_optimizer
@@ -71,7 +71,8 @@ class PopulationConfig:
     population derives from the run seed only, so every algorithm starts from the same one).
     ``fitness_batch``: samples of the shared minibatch per generation (``None``: whole training split).
     ``batch_size``/``chunk_size``/``mode``/``bn``: engine options (:class:`PopulationEvaluator`).
-    ``gd_*``: the memetic gradient epoch (hybrids only).
+    ``gd_*``: the memetic gradient epoch (hybrids only). ``select``: which epochs may be selected,
+    ``trained`` or ``all`` (the initial population's best included).
     """
 
     population_size: int = 10
@@ -89,6 +90,7 @@ class PopulationConfig:
     gd_options: Mapping[str, Any] = field(default_factory=dict)
     gd_batch_size: int | None = 64
     gd_every: int = 1
+    select: str = "trained"
 
     def __post_init__(self) -> None:
         check_number("population_size", self.population_size, low=4, integer=True)
@@ -104,6 +106,7 @@ class PopulationConfig:
         check_choice("mode", self.mode, MODES)
         check_choice("bn", self.bn, BN_MODES)
         check_number("gd_every", self.gd_every, low=1, integer=True)
+        check_choice("select", self.select, SELECTIONS)
         object.__setattr__(self, "options", dict(self.options))
         object.__setattr__(self, "gd_options", dict(self.gd_options))
 
