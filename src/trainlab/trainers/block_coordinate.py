@@ -22,15 +22,15 @@ from typing import Any
 from torch import nn
 
 from trainlab.core.budget import Budget
-from trainlab.trainers.callbacks import Callback
 from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.trainers.result import RunResult
-from trainlab.core.seeding import torch_generator
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
-from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
+from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.gradient import train_epoch
+from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
+from trainlab.trainers.result import RunResult
 
 BLOCKS = ("layer", "parameter")
 
