@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK ?= requirements/lock.txt
-# Extras installed when LOCK is empty (the lock already holds dev and ray).
+# Extras installed when LOCK is empty (the lock holds every extra: dev, ray, evotorch, tensorboard, mlflow).
 EXTRAS ?= dev,ray
 PIP := $(PY) -m pip --quiet --disable-pip-version-check
 export TRAINLAB_DATA ?= $(abspath ../shared/datasets)
@@ -50,7 +50,7 @@ bench: $(VENV)/.installed
 lock:
 	test -x .lock-venv/bin/pip-compile || ($(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet pip-tools==7.6.2)
 	.lock-venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
-		--no-emit-find-links --extra dev --extra ray -c requirements/torch-cpu.txt \
+		--no-emit-find-links --extra dev --extra ray --extra evotorch --extra tensorboard --extra mlflow -c requirements/torch-cpu.txt \
 		-o requirements/lock.txt pyproject.toml requirements/build.in
 
 clean:

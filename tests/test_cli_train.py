@@ -81,7 +81,7 @@ def test_bad_options_are_clear_errors(tmp_path) -> None:
 
 def test_diverged_run_is_reported_not_crashed(tmp_path) -> None:
     out = tmp_path / "div"
-    res = CliRunner().invoke(train, [*SPIRAL, "--trainer", "gd", "--lr", "1e9", "--loss", "mse", "--epochs", "30",
+    res = CliRunner().invoke(train, [*SPIRAL, "--trainer", "gd", "--lr", "1e6", "--loss", "mse", "--epochs", "30",
                                      "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "diverged" in res.output
@@ -99,13 +99,13 @@ def test_lr_find_command_prints_the_suggestion_and_plots(tmp_path) -> None:
     assert res.exit_code != 0 and "trainer: got 'shade'" in res.output
 
 
-def test_failed_run_exits_non_zero_and_keeps_the_record(tmp_path) -> None:
+def test_missing_data_is_refused_before_training_in_one_line(tmp_path) -> None:
     out = tmp_path / "failed"
     res = CliRunner().invoke(train, ["--task", "wqc", "--model", "mlp1", "--epochs", "1", "--device", "cpu",
                                      "--data-dir", str(tmp_path / "nowhere"), "--out", str(out)])
     assert res.exit_code == 1
-    assert "run failed" in res.output
-    assert RunResult.load(out).status == "failed"
+    assert res.output.startswith("Error: data of task wqc") and res.output.count("\n") == 1
+    assert not (out / "result.json").exists()
 
 
 def test_train_population_trainer_with_an_evaluation_budget(tmp_path) -> None:

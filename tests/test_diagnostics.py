@@ -218,11 +218,14 @@ def test_slq_density_integrates_to_dimension_and_matches_dense_histogram() -> No
     assert np.trapezoid(phi, grid) == pytest.approx(objective.dim, rel=1e-3)
     dense = np.exp(-0.5 * ((grid[:, None] - eigs[None]) / sigma) ** 2).sum(1) / (sigma * math.sqrt(2 * math.pi))
     assert np.trapezoid(np.abs(phi - dense), grid) / objective.dim < 0.1
+    # mass per bin against the dense density smoothed with the same σ (raw eigenvalue counts differ from
+    # it by up to 0.027·D here: smoothing moves mass across the edges, which is no error of SLQ). Over
+    # seeds 0-9 the L1 distance above is at most 0.056 and the bin error at most 0.021·D.
     edges = np.linspace(eigs.min() - 3 * sigma, eigs.max() + 3 * sigma, 9)
-    counts = np.histogram(eigs, edges)[0]
     inside = [(grid >= lo) & (grid <= hi) for lo, hi in zip(edges, edges[1:])]
     mass = [np.trapezoid(phi[m], grid[m]) for m in inside]
-    np.testing.assert_allclose(mass, counts, atol=0.05 * objective.dim)
+    expected = [np.trapezoid(dense[m], grid[m]) for m in inside]
+    np.testing.assert_allclose(mass, expected, atol=0.05 * objective.dim)
 
 
 def test_hutchinson_interval_contains_the_dense_trace() -> None:
@@ -237,16 +240,34 @@ def test_hutchinson_interval_contains_the_dense_trace() -> None:
 
 
 def test_hutchpp_has_lower_variance_than_hutchinson() -> None:
-    """Same matvec budget on a Hessian (few large eigenvalues): Hutch++ spreads less over repetitions."""
+    """Hutchinson's estimate with m Rademacher probes has variance 2(‖A‖_F² − Σ a_ii²)/m (Hutchinson 1989).
+    Hutch++ (Meyer, Musco, Musco & Woodruff 2021) spends a third of the matvecs on a sketch of the top
+    subspace and a third on Hutchinson for the rest, so it gains what that subspace holds of ‖A‖_F². On this
+    Hessian (one dominant eigenvalue, 4.8 against 1.07 next) its variance is 0.60 of Hutchinson's at
+    3,000 repetitions, so it is checked against 0.8 of the exact variance with 400 repetitions (a sample
+    variance's relative spread is √(2/399) = 0.07: 0.8 is 4 spreads above 0.60; measured over 8 seeds:
+    0.54-0.70). With five dominant eigenvalues the gain is four orders of magnitude (measured 4e-5 to 7e-5
+    over 8 seeds; bound 1e-2)."""
     x, y = _data()
     objective = Objective(_net(), x, y, get_loss("cross_entropy"))
     h = _oracle_hessian(objective)
-    trace = float(torch.trace(h))
+
+    def exact_hutchinson_variance(a: Tensor, probes: int) -> float:
+        return 2 * (float(a.square().sum()) - float(a.diagonal().square().sum())) / probes
+
+    trace, exact, reps = float(torch.trace(h)), exact_hutchinson_variance(h, 30), 400
     gen = _gen(11)
-    plain = [hutchinson_trace(lambda v: v @ h, h.shape[0], probes=30, generator=gen).value for _ in range(40)]
-    plus = [hutchpp_trace(lambda v: v @ h, h.shape[0], matvecs=30, generator=gen).value for _ in range(40)]
-    assert np.var(plus) < 0.5 * np.var(plain)
-    assert abs(np.mean(plus) - trace) < 4 * np.std(plus) / math.sqrt(40)
+    plain = [hutchinson_trace(lambda v: v @ h, h.shape[0], probes=30, generator=gen).value for _ in range(reps)]
+    plus = [hutchpp_trace(lambda v: v @ h, h.shape[0], matvecs=30, generator=gen).value for _ in range(reps)]
+    spread = math.sqrt(2 / (reps - 1))
+    assert abs(np.var(plain, ddof=1) / exact - 1) < 4 * spread  # the estimator is Hutchinson's
+    assert np.var(plus, ddof=1) < 0.8 * exact
+    assert abs(np.mean(plus) - trace) < 4 * np.std(plus, ddof=1) / math.sqrt(reps)  # unbiased
+    q, _ = torch.linalg.qr(torch.randn(123, 123, generator=_gen(0), dtype=torch.float64))
+    spectrum = torch.cat([torch.tensor([50.0, 40.0, 30.0, 20.0, 10.0]), torch.full((118,), 0.1)]).double()
+    a = (q * spectrum) @ q.T
+    few = [hutchpp_trace(lambda v: v @ a, 123, matvecs=30, generator=gen).value for _ in range(40)]
+    assert np.var(few, ddof=1) < 1e-2 * exact_hutchinson_variance(a, 30)
 
 
 # --------------------------------------------------------------------------- NTK
@@ -456,7 +477,11 @@ def test_edge_of_stability_on_the_spiral(lr: float) -> None:
     sharp = np.array([r["sharpness"] for r in rows])
     limit = 2 / lr
     assert all(r["limit"] == pytest.approx(limit) for r in rows)
-    late = sharp[3 * len(sharp) // 4 :]
-    assert np.all(np.abs(late / limit - 1) < 0.1), late / limit
+    # EoS dynamics are chaotic, so another machine's rounding is another draw: over seeds 0-7 and both lrs the
+    # last quarter's median ratio is 0.983-1.003, single points dip to 0.928 (the sharpness drops below
+    # 2/lr and climbs back) and never exceed 1.019; the largest overshoot at any time is 1.080.
+    late = sharp[3 * len(sharp) // 4 :] / limit
+    assert abs(np.median(late) - 1) < 0.05, late
+    assert np.all((late > 0.85) & (late < 1.1)), late
     assert sharp.max() < 1.15 * limit
     assert rows[-1]["loss"] < rows[0]["loss"]

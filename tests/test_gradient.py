@@ -165,7 +165,8 @@ def test_every_gradient_trainer_is_registered_and_trains() -> None:
     task = classification_task()
     for name in GRADIENT_TRAINERS:
         assert name in TRAINERS
-        lr = {"gd": 0.5, "sgd": 0.1, "momentum": 0.05, "nag": 0.05, "adagrad": 0.1, "adam": 0.02, "adamw": 0.02}.get(name)
+        lr = {"gd": 0.5, "sgd": 0.1, "momentum": 0.05, "nag": 0.05, "adagrad": 0.1, "adam": 0.02, "adamw": 0.02,
+              "rmsprop-nesterov": 0.01}.get(name)
         opts = {"lr": lr} if lr else {}
         for seed in range(3):
             g = torch_generator(seed, "init")
@@ -252,7 +253,8 @@ def test_describe_is_resolved_and_round_trips(name: str) -> None:
     options = {k: v for k, v in described.items() if k != "name"}
     assert make_trainer(name, **options).describe() == described
     assert make_trainer(name, **json.loads(json.dumps(options))).describe() == described  # as stored
-    assert described["lr"] == {"adam": 1e-3, "adamw": 1e-3, "lbfgs": 1.0}.get(name, 0.01)
+    defaults = {"adam": 1e-3, "adamw": 1e-3, "lbfgs": 1.0, "adadelta": 1.0, "rmsprop-nesterov": 1e-3}
+    assert described["lr"] == defaults.get(name, 0.01)
 
 
 def test_train_epoch_applies_augmentation_and_schedule_without_monitor() -> None:

@@ -47,9 +47,14 @@ def de_against_scipy(fn_name: str, dim: int, seeds: int, pop: int, generations: 
 
 
 def test_de_matches_scipy_rand1bin_on_sphere() -> None:
-    """Same strategy, F, CR, initial populations and evaluations: no significant difference over 15 seeds."""
+    """Same strategy, F, CR, initial populations and evaluations: no significant difference over 15 seeds.
+    Under the null hypothesis the p-value is uniform, so a SciPy or NumPy release that changes the random
+    streams redraws it: at 0.01 one such release in 100 would fail a correct DE. 0.001 keeps the test's
+    power against a real defect (a wrong F or CR moves the 15 finals by orders of magnitude: p near the
+    smallest possible 1.3e-6). Measured p over six disjoint sets of 15 seeds: 0.25, 0.41, 0.68, 0.71, 0.90,
+    0.97."""
     ours, theirs = de_against_scipy("sphere", 10, 15, 20, 50)
-    assert mannwhitneyu(ours, theirs).pvalue > 0.01
+    assert mannwhitneyu(ours, theirs).pvalue > 0.001
     assert max(ours) < 0.05 * 100**2 * 10 / 3  # both far below the mean of a random point (D·100²/3)
 
 
@@ -57,8 +62,10 @@ def test_de_matches_scipy_rand1bin_on_sphere() -> None:
 @pytest.mark.parametrize("fn_name", ["sphere", "rosenbrock", "rastrigin", "ackley"])
 @pytest.mark.parametrize("dim", [10, 30])
 def test_de_matches_scipy_full_grid(fn_name: str, dim: int) -> None:
+    """As on the sphere, at 0.001: with 8 cells at 0.01 a release that redraws the streams would fail a
+    correct DE with probability 1 − 0.99⁸ = 8%; at 0.001 it is 0.8%."""
     ours, theirs = de_against_scipy(fn_name, dim, 15, 5 * dim, 200)
-    assert mannwhitneyu(ours, theirs).pvalue > 0.01
+    assert mannwhitneyu(ours, theirs).pvalue > 0.001
 
 
 def test_benchmark_functions_at_known_points() -> None:
@@ -210,7 +217,11 @@ def test_lbfgsb_matches_scipy_and_respects_the_limit() -> None:
     ref = scipy_minimize(lambda z: (rosenbrock(torch.from_numpy(z)[None]).item()), x0.numpy(), method="L-BFGS-B",
                          jac=lambda z: value_and_grad(rosenbrock)(torch.from_numpy(z))[1].numpy(),
                          bounds=[(-5, 5)] * 5, options={"maxfun": 300})
-    assert f == pytest.approx(ref.fun, abs=1e-8) and f < 1e-8
+    # the same SciPy routine on the same function: ours equals SciPy's result. How low it ends is SciPy's
+    # stopping rule (a decrease below ftol·max(|f|, 1) = 2.2e-9 per iteration stops it), so a release or
+    # a start that shifts the last iterations ends anywhere below about 1e-8: from 8 starting points
+    # (-2, -1.1, -1.01, -1, -0.99, -0.9, 0, 0.5) it ended at 3e-15 to 1.8e-9; 1e-6 is 10⁻⁹ of f(x0) = 1616.
+    assert f == pytest.approx(ref.fun, abs=1e-8) and f < 1e-6
     p2 = problem(rosenbrock, dim=5, bounds=(-5.0, 5.0), value_and_grad=value_and_grad(rosenbrock))
     _, f7 = LBFGSB(p2).run(x0, float(rosenbrock(x0[None])), 7)
     assert p2.evals == 7 and f7 < float(rosenbrock(x0[None]))

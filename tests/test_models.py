@@ -78,7 +78,9 @@ def test_he_init_std_on_a_large_conv_layer() -> None:
     fan_in = 256 * 9
     std = conv.weight.detach().double().std().item()
     assert std == pytest.approx(math.sqrt(2 / fan_in), rel=0.01)
-    assert abs(conv.weight.detach().double().mean().item()) < 3 * std / math.sqrt(conv.weight.numel())
+    # 5 standard errors: a correct sampler exceeds it with probability 6e-7 when a torch release redraws
+    # the stream (3 failed 1 in 370); measured |z| over seeds 0-5: at most 1.56
+    assert abs(conv.weight.detach().double().mean().item()) < 5 * std / math.sqrt(conv.weight.numel())
 
 
 @pytest.mark.parametrize(
@@ -98,12 +100,16 @@ def test_init_distributions_match_theory(scheme: str, reference: Callable[[int, 
     weight, bias = torch.empty(fan_out, fan_in, dtype=torch.float64), torch.full((fan_out,), 7.0, dtype=torch.float64)
     init_weight(weight, bias, scheme, torch_generator(0, scheme))
     dist = reference(fan_in, fan_out)
-    assert stats.kstest(weight.numpy().ravel(), dist.cdf).pvalue > 1e-3
+    # The KS p-value of a correct sampler is uniform, so a torch release that redraws the streams would fail
+    # one of these 8 checks with probability 0.8% at 1e-3 (measured over seeds 0-9: minimum 8.6e-3). At
+    # 120,000 draws a wrong family (uniform for normal, untruncated for truncated) gives p below 1e-20,
+    # and the standard deviation is checked to 2% below (measured error at most 0.4%).
+    assert stats.kstest(weight.numpy().ravel(), dist.cdf).pvalue > 1e-6
     assert weight.std().item() == pytest.approx(dist.std(), rel=0.02)
     if scheme == "torch-default":
         assert bias.abs().max().item() <= 1 / math.sqrt(fan_in) and bias.std().item() > 0
     elif scheme == "stax":  # jax.example_libraries.stax.Dense: b_init = normal(1e-2)
-        assert stats.kstest(bias.numpy(), stats.norm(0, 0.01).cdf).pvalue > 1e-3
+        assert stats.kstest(bias.numpy(), stats.norm(0, 0.01).cdf).pvalue > 1e-6
     else:
         assert torch.count_nonzero(bias) == 0
     if scheme == "lecun":
@@ -135,11 +141,13 @@ def test_reproducible_from_the_generator_only() -> None:
 
 
 def test_init_default_follows_activation() -> None:
-    assert model_config("mlp1") == {"activation": "relu", "init": "he", "dropout": 0.0}
+    assert {k: v for k, v in model_config("mlp1").items() if k in ("activation", "init", "dropout")} == {
+        "activation": "relu", "init": "he", "dropout": 0.0
+    }
     assert model_config("mlp1", activation="selu")["init"] == "lecun"
     assert model_config("lenet5", activation="tanh")["init"] == "glorot-uniform"
-    assert model_config("resnet15", activation="gelu") == {"activation": "gelu", "init": "he", "dropout": 0.5}
-    assert model_config("spiral-mlp") == {"activation": "relu", "init": "standard", "width": 100}
+    assert model_config("resnet15", activation="gelu").items() >= {"init": "he", "dropout": 0.5}.items()
+    assert model_config("spiral-mlp").items() >= {"activation": "relu", "init": "standard", "width": 100}.items()
     assert model_config("myrtle5", init="glorot-normal", width=32)["init"] == "glorot-normal"
 
 
@@ -161,17 +169,17 @@ def test_dropout_option() -> None:
 
 
 def test_bad_names_and_options() -> None:
-    with pytest.raises(ConfigError, match=r"model: got 'mlp3'; allowed: one of lenet5, mlp1"):
+    with pytest.raises(ConfigError, match=r"model: got 'mlp3'; allowed: one of gru, lenet5, linear, lstm, mlp1"):
         build_model("mlp3", (4,), 2)
     with pytest.raises(ConfigError, match=r"model\.mlp1\.activation: got 'swish'; allowed: one of relu, leaky-relu"):
         build_model("mlp1", (4,), 2, activation="swish")
-    with pytest.raises(ConfigError, match=r"model\.lenet5\.init: got 'orthogonal'; allowed: one of glorot-uniform"):
-        model_config("lenet5", init="orthogonal")
+    with pytest.raises(ConfigError, match=r"model\.lenet5\.init: got 'xavier'; allowed: one of glorot-uniform"):
+        model_config("lenet5", init="xavier")
     with pytest.raises(ConfigError, match=r"model\.mlp2\.dropout: got 1\.5"):
         model_config("mlp2", dropout=1.5)
     with pytest.raises(ConfigError, match=r"model\.spiral-mlp\.width: got 0"):
         model_config("spiral-mlp", width=0)
-    with pytest.raises(ConfigError, match=r"model\.lenet5\.dropout: .*an option among activation, init"):
+    with pytest.raises(ConfigError, match=r"model\.lenet5\.dropout: .*an option among activation, batch_norm"):
         model_config("lenet5", dropout=0.1)
     with pytest.raises(ConfigError, match=r"model\.lenet5\.input_shape: got \(30,\)"):
         build_model("lenet5", (30,), 2)

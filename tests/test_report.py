@@ -18,11 +18,13 @@ from trainlab.core.config import ConfigError
 from trainlab.report import (
     build_report,
     cd_diagram,
+    cliques,
     contour,
     contour_grid,
     curvature_panel,
     expand_records,
     friedman,
+    learning_curve_panels,
     learning_curves,
     mean_ranks,
     name_cells,
@@ -33,6 +35,7 @@ from trainlab.report import (
     save_figure,
     summary_table,
     time_to_target,
+    trainer_colour,
     write_report,
     write_table,
 )
@@ -230,8 +233,65 @@ def test_learning_curve_plot_and_cd_diagram_draw():
     ax = cd_diagram(ranks, nemenyi(table), cd=1.66, alpha=0.10, title="CD")
     texts = [t.get_text() for t in ax.texts]
     assert "a (1.25)" in texts and "(2.75) c" in texts and "CD = 1.66" in texts
-    bar = [ln for ln in ax.lines if list(ln.get_xdata()) == [1.25, 1.25 + 1.66]]
+    bar = [ln for ln in ax.lines if list(ln.get_xdata()) == [1.0, 1.0 + 1.66]]  # CD drawn from rank 1
     assert len(bar) == 1
+
+
+def _overlaps(texts, renderer) -> list[tuple[str, str]]:
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_text()]
+    return [(a, b) for i, (a, p) in enumerate(boxes) for b, q in boxes[i + 1:] if p.overlaps(q)]
+
+
+def test_cd_diagram_separates_ties_and_uses_trainer_colours():
+    # four tied methods and one clearly worse: every label on its own row, colours those of the curves
+    table = pd.DataFrame({"sgd": [0.5] * 6, "adam": [0.5] * 6, "nag": [0.5] * 6, "rmsprop": [0.5] * 6,
+                          "shade": [0.1, 0.2, 0.1, 0.3, 0.2, 0.1]})
+    ranks = mean_ranks(table)
+    assert ranks["shade"] == 5 and ranks["sgd"] == 2.5  # four-way tie for ranks 1-4
+    pvalues = nemenyi(table)
+    ax = cd_diagram(ranks, pvalues, cd=2.0)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(ax.figure)
+    canvas.draw()
+    assert not _overlaps(ax.texts, canvas.get_renderer())
+    colours = {t.get_text().strip("() 0123456789.").strip(): t.get_color() for t in ax.texts if "(" in t.get_text()}
+    assert colours == {name: trainer_colour(name) for name in table.columns}
+    # the bars are the maximal rank-consecutive groups with every Nemenyi p >= alpha (oracle: brute force)
+    order = list(ranks.sort_values(kind="stable").index)
+    brute = [order[i:j + 1] for i in range(5) for j in range(i + 1, 5)
+             if all(pvalues.loc[a, b] >= 0.05 for a in order[i:j + 1] for b in order[i:j + 1] if a != b)]
+    maximal = [c for c in brute if not any(set(c) < set(o) for o in brute)]
+    assert cliques(ranks, pvalues) == maximal
+
+
+def test_learning_curve_panels_bands_colours_and_log_axis():
+    runs, hist = synthetic(tasks=("t1",))
+    many = pd.concat([runs.assign(label=runs.label + suffix, run_id=runs.run_id + suffix)
+                      for suffix in ("", "(lr=0.1)", "(lr=0.01)")], ignore_index=True)
+    many_hist = pd.concat([hist.assign(run_id=hist.run_id + suffix)
+                           for suffix in ("", "(lr=0.1)", "(lr=0.01)")], ignore_index=True)
+    curves = learning_curves(many_hist, many, x="sample_evals")
+    fig = learning_curve_panels(curves, x="sample_evals", max_lines=6)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 2 and all(len(ax.lines) <= 6 for ax in shown)  # 9 labels -> panels of 6 and 3
+    assert sum(len(ax.lines) for ax in shown) == 9
+    assert all(ax.get_xscale() == "log" for ax in shown)
+    for ax in shown:
+        for line in ax.lines:
+            assert line.get_color() == trainer_colour(line.get_label())
+            assert min(line.get_xdata()) > 0  # x = 0 left out on the log axis
+    # the band never leaves the seeds' range (oracle: min/max of the raw values at each x)
+    ok = hist.merge(runs.loc[runs.status == "ok", ["run_id", "label"]], on="run_id")
+    raw = ok[ok.label == "adam"].groupby("sample_evals")["val_metric"].agg(["min", "max"])
+    band = [c for c in shown[0].collections][0]
+    ax = plot_learning_curves(curves[curves.label == "adam"], by=("label",), x="sample_evals")
+    verts = ax.collections[0].get_paths()[0].vertices
+    inner = verts[(verts[:, 0] > 0)]
+    for xv, yv in inner:
+        if xv in raw.index:
+            assert raw.loc[xv, "min"] - 1e-12 <= yv <= raw.loc[xv, "max"] + 1e-12
+    assert band is not None
 
 
 def test_records_panel_draws_stability_limit():
@@ -274,7 +334,7 @@ def _links(md: str) -> list[str]:
 
 
 def test_build_report_end_to_end(tmp_path):
-    runs, hist = synthetic(tasks=("t1", "t2"))
+    runs, hist = synthetic(tasks=("t1", "t2", "t3"))
     sweep = sweep_frame().assign(task="spiral", model="spiral-mlp", label="gd", loss="cross_entropy",
                                  final_test_metric=lambda f: f["final_train_metric"] - 0.05,
                                  run_id=lambda f: [f"s{i}" for i in range(len(f))])
@@ -302,6 +362,16 @@ def test_build_report_end_to_end(tmp_path):
     assert "loss became nan" not in md and "at epoch 3" in md  # last line of the message
     summary = pd.read_csv(path.parent / "tables" / "summary_t1.csv")
     assert summary["label"].tolist() == ["adam", "sgd", "de"]  # sorted by rank
+    # every swept option gets a metric-against-parameter figure; every label its configuration column
+    for axis in ("loss_options.period", "loss_options.amplitude"):
+        assert (path.parent / "figures" / f"parameter_spiral_{axis}.png").is_file(), axis
+    config = pd.read_csv(path.parent / "tables" / "config_t1.csv")
+    assert list(config.columns) == ["option", "adam", "de", "sgd"]
+    # report.html: one file, every figure of report.md embedded, no reference to another file
+    page = (path.parent / "report.html").read_text()
+    figures = {link for link in _links(md) if link.endswith(".png")}
+    assert page.count('<img src="data:image/png;base64,') == len(figures) > 10
+    assert "figures/" not in page and "tables/" not in page and page.count("<table>") == len(re.findall(r"^\|[-:|]+\|$", md, re.M))
 
 
 def test_build_report_validates_options(tmp_path):
@@ -314,7 +384,8 @@ def test_build_report_validates_options(tmp_path):
         build_report(runs, hist, tmp_path, failed="ignore")
     md = build_report(runs, hist, tmp_path / "r", failed="exclude", formats=("png",), table_formats=("csv",))
     md = md.read_text()
-    assert "Friedman needs at least 3 trainers and 2 blocks" in md and "excluded from the tests" in md
+    assert "No significance test: 1 block(s) of task × model cells" in md and "excluded from the tests" in md
+    assert "Friedman" not in md
     assert not list((tmp_path / "r" / "figures").glob("*.svg"))
 
 
@@ -521,3 +592,19 @@ def test_lr_used_selected_epoch_and_selection_warnings(tmp_path):
     warnings = md[md.index("## Warnings"):]
     assert "1 run(s) selected their initial weights" in warnings and "t1-de-0" in warnings
     assert "1 run(s) used an LR-finder suggestion at the edge" in warnings and "t1-de-2" in warnings
+
+
+def test_configuration_table_lists_each_labels_options_differing_first():
+    from trainlab.report import configuration_table
+
+    runs = pd.DataFrame({
+        "label": ["sgd", "sgd", "adam", "shade"], "trainer": ["sgd", "sgd", "adam", "shade"],
+        "trainer_options.batch_size": [32, 32, 32, np.nan], "trainer_options.lr": [0.1, 0.05, 0.01, np.nan],
+        "trainer_options.population_size": [np.nan, np.nan, np.nan, 20], "task_options.noise": [0.1] * 4,
+    })
+    table = configuration_table(runs).set_index("option")
+    assert list(table.columns) == ["adam", "sgd", "shade"]
+    assert table.loc["lr"].tolist() == ["0.01", "0.05, 0.1", "–"]  # every value a label ran with
+    assert table.loc["population_size"].tolist() == ["–", "–", "20"]
+    assert "task_options.noise" not in table.index  # task options belong to the task, not to a label
+    assert list(table.index).index("batch_size") > list(table.index).index("lr")  # same everywhere: after

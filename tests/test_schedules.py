@@ -165,3 +165,77 @@ def test_one_cycle_drives_rmsprop_momentum_from_zero_as_fastai() -> None:
     trainer.fit(nn.Linear(5, 3), task(), Budget(epochs=2), seed=0, callbacks=[Spy()])
     total = len(seen)
     assert seen == pytest.approx([combined_cos(0.25, 0.95, 0.85, 0.95, t / total) for t in range(total)])
+
+
+def sequential_lrs(steps: int, build: object) -> list[float]:
+    """Learning rates of a PyTorch scheduler built by ``build(optimizer)`` over ``steps`` steps from lr 0.1."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    sched = build(opt)  # type: ignore[operator]
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_exponential_and_linear_decay_match_pytorch_schedulers() -> None:
+    lr_sched = torch.optim.lr_scheduler
+    exp = make_schedule("exponential", lr=0.1, steps_per_epoch=1, total_steps=None, decay_rate=0.3)
+    np.testing.assert_allclose(
+        [exp.lr(t) for t in range(30)], torch_lrs(lr_sched.ExponentialLR, 30, gamma=math.exp(-0.3)), rtol=1e-9
+    )
+    lin = make_schedule("linear", lr=0.1, steps_per_epoch=2, total_steps=None, decay_epochs=6, end_factor=0.05)
+    expected = torch_lrs(lr_sched.LinearLR, 30, start_factor=1.0, end_factor=0.05, total_iters=12)
+    np.testing.assert_allclose([lin.lr(t) for t in range(30)], expected, rtol=1e-9)
+    assert lin.lr(12) == lin.lr(29) == pytest.approx(0.005)
+
+
+def test_inverse_time_and_per_epoch_rates_follow_the_closed_forms() -> None:
+    """Thesis 002 §2.2.2.5: η/(a + k e) and η e^{-k e}, e in epochs (4 steps each here)."""
+    inv = make_schedule("inverse-time", lr=0.5, steps_per_epoch=4, total_steps=None, decay_rate=2.0, decay_offset=3.0)
+    exp = make_schedule("exponential", lr=0.5, steps_per_epoch=4, total_steps=None, decay_rate=0.2)
+    for t in (0, 1, 4, 10, 40):
+        assert inv.lr(t) == pytest.approx(0.5 / (3.0 + 2.0 * t / 4), rel=1e-12)
+        assert exp.lr(t) == pytest.approx(0.5 * math.exp(-0.2 * t / 4), rel=1e-12)
+
+
+def test_warmup_composes_with_any_decay_as_pytorch_sequential_lr() -> None:
+    lr_sched = torch.optim.lr_scheduler
+    w, total = 5, 40
+    cos = make_schedule("cosine", lr=0.1, steps_per_epoch=1, total_steps=total, warmup="linear", warmup_epochs=w)
+    expected = sequential_lrs(total + 1, lambda o: lr_sched.SequentialLR(
+        o, [lr_sched.LinearLR(o, 1 / w, 1.0, total_iters=w - 1), lr_sched.CosineAnnealingLR(o, T_max=total - w)], [w]
+    ))
+    np.testing.assert_allclose([cos.lr(t) for t in range(total + 1)], expected, rtol=1e-9, atol=1e-15)
+    step = make_schedule(
+        "step", lr=0.1, steps_per_epoch=1, total_steps=None, warmup="constant", warmup_factor=0.2, warmup_epochs=w,
+        step_epochs=7, gamma=0.5,
+    )
+    expected = sequential_lrs(total, lambda o: lr_sched.SequentialLR(
+        o, [lr_sched.ConstantLR(o, 0.2, total_iters=w), lr_sched.StepLR(o, 7, 0.5)], [w]
+    ))
+    np.testing.assert_allclose([step.lr(t) for t in range(total)], expected, rtol=1e-9)
+
+
+def test_schedule_errors_name_the_field() -> None:
+    from trainlab.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="trainer.adam.warmup: got 'linear'; allowed: none"):
+        make_trainer("adam", schedule="one-cycle", warmup="linear")
+    with pytest.raises(ConfigError, match="trainer.adam.schedule: got 'sqrt'; allowed: one of"):
+        make_trainer("adam", schedule="sqrt")
+    with pytest.raises(ConfigError, match="trainer.sgd.end_factor"):
+        make_trainer("sgd", schedule="linear", end_factor=2)
+
+
+def test_trainer_runs_a_warmed_up_exponential_decay_per_step() -> None:
+    result = make_trainer("sgd", lr=0.2, schedule="exponential", decay_rate=0.5, warmup="linear", warmup_epochs=1).fit(
+        nn.Linear(5, 3), task(), Budget(epochs=3), seed=0, callbacks=[Record()]
+    )
+    ref = make_schedule("exponential", lr=0.2, steps_per_epoch=4, total_steps=12, decay_rate=0.5,
+                        warmup="linear", warmup_epochs=1)
+    lrs = [r["lr"] for r in result.records["sched"]]
+    assert lrs[:4] == pytest.approx([0.05, 0.1, 0.15, 0.2])
+    assert lrs == pytest.approx([ref.lr(t) for t in range(12)])
+    assert lrs[8] == pytest.approx(0.2 * math.exp(-0.5))

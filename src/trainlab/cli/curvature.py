@@ -36,16 +36,19 @@ def curvature(path: Path, top: int, density: bool, trace: bool, ntk: int, split:
     curvature.json and PNG plots."""
     import torch  # start-up time: see trainlab.cli.lazy
 
+    from trainlab.core.preflight import check_out_dir  # start-up time
     from trainlab.studies.curvature import run_curvature  # start-up time
 
     try:
+        if out is not None:
+            check_out_dir(out)
         report, files = run_curvature(
             path, out=out, split=split, subset=subset, data_dir=data_dir, device=device, seed=seed, top=top,
             density=density, trace=trace, ntk=ntk, ntk_subset=ntk_subset, bn=bn, probes=probes,
             lanczos_steps=lanczos_steps, matvecs=matvecs, dtype=torch.float32 if float32 else torch.float64,
         )
     except ConfigError as err:
-        raise click.UsageError(str(err)) from None
+        raise click.ClickException(str(err)) from None
     table = Table(title=f"curvature of {report['run']} ({report['samples']} {split} samples, D = {report['parameters']})")
     table.add_column("quantity")
     table.add_column("value", justify="right")

@@ -27,13 +27,20 @@ def _load(path: str) -> Experiment:
 
 
 def _plan_table(plan: Plan) -> Table:
+    """One row per grid cell (label, task, model and the options varied within a label), with run counts."""
+    from trainlab.experiments.progress import run_name, varied_options  # start-up time: see trainlab.cli.lazy
+
+    varied = [k for k in varied_options(plan.experiment.runs) if k not in ("task", "model")]
     table = Table(title=f"{plan.experiment.name}: {plan.summary()}")
-    for column in ("label", "task", "model", "runs", "ok", "diverged", "failed", "to run"):
-        table.add_column(column, justify="left" if column in ("label", "task", "model") else "right")
+    names = ("label", "task", "model", *(["varied options"] if varied else []))
+    for column in (*names, "runs", "ok", "diverged", "failed", "to run"):
+        table.add_column(column, justify="left" if column in names else "right")
     todo = {r.run_id for r in plan.todo}
-    rows: dict[tuple[str, str, str], list[int]] = {}
+    rows: dict[tuple[str, ...], list[int]] = {}
     for run in plan.experiment.runs:
-        row = rows.setdefault((run.label, run.spec.task, run.spec.model), [0, 0, 0, 0, 0])
+        options = run_name(run, varied).split(" ")[1:-1]  # without the label and the seed index
+        key = (run.label, run.spec.task, run.spec.model, *([" ".join(options)] if varied else []))
+        row = rows.setdefault(key, [0, 0, 0, 0, 0])
         status = plan.status.get(run.run_id)
         row[0] += 1
         for i, name in enumerate(("ok", "diverged", "failed"), start=1):
@@ -108,6 +115,8 @@ def run(experiment_file: str, out: str | None, workers: int, executor: str | Non
         return
     report = _execute(experiment, folder, executor, workers, address, retry_failed, data_dir, progress, console)
     console.print(f"ran {sum(report.counts.values())} runs {report.counts or ''} → {report.store_path}")
+    if report.elsewhere:
+        console.print(f"{len(report.elsewhere)} runs were claimed or finished by another runner on this store")
 
 
 @click.command("status")
@@ -124,16 +133,31 @@ def status(experiment_file: str, out: str | None) -> None:
 
 @click.command("export")
 @click.argument("experiment_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (default <dir>/export).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "tensorboard", "mlflow"]), default="csv",
+              show_default=True, help="Files (csv, parquet), a TensorBoard log folder or an MLflow tracking store.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default <dir>/export, <dir>/tensorboard or <dir>/mlflow).")
 def export(experiment_dir: str, fmt: str, out: str | None) -> None:
-    """Export EXPERIMENT_DIR's store (runs, histories, records) to CSV or Parquet files."""
+    """Export EXPERIMENT_DIR's store (runs, histories, records) to CSV or Parquet files, TensorBoard logs
+    (one run folder per run; needs the tensorboard extra) or an MLflow store (needs the mlflow extra)."""
     from trainlab.experiments.store import ResultStore  # start-up time: see trainlab.cli.lazy
+    from trainlab.report import export as exporters  # start-up time: see trainlab.cli.lazy
 
     try:
+        if fmt == "tensorboard":
+            folder = Path(out or Path(experiment_dir) / "tensorboard")
+            runs = exporters.to_tensorboard(experiment_dir, folder)
+            click.echo(f"{len(runs)} runs written; view with: tensorboard --logdir {folder}")
+            return
+        if fmt == "mlflow":
+            uri = exporters.to_mlflow(experiment_dir, Path(out or Path(experiment_dir) / "mlflow"))
+            click.echo(f"runs logged to {uri}; view with: mlflow ui --backend-store-uri {uri}")
+            return
         with ResultStore.open(experiment_dir) as store:
             paths = store.export(out or Path(experiment_dir) / "export", fmt)
     except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from None
+    except ConfigError as err:
         raise click.ClickException(str(err)) from None
     for path in paths:
         click.echo(str(path))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import statistics
+from typing import Any
 
 import click
 from rich.console import Console
@@ -24,7 +25,7 @@ def search(searcher: str, function: str, dim: int, evals: int, population: int, 
     from trainlab.metaheuristics.benchmarks import BOUNDS, FUNCTIONS, value_and_grad  # start-up time: see trainlab.cli.lazy
 
     fn = FUNCTIONS.get(function)
-    extra = {"value_and_grad": value_and_grad(fn)} if searcher == "shade-ils" else {}
+    extra: dict[str, Any] = {"value_and_grad": value_and_grad(fn)} if searcher == "shade-ils" else {}
     try:
         best = [
             minimize(fn, searcher, dim=dim, bounds=BOUNDS[function], max_evals=evals, seed=s,

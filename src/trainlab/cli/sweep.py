@@ -41,10 +41,11 @@ def gamma(amplitude: float, period: float, classes: int, steps: int | None, raw:
 
 @dynamic_loss.command("contours")
 @click.argument("store_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Figure path without suffix.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Figure path without suffix (default: STORE_DIR/contours).")
 @click.option("--value", type=click.Choice(["end", "final"]), default="end", show_default=True,
               help="Accuracy at the end of training, or of the best-validation selection.")
-def contours(store_dir: Path, out: Path, value: str) -> None:
+def contours(store_dir: Path, out: Path | None, value: str) -> None:
     """Train/test accuracy contours over (T, A) per width from an experiment's result store."""
     from trainlab.studies.dynamics import contour_figure, with_end_metrics  # start-up time: see trainlab.cli.lazy
     from trainlab.experiments import ResultStore  # start-up time: see trainlab.cli.lazy
@@ -52,7 +53,7 @@ def contours(store_dir: Path, out: Path, value: str) -> None:
 
     with ResultStore.open(store_dir) as store:
         runs = with_end_metrics(store.runs_frame(), store.history_frame())
-    for path in save_figure(contour_figure(runs, value=value, title=store_dir.name), out):
+    for path in save_figure(contour_figure(runs, value=value, title=store_dir.name), out or store_dir / "contours"):
         click.echo(str(path))
 
 

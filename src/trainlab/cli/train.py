@@ -55,7 +55,7 @@ def _model_options(activation: str | None, init: str | None, width: int | None, 
 
 def _budget(**limits: float | None) -> Budget:
     """The budget from the given limits; 20 epochs when none is given."""
-    given = {k: v for k, v in limits.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in limits.items() if v is not None}
     return Budget(**(given or {"epochs": 20}))
 
 
@@ -80,7 +80,7 @@ def _suggestions() -> tuple[str, ...]:
 def common_options(f: Any) -> Any:
     """Options shared by ``train`` and ``lr-find``."""
     decorators = [
-        click.option("--task", required=True, help="Task name (bcw, bhp, wqc, wqr, mnist, fmnist, cifar10g, spiral)."),
+        click.option("--task", required=True, help="Task name (bcw, bhp, wqc, wqr, mnist, fmnist, cifar10g, spiral, adding, copy, reber, smnist)."),
         click.option("--model", required=True, help="Model name (mlp1, mlp2, mlp5, mlp11, lenet5, ...)."),
         click.option("--trainer", default="adam", show_default=True, help="Trainer (train: any registered one; lr-find: a gradient one, e.g. sgd, nag, adam)."),
         click.option("--seed", type=int, default=0, show_default=True),
@@ -113,19 +113,26 @@ def common_options(f: Any) -> Any:
 @click.option("--lr-find", "lr_find", is_flag=True, help="Run the LR finder first; use its suggestion as lr.")
 @click.option("--lr-find-suggest", type=LazyChoice(_suggestions), default=None,
               help="fastai suggestion rule of the LR finder (default valley).")
+@click.option("--tensorboard", "tensorboard", type=click.Path(file_okay=False), default=None,
+              help="Also log the history live to this TensorBoard folder (needs the tensorboard extra).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for result.json and model.pt.")
 def train(
     task: str, model: str, trainer: str, seed: int, lr: float | None, batch_size: int | None, loss: str | None,
     activation: str | None, init: str | None, width: int | None, device: str, data_dir: str | None,
     settings: tuple[str, ...], epochs: int | None, steps: int | None, evals: int | None,
     sample_evals: int | None, seconds: float | None, schedule: str | None, lr_find: bool,
-    lr_find_suggest: str | None, out: str,
+    lr_find_suggest: str | None, tensorboard: str | None, out: str,
 ) -> None:
     """Train one model on one task and write the result (config, history, metrics, spending, environment)
     as JSON with the selected weights into OUT."""
     from trainlab.cli.progress import RichProgress, summary_table  # start-up time: see trainlab.cli.lazy
+    from trainlab.core.preflight import check_out_dir  # start-up time: see trainlab.cli.lazy
+    from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.experiments.spec import RunSpec, execute  # start-up time: see trainlab.cli.lazy
+    from trainlab.core.preflight import check_out_dir  # start-up time: see trainlab.cli.lazy
+    from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.trainers.lr_finder import EDGE_WARNING, plot_lr_find  # start-up time: see trainlab.cli.lazy
+    from trainlab.trainers.callbacks import Callback  # start-up time: see trainlab.cli.lazy
 
     console = Console()
     routed = parse_settings(settings)
@@ -142,20 +149,31 @@ def train(
             model_options=_model_options(activation, init, width, routed["model_options"]),
             trainer_options=trainer_options, loss_options=routed["loss_options"], device=_device(device),
         )
-        result = execute(spec, data_dir=data_dir, callbacks=[RichProgress(budget, console)])
+        spec.resolved()
+        check_out_dir(out)
+        check_data([(spec.task, spec.task_options)], data_dir)
+        callbacks: list[Callback] = [RichProgress(budget, console)]
+        if tensorboard is not None:
+            from trainlab.report.export import TensorBoardLogger  # start-up time: see trainlab.cli.lazy
+
+            callbacks.append(TensorBoardLogger(tensorboard))
+        result = execute(spec, data_dir=data_dir, callbacks=callbacks)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
     path = result.save(out)
     if "lr_find" in result.records:
         found = result.records["lr_find"][0]
-        plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"])
+        plot_lr_find(found["lrs"], found["smoothed"], found["suggestion"], Path(out) / "lr_find.png", found["losses"],
+                     title=f"Learning-rate range test: {trainer} on {task} / {model} (seed {seed})")
         console.print(f"LR finder ({found['method']}) suggested lr = {found['suggestion']:.3g}"
                       f" (plot: {Path(out) / 'lr_find.png'})")
         if found.get("at_edge"):
             console.print(f"[bold yellow]warning:[/] {EDGE_WARNING}")
     if result.status == "failed":
-        console.print(result.message)
-        raise click.ClickException(f"run failed; result written to {path}")
+        if click.get_current_context().find_root().params.get("debug"):
+            console.print(result.message)
+        first = result.message.splitlines()[0] if result.message else "unknown error"
+        raise click.ClickException(f"run failed ({first}); result with the traceback written to {path}")
     console.print(summary_table(result))
     if result.status == "diverged":
         console.print(f"[bold yellow]diverged:[/] {result.message}; the history and the weights selected before it are kept")
@@ -176,6 +194,8 @@ def lr_find(
     settings: tuple[str, ...], lr_min: float, lr_max: float, num_steps: int, suggest: str, out: str,
 ) -> None:
     """Sweep the learning rate exponentially, plot the smoothed loss and print the suggested lr."""
+    from trainlab.core.preflight import check_out_file  # start-up time: see trainlab.cli.lazy
+    from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.experiments.lr_find import run_lr_find  # start-up time: see trainlab.cli.lazy
 
     routed = parse_settings(settings)
@@ -183,6 +203,8 @@ def lr_find(
     if batch_size is not None:
         options["batch_size"] = batch_size
     try:
+        check_out_file(out)
+        check_data([(task, routed["task_options"])], data_dir)
         found = run_lr_find(
             task, model, trainer, seed=seed, device=_device(device), data_dir=data_dir, loss=loss,
             task_options=routed["task_options"],
@@ -191,7 +213,7 @@ def lr_find(
         )
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
-    path = found.plot(out)
+    path = found.plot(out, title=f"Learning-rate range test: {trainer} on {task} / {model} (seed {seed})")
     click.echo(f"suggested lr ({suggest}): {found.suggestion:.4g}  [{len(found.lrs)} steps"
                f"{', stopped early on divergence' if found.stopped_early else ''}; plot: {path}]")
     if found.at_edge:

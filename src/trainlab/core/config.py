@@ -44,6 +44,8 @@ def check_number(
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or not math.isfinite(value):
         raise ConfigError(field, value, kind + _interval(low, high, low_open, high_open))
+    if integer and not -(2**63) <= value < 2**63:
+        raise ConfigError(field, value, kind + _interval(low, high, low_open, high_open) + " within int64")
     if low is not None and (value < low or (low_open and value == low)):
         raise ConfigError(field, value, kind + _interval(low, high, low_open, high_open))
     if high is not None and (value > high or (high_open and value == high)):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from trainlab.core.config import check_number
+
 
 def _version(package: str) -> str | None:
     try:
@@ -58,3 +60,11 @@ def environment(device: str | torch.device = "cpu") -> dict[str, object]:
         "torch_threads": torch.get_num_threads(),
         "git_revision": git_revision(),
     }
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` CPU threads for torch's intra-op parallelism in this process (what the command line's
+    ``--threads`` / ``TRAINLAB_THREADS`` set). On a machine shared with other jobs, 1 per process is often
+    fastest for small models; process-pool workers always use 1."""
+    check_number("threads", n, low=1, integer=True)
+    torch.set_num_threads(int(n))

@@ -1,7 +1,8 @@
 """Data sets and tasks: ``load_task(name, ...)`` gives a :class:`Task` with resident tensors.
 
 Tasks: ``bcw``, ``bhp``, ``wqc``, ``wqr`` (tabular), ``mnist``, ``fmnist``, ``cifar10g`` (images),
-``spiral`` (generated). See ``docs/data.md``.
+``spiral`` (generated), ``adding``, ``copy``, ``reber`` (generated sequences) and ``smnist``
+(sequential MNIST). See ``docs/data.md`` and ``docs/recurrent.md``.
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any
 
 import torch
 
+from trainlab.core.preflight import check_device
 from trainlab.core.config import ConfigError, from_mapping
-from trainlab.data import images, spiral, tabular  # noqa: F401 - registers the tasks
+from trainlab.core.preflight import check_device
+from trainlab.data import images, sequences, spiral, tabular  # noqa: F401 - registers the tasks
 from trainlab.data.catalog import TASKS, TaskEntry
 from trainlab.data.errors import ChecksumError, DataError, FormatError, MissingDataError
 from trainlab.data.root import DATASETS, data_root, download_dataset, file_status, resolve_root
@@ -52,10 +55,8 @@ def task_config(name: str, **options: Any) -> dict[str, Any]:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """``"auto"`` → ``cuda`` when available, else ``cpu``; a device this machine lacks raises ConfigError."""
+    return check_device(device)
 
 
 def load_task(

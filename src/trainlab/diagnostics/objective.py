@@ -161,7 +161,7 @@ class Objective:
     def gradient(self, theta: Tensor | None = None) -> Tensor:
         """∇f(θ) as a flat vector."""
         theta = self.theta if theta is None else theta
-        return sum(grad(term)(theta) for term in self.terms())  # type: ignore[return-value]
+        return sum(grad(term)(theta) for term in self.terms())
 
     def hvp(self, v: Tensor) -> Tensor:
         """H v for ``v`` of shape (D,) or a batch (B, D); see :mod:`trainlab.diagnostics.hessian`.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from trainlab.core.budget import Budget
 from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.core.seeding import derive_seed
 from trainlab.data import task_config
-from trainlab.experiments.spec import RunSpec
+from trainlab.experiments.spec import RunSpec, resolved_id
 from trainlab.losses import get_loss
 from trainlab.models import model_config
 from trainlab.trainers import make_trainer
@@ -49,6 +50,16 @@ SECTIONS = ("task_options", "model_options", "trainer_options", "loss_options", 
 TOP_LEVEL = ("experiment", "defaults", "trainers", "grid", "exclude", "override")
 EXPERIMENT_KEYS = ("name", "description", "seed", "seeds", "device", "engine", "eval_every", "weights")
 ENGINES = ("default", "sweep")
+MAX_SEEDS = 10_000
+"""Most seed indices an experiment may ask for (``seeds = N`` or a list)."""
+MAX_RUNS = 100_000
+"""Most runs an expanded experiment may have (cells × seeds); larger grids are refused before expansion."""
+DEFAULT_TRIALS = 64
+"""Cells in which an overridden ``[defaults]`` value is tried before it is refused."""
+INT64 = (-(2**63), 2**63 - 1)
+FLOAT32_MAX = 3.4028234663852886e38
+"""Every number of an experiment must be usable by a run: integers within int64 (the store's integers),
+floats finite and within float32's range (the precision most runs compute in)."""
 
 Flat = dict[str, tuple[Any, str]]
 """A cell under construction: dotted key → (value, TOML key path it came from)."""
@@ -90,12 +101,18 @@ def load_experiment(path: str | Path) -> Experiment:
     """Read, validate and expand the TOML experiment file at ``path``."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as err:
         raise ConfigError(str(path), None, f"a readable TOML file ({err.strerror})") from None
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            str(path), f"byte {raw[err.start]:#04x} at offset {err.start}", "a UTF-8 text file (TOML is UTF-8)"
+        ) from None
+    try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, RecursionError) as err:
         raise ConfigError(str(path), None, f"valid TOML ({err})") from None
     return parse_experiment(data, source=path.name, default_name=path.stem, text=text)
 
@@ -117,6 +134,28 @@ def _matches(view: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
             continue
         return False
     return True
+
+
+class _Hits:
+    """Which of a match table's values some cell had, and whether the whole table matched a cell."""
+
+    def __init__(self, match: Mapping[str, Any]):
+        self.match = match
+        self.seen: dict[str, list[Any]] = {key: [] for key in match}
+        self.values: dict[str, list[Any]] = {key: [] for key in match}
+        self.matched = False
+
+    def test(self, view: Mapping[str, Any]) -> bool:
+        for key, want in self.match.items():
+            have = view.get(key)
+            if have not in self.values[key]:
+                self.values[key].append(have)
+            for value in ([want] + (want if isinstance(want, list) else [])):
+                if have == value and value not in self.seen[key]:
+                    self.seen[key].append(value)
+        hit = _matches(view, self.match)
+        self.matched = self.matched or hit
+        return hit
 
 
 def _view(flat: Flat, label: str) -> dict[str, Any]:
@@ -169,22 +208,74 @@ class _Parser:
         if settings["eval_every"] is not None:
             fixed["@eval_every"] = (settings["eval_every"], "experiment.eval_every")
 
+        grids = self.grids(data.get("grid"))
+        size = sum(math.prod(len(values) for _, values in axes) for axes in grids) * len(settings["seeds"])
+        if size > MAX_RUNS:
+            raise self.error("grid", f"{size:,} runs (cells × seeds)", f"at most {MAX_RUNS:,} runs per experiment")
+        exclude_hits = [_Hits(m) for m in excludes]
+        override_hits = [_Hits(m) for m, _ in overrides]
+        used: set[str] = set()
+        composed: list[tuple[str, Flat]] = []
         cells: list[tuple[str, Flat]] = []
-        for axes in self.grids(data.get("grid")):
+        for axes in grids:
             keys = [key for key, _ in axes]
             for combo in itertools.product(*(values for _, values in axes)):
                 label, flat = self.compose(defaults, variants, list(zip(keys, combo)))
-                if any(_matches(_view(flat, label), m) for m in excludes):
+                used.add(label)
+                composed.append((label, dict(flat)))
+                if any([hits.test(_view(flat, label)) for hits in exclude_hits]):
                     continue
-                for match, changes in overrides:
-                    if _matches(_view(flat, label), match):
+                for (_, changes), hits in zip(overrides, override_hits):
+                    if hits.test(_view(flat, label)):
                         for key, (value, where) in changes.items():
                             self.put(flat, key, value, where)
                 cells.append((label, flat | fixed))
+        runs = self.expand(cells, settings["seed"], settings["seeds"])
+        for kind, all_hits in (("exclude", exclude_hits), ("override", override_hits)):
+            for i, hits in enumerate(all_hits):
+                self.check_hits(hits, f"{kind}[{i}]" + (".match" if kind == "override" else ""))
+        for label in variants:
+            if label not in used:
+                raise self.error(
+                    f"trainers.{label}", label,
+                    "a label the grid uses (in [grid] trainer or defaults.trainer); used: " + ", ".join(sorted(used)),
+                )
+        self.check_defaults(defaults, composed, fixed)
         return Experiment(
-            runs=tuple(self.expand(cells, settings["seed"], settings["seeds"])), text=text, source=self.source,
+            runs=tuple(runs), text=text, source=self.source,
             **{k: settings[k] for k in ("name", "seed", "seeds", "engine", "weights", "description")},
         )
+
+    def check_hits(self, hits: _Hits, where: str) -> None:
+        """Every value of a match table must be one some cell has; and the table must match a cell."""
+        for key, want in hits.match.items():
+            wanted = [want] if want in hits.seen[key] else (want if isinstance(want, list) else [want])
+            for value in wanted:
+                if value not in hits.seen[key]:
+                    have = [v for v in hits.values[key] if v is not None]
+                    shown = ", ".join(map(repr, have[:12])) + (", ..." if len(have) > 12 else "")
+                    allowed = f"a value of {key} in the grid: {shown}" if have else f"a key the grid sets (no cell has {key})"
+                    raise self.error(f"{where}.{key}", value, allowed)
+        if not hits.matched:
+            raise self.error(where, dict(hits.match), "conditions that some cell of the grid meets together")
+
+    def check_defaults(self, defaults: Flat, composed: list[tuple[str, Flat]], fixed: Flat) -> None:
+        """A ``[defaults]`` value every cell replaces is still checked: it must be valid in some cell."""
+        for key, (value, where) in defaults.items():
+            if any(flat.get(key) == (value, where) for _, flat in composed):
+                continue
+            first: ConfigError | None = None
+            for _, flat in composed[:DEFAULT_TRIALS]:
+                trial = dict(flat) | fixed
+                trial[key] = (value, where)
+                try:
+                    self.validate(trial)
+                    break
+                except ConfigError as err:
+                    first = first or err
+            else:
+                if first is not None:
+                    raise first
 
     def settings(self, exp: Mapping[str, Any], default_name: str) -> dict[str, Any]:
         """The ``[experiment]`` table, validated, with defaults filled in."""
@@ -208,10 +299,13 @@ class _Parser:
         weights = exp.get("weights", True)
         if not isinstance(weights, bool):
             raise self.error("experiment.weights", weights, "true or false")
+        description = exp.get("description", "")
+        if not isinstance(description, str):
+            raise self.error("experiment.description", description, "a string")
         return {
             "name": name, "device": device, "engine": engine, "eval_every": eval_every, "weights": weights,
-            "seed": self.number("experiment.seed", exp.get("seed", 0), low=0),
-            "seeds": self.seeds(exp.get("seeds", 1)), "description": str(exp.get("description", "")),
+            "seed": self.number("experiment.seed", exp.get("seed", 0), low=0, high=INT64[1]),
+            "seeds": self.seeds(exp.get("seeds", 1)), "description": description,
         }
 
     def table(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -226,20 +320,22 @@ class _Parser:
             raise self.error(key, value, f"an array of tables ([[{key}]])")
         return value
 
-    def number(self, where: str, value: Any, low: int) -> int:
+    def number(self, where: str, value: Any, low: int, high: int | None = None) -> int:
         try:
-            return check_number(where, value, low=low, integer=True)
+            return check_number(where, value, low=low, high=high, integer=True)
         except ConfigError as err:
             raise self.relabel(err, where) from None
 
     def seeds(self, value: Any, where: str = "experiment.seeds") -> tuple[int, ...]:
         if isinstance(value, list):
+            if len(value) > MAX_SEEDS:
+                raise self.error(where, f"a list of {len(value)}", f"at most {MAX_SEEDS:,} seed indices")
             for i, v in enumerate(value):
-                self.number(f"{where}[{i}]", v, low=0)
+                self.number(f"{where}[{i}]", v, low=0, high=INT64[1])
             if not value or len(set(value)) != len(value):
                 raise self.error(where, value, "a non-empty list of distinct seed indices")
             return tuple(value)
-        return tuple(range(self.number(where, value, low=1)))
+        return tuple(range(self.number(where, value, low=1, high=MAX_SEEDS)))
 
     def check_key(self, key: str, where: str, whole_sections: bool = False) -> None:
         section = key.split(".", 1)[0]
@@ -258,9 +354,26 @@ class _Parser:
             for old in [k for k in flat if k.startswith(key + ".")]:
                 del flat[old]
             for option, v in value.items():
+                self.check_value(f"{where}.{option}", v)
                 flat[f"{key}.{option}"] = (v, f"{where}.{option}")
         else:
+            self.check_value(where, value)
             flat[key] = (value, where)
+
+    def check_value(self, where: str, value: Any) -> None:
+        """Numbers a run can use: integers within int64, floats finite and within float32's range."""
+        if isinstance(value, bool):
+            return
+        if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+            raise self.error(where, value, "an integer within int64 (|n| < 2**63)")
+        if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= FLOAT32_MAX):
+            raise self.error(where, value, f"a finite number within float32's range (|x| <= {FLOAT32_MAX:.4g})")
+        if isinstance(value, list):
+            for i, v in enumerate(value):
+                self.check_value(f"{where}[{i}]", v)
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                self.check_value(f"{where}.{k}", v)
 
     def variants(self, trainers: Mapping[str, Any]) -> dict[str, Flat]:
         out: dict[str, Flat] = {}
@@ -274,6 +387,7 @@ class _Parser:
             flat: Flat = {"trainer": (algorithm, f"{where}.algorithm" if "algorithm" in table else where)}
             for option, value in table.items():
                 if option != "algorithm":
+                    self.check_value(f"{where}.{option}", value)
                     flat[f"trainer_options.{option}"] = (value, f"{where}.{option}")
             out[label] = flat
         return out
@@ -359,9 +473,11 @@ class _Parser:
         runs: dict[str, PlannedRun] = {}
         for label, flat in cells:
             base = self.validate(flat)
+            resolved = base.resolved().to_dict()
             for index in flat["@seeds"][0] if "@seeds" in flat else seeds:
                 spec = dataclasses.replace(base, seed=derive_seed(seed, index))
-                run_id = spec.run_id()
+                resolved = resolved | {"seed": spec.seed}
+                run_id = resolved_id(resolved)
                 known = runs.get(run_id)
                 if known is not None and known.label != label:
                     raise self.error(
@@ -369,7 +485,7 @@ class _Parser:
                         f"a configuration distinct from label {known.label!r} (both resolve to run {run_id})",
                     )
                 if known is None:
-                    runs[run_id] = PlannedRun(run_id, label, index, spec, spec.resolved().to_dict())
+                    runs[run_id] = PlannedRun(run_id, label, index, spec, resolved)
         return list(runs.values())
 
     def validate(self, flat: Flat) -> RunSpec:
@@ -378,8 +494,11 @@ class _Parser:
         for key in ("task", "model"):
             if key not in flat:
                 raise self.error(f"defaults.{key}", None, f"a {key} name in [defaults] or a [grid] axis")
+        for key in NAMES:
+            if key in flat and not isinstance(flat[key][0], str) and not (key == "loss" and flat[key][0] is None):
+                raise self.error(flat[key][1], flat[key][0], f"a {key} name (a string)")
         options = _split_options(flat)
-        name = {key: flat[key][0] if key in flat else None for key in NAMES}
+        name: dict[str, Any] = {key: flat[key][0] if key in flat else None for key in NAMES}
         where = {key: flat[key][1] if key in flat else f"defaults.{key}" for key in NAMES}
         eval_every = flat.get("@eval_every")
         checks = (
@@ -387,6 +506,7 @@ class _Parser:
             ("model", lambda: model_config(name["model"], **options["model_options"])),
             ("trainer", lambda: make_trainer(name["trainer"], **options["trainer_options"])),
         )
+        made: Any = None
         for key, check in checks:
             try:
                 made = check()
@@ -416,6 +536,10 @@ class _Parser:
             raise self.error(
                 flat[f"budget.{bad}"][1], bad, "a limit among " + ", ".join(f.name for f in dataclasses.fields(Budget))
             ) from None
+        try:
+            make_trainer(str(name["trainer"]), **options["trainer_options"]).check_budget(budget)
+        except ConfigError as err:
+            raise self.relabel(err, self.locate(err, "budget", flat, "defaults.budget")) from None
         spec = RunSpec(
             task=name["task"], model=name["model"], trainer=name["trainer"], budget=budget, seed=0,
             loss=name["loss"], task_options=options["task_options"], model_options=options["model_options"],
@@ -425,6 +549,8 @@ class _Parser:
         try:
             spec.resolved()
         except ConfigError as err:
+            if err.field.startswith("budget."):  # a limit the trainer does not spend
+                raise self.relabel(err, self.locate(err, "budget", flat, "defaults.budget")) from None
             raise self.relabel(err, where["trainer"]) from None
         return spec
 

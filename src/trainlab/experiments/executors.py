@@ -4,19 +4,22 @@ Every executor takes :class:`Job` objects and yields ``(job, outcomes)`` as jobs
 Workers never touch the result store: they return :class:`Outcome` objects to the one process that
 writes. A run's numbers depend only on its :class:`~trainlab.experiments.spec.RunSpec` (explicit
 generators derived from its seed), so every executor gives the same results; pool and Ray workers run
-with one torch thread each.
+with one torch thread each and load the ``trainlab.plugins`` entry points when they start.
 
 Progress events (``("start", run_id, time)`` and ``("epoch", run_id, epoch)``) reach the ``events``
 callback in the calling process.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import multiprocessing
+import os
 import queue
+import signal
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,7 @@ import torch
 
 from trainlab.core.config import ConfigError, check_number
 from trainlab.core.environment import environment
+from trainlab.core.plugins import load_plugins
 from trainlab.data import load_task
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.experiments.store import utc_now
@@ -105,7 +109,8 @@ def _run_sweep(job: Job, emit: Callable[[Event], None] | None) -> list[Outcome]:
     first = job.specs[0]
     try:
         metric = load_task(first.task, data_dir=job.data_dir, **first.task_options).metric
-        results = run_sweep(list(job.specs), data_dir=job.data_dir)
+        report = None if emit is None else (lambda fraction: emit(("sweep", job.run_ids, fraction)))
+        results = run_sweep(list(job.specs), data_dir=job.data_dir, on_progress=report)
     except ConfigError:
         return run_job(dataclasses.replace(job, sweep=False), emit)
     except Exception as err:  # noqa: BLE001 - a failed sweep fails its runs, not the experiment
@@ -114,73 +119,139 @@ def _run_sweep(job: Job, emit: Callable[[Event], None] | None) -> list[Outcome]:
     return [Outcome(r, res, metric, started, finished) for r, res in zip(job.run_ids, results)]
 
 
-_CHANNEL: Any = None
-"""In a pool worker: the queue that carries progress events to the parent."""
-
-
-def _worker_init(channel: Any) -> None:
-    global _CHANNEL
-    _CHANNEL = channel
-    torch.set_num_threads(1)
-
-
-def _pool_job(job: Job) -> list[Outcome]:
-    return run_job(job, _CHANNEL.put)
-
-
 class Executor(ABC):
     """Runs jobs and yields ``(job, outcomes)`` as each one finishes.
 
-    ``parallelism`` is how many jobs it runs at once; the runner splits a sweep into that many jobs.
+    ``jobs`` is consumed lazily, one job when a worker is free, so that the runner can claim each job in
+    the store just before it starts. ``parallelism`` is how many jobs it runs at once; the runner splits a
+    sweep into that many jobs.
     """
 
     parallelism: int = 1
 
     @abstractmethod
-    def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]: ...
+    def run(self, jobs: Iterable[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]: ...
 
 
 class InlineExecutor(Executor):
     """One run after another in this process (the default; easiest to debug)."""
 
-    def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
+    def run(self, jobs: Iterable[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
         for job in jobs:
             yield job, run_job(job, events)
 
 
+def _watch_parent(parent: int) -> None:
+    """Exit this worker within a second of its parent's death (the parent's pid is then no longer ours)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _worker_main(index: int, inbox: Any, outbox: Any, parent: int) -> None:
+    """A pool worker: Ctrl-C is the parent's to handle; runs jobs from ``inbox`` until ``None``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    load_plugins()
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+    def emit(event: Event) -> None:
+        outbox.put(("event", index, event))
+
+    while (job := inbox.get()) is not None:
+        outbox.put(("done", index, run_job(job, emit)))
+
+
+@dataclass
+class _Worker:
+    process: Any
+    inbox: Any
+    job: Job | None = None
+
+
 class ProcessExecutor(Executor):
-    """A local pool of ``workers`` processes (spawn start method, one torch thread each)."""
+    """A local pool of ``workers`` processes (spawn start method, one torch thread each).
+
+    Each worker holds one job at a time, so a worker that dies (killed, out of memory) fails only the runs
+    of its job and is replaced. Workers ignore Ctrl-C (the parent stops them) and exit when the parent dies.
+    """
 
     def __init__(self, workers: int = 2):
         self.parallelism = check_number("workers", workers, low=1, integer=True)
 
-    def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
+    def run(self, jobs: Iterable[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
         context = multiprocessing.get_context("spawn")
-        channel = context.Queue()
-        pool = cf.ProcessPoolExecutor(self.parallelism, mp_context=context, initializer=_worker_init, initargs=(channel,))
+        outbox = context.Queue()
+        todo = iter(jobs)
+        workers: list[_Worker] = []
+
+        def start(index: int) -> _Worker:
+            inbox = context.Queue()
+            process = context.Process(
+                target=_worker_main, args=(index, inbox, outbox, os.getpid()), daemon=True,
+                name=f"trainlab-worker-{index}",
+            )
+            process.start()
+            return _Worker(process, inbox)
+
+        def feed(worker: _Worker) -> None:
+            worker.job = next(todo, None)
+            if worker.job is not None:
+                worker.inbox.put(worker.job)
+
         try:
-            pending = {pool.submit(_pool_job, job): job for job in jobs}
-            while pending:
-                done, _ = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
-                _drain(channel, events)
-                for future in done:
-                    job = pending.pop(future)
-                    yield job, _collect(job, future.result)
-            _drain(channel, events)
+            for index in range(self.parallelism):
+                job = next(todo, None)
+                if job is None:
+                    break
+                workers.append(start(index))
+                workers[-1].job = job
+                workers[-1].inbox.put(job)
+            while any(w.job is not None for w in workers):
+                try:
+                    kind, index, payload = outbox.get(timeout=0.2)
+                except queue.Empty:
+                    for index, worker in enumerate(workers):
+                        if not worker.process.is_alive():
+                            job, code = worker.job, worker.process.exitcode
+                            workers[index] = start(index)
+                            feed(workers[index])
+                            if job is not None:
+                                err = RuntimeError(f"worker process died (exit code {code}) while running this job")
+                                yield job, _failed_outcomes(job, err)
+                    continue
+                if kind == "event":
+                    events(payload)
+                    continue
+                worker = workers[index]
+                job, worker.job = worker.job, None
+                feed(worker)
+                if job is not None:
+                    yield job, payload
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            channel.close()
+            for worker in workers:
+                if worker.job is None and worker.process.is_alive():
+                    worker.inbox.put(None)
+                else:
+                    worker.process.terminate()
+            for worker in workers:
+                worker.process.join(timeout=5)
+                if worker.process.is_alive():
+                    worker.process.kill()
+                    worker.process.join()
+                worker.inbox.close()
+            outbox.close()
 
 
 class RayExecutor(Executor):
     """Ray tasks of one CPU each, on the cluster at ``address`` (``None``: connect to or start a local one);
-    ``workers`` is how many tasks a sweep is split into."""
+    ``workers`` is how many tasks a sweep is split into. Every job is submitted (and so claimed) at once."""
 
     def __init__(self, address: str | None = None, workers: int = 1, **init_options: Any):
         self.address, self.init_options = address, init_options
         self.parallelism = check_number("workers", workers, low=1, integer=True)
 
-    def run(self, jobs: Sequence[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
+    def run(self, jobs: Iterable[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
         try:
             import ray
         except ImportError:
@@ -209,6 +280,7 @@ class RayExecutor(Executor):
 
 def _ray_job(job: Job, channel: Any) -> list[Outcome]:
     torch.set_num_threads(1)
+    load_plugins()
     return run_job(job, channel.put)
 
 
@@ -216,9 +288,14 @@ def _collect(job: Job, get: Callable[[], list[Outcome]]) -> list[Outcome]:
     """The job's outcomes; a worker that died or raised fails the job's runs instead of the experiment."""
     try:
         return get()
-    except Exception as err:  # noqa: BLE001 - e.g. BrokenProcessPool, RayTaskError
-        now = utc_now()
-        return [Outcome(r, _failed(s, r, err), None, now, now) for r, s in zip(job.run_ids, job.specs)]
+    except Exception as err:  # noqa: BLE001 - e.g. RayTaskError
+        return _failed_outcomes(job, err)
+
+
+def _failed_outcomes(job: Job, err: BaseException) -> list[Outcome]:
+    """Every run of ``job`` failed with ``err``."""
+    now = utc_now()
+    return [Outcome(r, _failed(s, r, err), None, now, now) for r, s in zip(job.run_ids, job.specs)]
 
 
 def _drain(channel: Any, events: Events, empty: type[Exception] = queue.Empty) -> None:

@@ -9,7 +9,7 @@ from trainlab.core.config import check_choice
 from trainlab.core.seeding import torch_generator
 from trainlab.data import load_task
 from trainlab.models import build_model
-from trainlab.trainers.gradient import GRADIENT_TRAINERS, gradient_config
+from trainlab.trainers.gradient import gradient_config, gradient_trainers
 from trainlab.trainers.lr_finder import LRFinderResult, lr_find
 
 
@@ -32,11 +32,12 @@ def run_lr_find(
     ``trainer`` and ``trainer_options`` choose the optimizer (and its options) and the batch size;
     ``finder`` holds :func:`lr_find`'s own options (``lr_min``, ``lr_max``, ``num_steps``, ``suggest``...).
     """
-    check_choice("trainer", trainer, GRADIENT_TRAINERS)
+    check_choice("trainer", trainer, gradient_trainers())
     cfg = gradient_config(trainer, trainer_options or {})
     loaded = load_task(task, data_dir=data_dir, device=device, **(task_options or {}))
     net = build_model(
-        model, loaded.input_shape, loaded.n_outputs, generator=torch_generator(seed, "init"), **(model_options or {})
+        model, loaded.input_shape, loaded.n_outputs, generator=torch_generator(seed, "init"),
+        data=(loaded.train.x, loaded.train.y), **(model_options or {})
     ).to(device)
     return lr_find(
         net, loaded, loss, optimizer=cfg.optimizer, optimizer_options=dict(cfg.optimizer_options),

@@ -6,17 +6,25 @@ earlier rows, if any, are replaced in one transaction.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from trainlab.core.config import ConfigError
 from trainlab.experiments.config import Experiment, PlannedRun, load_experiment
-from trainlab.experiments.executors import Event, Executor, Job, Outcome, make_executor
-from trainlab.experiments.store import STORE_NAME, ResultStore
+from trainlab.core.preflight import check_device, check_out_dir
+from trainlab.data.preflight import check_data
+from trainlab.experiments.executors import Event, Executor, Job, make_executor
+from trainlab.experiments.progress import ProgressDisplay
+from trainlab.experiments.store import LEASE, STORE_NAME, ResultStore
 from trainlab.experiments.sweep import check_compatible
 
 DONE = ("ok", "diverged")
@@ -57,6 +65,8 @@ class RunReport:
     plan: Plan
     counts: dict[str, int] = field(default_factory=dict)
     """Statuses of the runs executed by this call."""
+    elsewhere: set[str] = field(default_factory=set)
+    """Runs to do that another runner on the same store held or finished first."""
 
     @property
     def store_path(self) -> Path:
@@ -113,64 +123,6 @@ def _sweep_key(run: PlannedRun) -> str:
     return repr(sorted((k, repr(v)) for k, v in spec.items()))
 
 
-class _Display:
-    """One progress bar for the whole experiment: done/failed/remaining, ETA and the epochs of live runs."""
-
-    def __init__(self, plan: Plan, console: Console | None, enabled: bool):
-        self.labels = {r.run_id: r for r in plan.todo}
-        self.live: dict[str, int] = {}
-        self.counts = {"ok": 0, "diverged": 0, "failed": 0}
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console or Console(stderr=True),
-            disable=not enabled,
-            transient=False,
-        )
-        self.task = self.progress.add_task(plan.experiment.name, total=len(plan.todo), status="")
-
-    def __enter__(self) -> _Display:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.refresh()
-        self.progress.stop()
-
-    def event(self, event: Event) -> None:
-        kind, run_id, value = event[0], event[1], event[2]
-        if kind == "start":
-            self.live[run_id] = 0
-        elif kind == "epoch" and run_id in self.live:
-            self.live[run_id] = int(value)
-        self.refresh()
-
-    def finished(self, outcome: Outcome) -> None:
-        self.live.pop(outcome.run_id, None)
-        self.counts[outcome.result.status] = self.counts.get(outcome.result.status, 0) + 1
-        self.progress.advance(self.task)
-        self.refresh()
-
-    def refresh(self) -> None:
-        parts = [f"ok {self.counts['ok']}", f"diverged {self.counts['diverged']}", f"failed {self.counts['failed']}"]
-        live = []
-        for run_id, epoch in list(self.live.items())[:3]:
-            run = self.labels.get(run_id)
-            if run is not None:
-                total = run.spec.budget.epochs
-                live.append(f"{run.label}/{run.spec.task}/{run.spec.model}#{run.seed_index} "
-                            f"epoch {epoch}{f'/{total}' if total else ''}")
-        if len(self.live) > 3:
-            live.append(f"+{len(self.live) - 3} more")
-        status = " · ".join(parts) + (" | " + "; ".join(live) if live else "")
-        self.progress.update(self.task, status=status)
-
-
 def run_experiment(
     experiment: Experiment | str | Path,
     out_dir: str | Path | None = None,
@@ -187,14 +139,18 @@ def run_experiment(
 
     ``executor`` is an :class:`Executor` or a name (``inline``, ``process`` with ``workers``, ``ray`` with
     ``address``).
-    The store is written only from this process, one transaction per finished run.
+    The store is written only from this process, one transaction per finished run; each job's runs are
+    claimed in the store just before it starts, so several runners on one store split the grid.
     """
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)
     if isinstance(executor, str):
         executor = make_executor(executor, workers=workers, address=address)
     out = Path(out_dir) if out_dir is not None else default_out_dir(experiment)
+    preflight(experiment, out, None if data_dir is None else str(data_dir))
     store = ResultStore(out / STORE_NAME)
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    beat = _Heartbeat(store.path, owner)
     try:
         store.set_meta("experiment", experiment.name)
         if experiment.text:
@@ -209,10 +165,25 @@ def run_experiment(
             return report
         runs = {r.run_id: r for r in plan.todo}
         jobs = _jobs(plan, None if data_dir is None else str(data_dir), executor.parallelism)
+        skip = DONE + (() if retry_failed else ("failed",))
+
+        def claimed(jobs: list[Job]) -> Iterator[Job]:
+            """Each job as it is about to start, cut to the runs this runner could claim."""
+            for job in jobs:
+                mine = set(store.claim(job.run_ids, owner, skip))
+                report.elsewhere |= set(job.run_ids) - mine
+                if mine:
+                    keep = [i for i, r in enumerate(job.run_ids) if r in mine]
+                    yield dataclasses.replace(
+                        job, run_ids=tuple(job.run_ids[i] for i in keep), specs=tuple(job.specs[i] for i in keep)
+                    )
+
+        beat.start()
         started: dict[str, str] = {}
         finished: set[str] = set()
 
-        with _Display(plan, console, progress) as display:
+        with ProgressDisplay(plan.experiment.name, plan.todo, console, progress,
+                             executor.parallelism) as display:
 
             def on_event(event: Event) -> None:
                 if event[1] in finished:  # a late event of a run already saved
@@ -222,7 +193,7 @@ def run_experiment(
                     store.mark_running(event[1], event[2])
                 display.event(event)
 
-            for _job, outcomes in executor.run(jobs, on_event):
+            for job, outcomes in executor.run(claimed(jobs), on_event):
                 for outcome in outcomes:
                     run = runs[outcome.run_id]
                     store.save(
@@ -233,10 +204,41 @@ def run_experiment(
                     )
                     finished.add(run.run_id)
                     report.counts[outcome.result.status] = report.counts.get(outcome.result.status, 0) + 1
-                    display.finished(outcome)
+                    display.finished(outcome, share=len(job.run_ids) if job.sweep else 1)
         return report
     finally:
-        store.close()
+        beat.stop()
+        try:
+            store.release(owner)
+        finally:
+            store.close()
+
+
+class _Heartbeat(threading.Thread):
+    """Renews a runner's claims every ``LEASE / 6`` seconds from its own connection, so that claims stay
+    live during long runs and lapse within ``LEASE`` seconds of the runner's death."""
+
+    def __init__(self, path: Path, owner: str):
+        super().__init__(daemon=True, name="trainlab-heartbeat")
+        self.path, self.owner, self.stopping = path, owner, threading.Event()
+
+    def run(self) -> None:
+        with ResultStore(self.path) as store:
+            while not self.stopping.wait(LEASE / 6):
+                store.heartbeat(self.owner)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.is_alive():
+            self.join()
+
+
+def preflight(experiment: Experiment, out: Path, data_dir: str | None) -> None:
+    """Before any run starts: the devices exist, the data sets are present and intact, ``out`` is writable."""
+    for device in sorted({r.spec.device for r in experiment.runs}):
+        check_device(device, "experiment.device")
+    check_out_dir(out)
+    check_data(((r.spec.task, r.spec.task_options) for r in experiment.runs), data_dir)
 
 
 def experiment_status(experiment: Experiment | str | Path, out_dir: str | Path | None = None) -> Plan:

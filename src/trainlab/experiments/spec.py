@@ -26,6 +26,9 @@ from trainlab.trainers import make_trainer
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.result import RunResult
 
+MAX_SEED = 2**63 - 1
+"""Seeds are stored as SQLite integers (int64)."""
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -44,7 +47,7 @@ class RunSpec:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        check_number("seed", self.seed, low=0, integer=True)
+        check_number("seed", self.seed, low=0, high=MAX_SEED, integer=True)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -61,9 +64,13 @@ class RunSpec:
 
     def resolved(self) -> RunSpec:
         """The same spec with every default filled in, so that equal runs get equal identities."""
-        trainer = make_trainer(self.trainer, **self.trainer_options).describe()
+        made = make_trainer(self.trainer, **self.trainer_options)
+        made.check_budget(self.budget)
+        trainer = made.describe()
         trainer.pop("name")
         loss_options = dict(self.loss_options)
+        if self.loss is None and loss_options:
+            raise ConfigError("loss_options", loss_options, "loss options only with a named loss (--loss or loss = ...)")
         if self.loss is not None:
             loss_options = get_loss(self.loss, **self.loss_options).config()
             loss_options.pop("name")
@@ -77,8 +84,13 @@ class RunSpec:
 
     def run_id(self) -> str:
         """A 16-hex-digit hash of the resolved configuration."""
-        text = json.dumps(self.resolved().to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return resolved_id(self.resolved().to_dict())
+
+
+def resolved_id(resolved: Mapping[str, Any]) -> str:
+    """The run id of a resolved spec given as ``RunSpec.resolved().to_dict()``."""
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def execute(
@@ -100,6 +112,7 @@ def execute(
             task.input_shape,
             task.n_outputs,
             generator=torch_generator(spec.seed, "init"),
+            data=(task.train.x, task.train.y),
             **spec.model_options,
         ).to(spec.device)
         trainer = make_trainer(spec.trainer, **spec.trainer_options)

@@ -12,9 +12,13 @@ Tables (schema version 1):
 * ``weights``: the selected weights of each run (``torch.save`` bytes), optional.
 * ``meta``: key/value pairs (schema version, experiment name, the experiment file's text).
 
-The store is meant to have **one writer** (the process that runs the experiment; workers return their
-results to it), uses the WAL journal so readers never block it, and writes everything about one run
-in a single transaction, so a kill at any moment leaves either the whole run or none of it.
+* ``claims``: which runner (owner, host, pid, heartbeat) is training a run; see :meth:`ResultStore.claim`.
+
+Each runner process writes (its workers return their results to it); several runners on one store
+cooperate through claims. The WAL journal lets readers read while a runner writes, and everything about
+one run is written in a single transaction, so a kill at any moment leaves either the whole run or none
+of it. Opening a store checks it first (not empty, ``PRAGMA quick_check``, the schema version) and
+refuses a damaged one with :class:`StoreError` without writing to it.
 """
 from __future__ import annotations
 
@@ -22,8 +26,12 @@ import hashlib
 import io
 import json
 import math
+import os
+import socket
 import sqlite3
-from collections.abc import Iterator, Mapping
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,9 +41,12 @@ import pandas as pd
 import torch
 
 from trainlab.core.budget import Spending
+from trainlab.core.config import ConfigError
 from trainlab.trainers.result import RunResult, json_default
 
 SCHEMA_VERSION = 1
+LEASE = 60.0
+"""Seconds after its last heartbeat when a runner's claims lapse (a runner renews them every LEASE / 6)."""
 STORE_NAME = "store.sqlite"
 STATUSES = ("pending", "running", "ok", "diverged", "failed")
 FINISHED = ("ok", "diverged", "failed")
@@ -70,7 +81,89 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (run_id, name, row)
 );
 CREATE TABLE IF NOT EXISTS weights (run_id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS claims (
+    run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL
+);
 """
+
+
+class StoreError(ConfigError):
+    """A result store that must not be written into: corrupted, truncated, empty or of another schema."""
+
+    def __init__(self, path: Path | str, allowed: str):
+        super().__init__("store", str(path), allowed)
+
+
+def _create(path: Path) -> None:
+    """Create an empty store at ``path`` atomically: built beside it, then hard-linked into place, so that a
+    runner starting at the same moment finds either no file or a whole store (never a half-made one)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
+        os.close(fd)
+    except OSError as err:
+        raise StoreError(path, f"a location where a store can be created ({err.strerror})") from None
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript("BEGIN;" + _SCHEMA + "INSERT INTO meta (key, value) VALUES "
+                               f"('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
+        finally:
+            conn.close()
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another runner created it first
+    except (OSError, sqlite3.Error) as err:
+        raise StoreError(path, f"a location where a store can be created ({err})") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _check_file(path: Path) -> None:
+    """Refuse an empty file before SQLite would take it for a new database. Only ``stat`` is used: opening
+    the file with another descriptor would drop this process's SQLite locks on it (POSIX lock semantics)."""
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise StoreError(path, f"a readable result store ({err.strerror})") from None
+    if size == 0:
+        raise StoreError(path, "a result store, not an empty file (move it away or choose another --out)")
+
+
+def _check_database(conn: sqlite3.Connection) -> None:
+    """``PRAGMA quick_check`` and the schema version; raises :class:`StoreError` (path filled in by the
+    caller) or ``sqlite3.DatabaseError``."""
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        raise StoreError("", "an intact result store (integrity check: " + "; ".join(problems[:3]) + ")")
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return
+    version = None
+    if "meta" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = row[0] if row else None
+    if version != str(SCHEMA_VERSION):
+        raise StoreError(
+            "", f"a result store of schema version {SCHEMA_VERSION} (this one has {version or 'no version'}; "
+            "it was written by another trainlab version or is not a trainlab store)",
+        )
+
+
+def _alive(held: Sequence[Any], host: str, now: float, lease: float) -> bool:
+    """Whether a claim ``(owner, host, pid, heartbeat)`` still holds its run."""
+    _, claim_host, pid, beat = held
+    if now - beat > lease:
+        return False
+    if claim_host == host:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+    return True
 
 
 def utc_now() -> str:
@@ -135,8 +228,22 @@ class ResultStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        if not self.path.exists():
+            _create(self.path)
+        _check_file(self.path)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as err:
+            raise StoreError(self.path, f"a result store that can be opened ({err})") from None
+        try:
+            self._conn.execute("PRAGMA busy_timeout=60000")
+            _check_database(self._conn)
+        except StoreError as err:
+            self._conn.close()
+            raise StoreError(self.path, err.allowed) from None
+        except sqlite3.DatabaseError as err:
+            self._conn.close()
+            raise StoreError(self.path, f"an intact result store (SQLite says: {err})") from None
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=60000")
@@ -242,7 +349,7 @@ class ResultStore:
             ).fetchone()
             old = old or ("", "", None, None, 0)
             cur.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-            for table in ("histories", "records", "weights"):
+            for table in ("histories", "records", "weights", "claims"):
                 cur.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             cur.execute(
                 f"INSERT INTO runs (run_id, experiment, label, seed_index, status, message, spec, final, best_epoch,"
@@ -280,6 +387,43 @@ class ResultStore:
             )
             if blob is not None:
                 cur.execute("INSERT INTO weights (run_id, data) VALUES (?, ?)", (run_id, blob))
+
+    # ------------------------------------------------------------------ claims
+    def claim(self, run_ids: Sequence[str], owner: str, skip: Sequence[str], lease: float = LEASE) -> list[str]:
+        """Claim, in one transaction, those of ``run_ids`` whose status is not in ``skip`` and that no live
+        runner holds; returns the claimed ids. A claim is live while its owner's heartbeat is younger than
+        ``lease`` seconds and, on this host, while its process exists."""
+        now = time.time()
+        host = socket.gethostname()
+        claimed = []
+        with self._transaction() as cur:
+            for run_id in run_ids:
+                row = cur.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                if row is not None and row[0] in skip:
+                    continue
+                held = cur.execute("SELECT owner, host, pid, heartbeat FROM claims WHERE run_id = ?", (run_id,)).fetchone()
+                if held is not None and held[0] != owner and _alive(held, host, now, lease):
+                    continue
+                cur.execute(
+                    "INSERT OR REPLACE INTO claims (run_id, owner, host, pid, heartbeat) VALUES (?, ?, ?, ?, ?)",
+                    (run_id, owner, host, os.getpid(), now),
+                )
+                claimed.append(run_id)
+        return claimed
+
+    def heartbeat(self, owner: str) -> None:
+        """Renew every claim of ``owner``."""
+        with self._transaction() as cur:
+            cur.execute("UPDATE claims SET heartbeat = ? WHERE owner = ?", (time.time(), owner))
+
+    def release(self, owner: str) -> None:
+        """Drop every claim of ``owner`` (a runner that stops)."""
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+
+    def claims(self) -> dict[str, str]:
+        """``run_id → owner`` of every claim in the store."""
+        return dict(self._conn.execute("SELECT run_id, owner FROM claims").fetchall())
 
     # ------------------------------------------------------------------ reading
     def status(self, run_id: str) -> str | None:

@@ -168,25 +168,22 @@ def check_compatible(specs: Sequence[RunSpec]) -> None:
     _trainer_setup(specs)
 
 
-def _trainer_setup(specs: Sequence[RunSpec]) -> tuple[list[float], int, str]:
-    """Per-cell learning rates, the common ``eval_every`` and ``select``; any other non-default ``gd`` option
-    is refused."""
+def _trainer_setup(specs: Sequence[RunSpec]) -> tuple[list[float], int]:
+    """Per-cell learning rates and the common ``eval_every``; any other non-default ``gd`` option is refused."""
     default = make_trainer("gd", lr=1.0).describe()
-    lrs, evals, selects = [], set(), set()
+    lrs, evals = [], set()
     for i, spec in enumerate(specs):
         described = make_trainer("gd", **spec.trainer_options).describe()
         for key, value in described.items():
-            if key not in CELL_OPTIONS and key not in ("eval_every", "select") and value != default[key]:
+            if key not in CELL_OPTIONS and key != "eval_every" and value != default[key]:
                 raise ConfigError(
                     f"specs[{i}].trainer_options.{key}", value, f"{default[key]!r} (the sweep engine runs plain gd)"
                 )
         lrs.append(float(described["lr"]))
         evals.add(described["eval_every"])
-        selects.add(described["select"])
-    for key, values in (("eval_every", evals), ("select", selects)):
-        if len(values) > 1:
-            raise ConfigError(f"trainer_options.{key}", sorted(values), "one value for every cell")
-    return lrs, evals.pop(), selects.pop()
+    if len(evals) > 1:
+        raise ConfigError("trainer_options.eval_every", sorted(evals), "one value for every cell")
+    return lrs, evals.pop()
 
 
 def _losses(specs: Sequence[RunSpec], task: Task) -> list[Loss]:
@@ -242,12 +239,15 @@ def run_sweep(
     chunk_size: int | None = None,
     store: Any = None,
     progress: bool = False,
+    on_progress: Callable[[float], None] | None = None,
 ) -> list[RunResult]:
     """Train every spec as one cell of a vectorised sweep; one :class:`RunResult` per spec, in order.
 
     ``dtype`` ("float32" or "float64", default: the task's) is the compute precision; ``chunk_size``
     bounds how many cells are stacked at once (default: as many as fit in about 2²⁴ activations).
     With a ``store`` (:class:`~trainlab.experiments.store.ResultStore`) every result is saved there.
+    ``progress`` shows a bar with an ETA; ``on_progress(fraction)`` is called about a hundred times per
+    chunk with the fraction of all cells' steps done (the experiment runner's display uses it).
     """
     specs = list(specs)
     check_compatible(specs)
@@ -257,9 +257,12 @@ def run_sweep(
     task = load_task(first.task, data_dir=data_dir, device=first.device, **first.task_options)
     compute = DTYPES[dtype] if dtype is not None else task.train.x.dtype
     losses = _losses(specs, task)
-    lrs, eval_every, select = _trainer_setup(specs)
+    lrs, eval_every = _trainer_setup(specs)
     models = [
-        build_model(s.model, task.input_shape, task.n_outputs, generator=torch_generator(s.seed, "init"), **s.model_options)
+        build_model(
+            s.model, task.input_shape, task.n_outputs, generator=torch_generator(s.seed, "init"),
+            data=(task.train.x, task.train.y), **s.model_options,
+        )
         for s in specs
     ]
     width = max(max(m.weight.shape) for m in _layers(models[0], "model")[0])
@@ -269,8 +272,10 @@ def run_sweep(
     results: list[RunResult] = []
     for start in range(0, len(specs), chunk_size):
         part = slice(start, start + chunk_size)
-        results += _train(specs[part], task, models[part], losses[part], lrs[part], eval_every, select, compute,
-                          progress)
+        done, count = start / len(specs), len(specs[part]) / len(specs)
+        report = None if on_progress is None else (lambda f, done=done, count=count: on_progress(done + count * f))
+        results += _train(specs[part], task, models[part], losses[part], lrs[part], eval_every, compute, progress,
+                          report)
     if store is not None:
         for spec, result in zip(specs, results):
             store.save(result.config["run_id"], spec.resolved().to_dict(), result, metric=task.metric)
@@ -284,12 +289,11 @@ def _train(
     losses: Sequence[Loss],
     lrs: Sequence[float],
     eval_every: int,
-    select: str,
     dtype: torch.dtype,
     progress: bool,
+    on_progress: Callable[[float], None] | None = None,
 ) -> list[RunResult]:
-    """The training loop of one chunk of cells, with the ``gd`` trainer's bookkeeping (see ``Monitor``; with
-    ``select = "trained"`` epoch 0 is kept only as the fallback when no trained epoch is finite)."""
+    """The training loop of one chunk of cells, with the ``gd`` trainer's bookkeeping (see ``Monitor``)."""
     device = task.device
     cells = _stack(models, dtype, device, "model")
     best = _Cells([w.clone() for w in cells.weights], [b.clone() for b in cells.biases], cells.names, cells.flatten)
@@ -308,6 +312,8 @@ def _train(
     histories: list[list[dict[str, float]]] = [[] for _ in specs]
     best_val = [math.inf] * k_cells
     best_epoch = [0] * k_cells
+    # as Monitor: with select = "trained" (the default) epoch 0 is only the fallback when no trained epoch is finite
+    trained_only = [spec.trainer_options.get("select", "trained") == "trained" for spec in specs]
     status = ["ok"] * k_cells
     message = [""] * k_cells
     active = list(range(k_cells))
@@ -326,12 +332,10 @@ def _train(
             row.update({key: v for key, v in spent.to_dict().items() if key != "epochs"})
             row["lr"] = lrs[k]
             histories[k].append(row)
-            if epoch == 0 and select == "trained":
-                cells.copy_cell(k, best)
             if not math.isfinite(row["train_loss"]):
                 status[k], message[k] = "diverged", f"non-finite training loss at epoch {epoch}"
-            elif epoch == 0 and select == "trained":
-                continue
+            elif epoch == 0 and trained_only[k]:
+                cells.copy_cell(k, best)
             elif row["val_loss"] < best_val[k]:
                 best_val[k], best_epoch[k] = row["val_loss"], epoch
                 cells.copy_cell(k, best)
@@ -366,6 +370,8 @@ def _train(
             spent[k] = step
         if bar is not None:
             bar.update(step)
+        if on_progress is not None and (step % max(1, total // 100) == 0 or step == total):
+            on_progress(step / total)
     for k in active:
         spent[k] = step
     if bar is not None:
@@ -407,9 +413,10 @@ class _Bar:
     """A rich progress bar over the steps of one chunk."""
 
     def __init__(self, total: int, cells: int):
-        from rich.progress import Progress
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.progress = Progress(transient=True)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("steps, ETA"), TimeRemainingColumn(), transient=True)
         self.task = self.progress.add_task(f"sweep of {cells} cells", total=total)
         self.progress.start()
 

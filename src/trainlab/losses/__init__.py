@@ -4,7 +4,8 @@
 All losses are pure tensor functions, so they work under ``torch.func`` transforms (vmap, grad, hessian).
 
 Static losses (seed 001, appendix B; per sample, then averaged over samples): ``mse``, ``mae``,
-``huber``, ``cross_entropy``, ``kl_divergence``, ``hellinger``. Classification outputs are logits; the
+``huber``, ``cross_entropy``, ``kl_divergence``, ``hellinger``; ``binary_cross_entropy`` (a sigmoid per
+output) and ``multiclass_hinge``. Classification outputs are logits; the
 probability-based losses apply a softmax first. Class-index targets are one-hot encoded.
 
 Dynamic losses (thesis 002, Ruiz-García et al. 2021 "Tilting the playing field"): ``dynamic_ce``,
@@ -49,7 +50,7 @@ class Loss(ABC):
 
     def config(self) -> dict[str, Any]:
         """The name and every parameter, such that ``get_loss(**config())`` rebuilds the loss."""
-        params = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+        params: dict[str, Any] = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
         return {"name": self.name, **params}
 
 
@@ -58,6 +59,11 @@ def as_target_matrix(outputs: Tensor, targets: Tensor) -> Tensor:
     if targets.dtype in (torch.int64, torch.int32):
         return F.one_hot(targets, outputs.shape[-1]).to(outputs.dtype)
     return targets.reshape(outputs.shape).to(outputs.dtype)
+
+
+def per_sequence(values: Tensor) -> Tensor:
+    """Per-sample values (N,) from per-step values (N, T, …): the mean over steps (sequence outputs)."""
+    return values if values.ndim == 1 else values.flatten(1).mean(1)
 
 
 def _class_indices(loss: str, targets: Tensor) -> Tensor:
@@ -69,11 +75,13 @@ def _class_indices(loss: str, targets: Tensor) -> Tensor:
 @LOSSES.register("cross_entropy")
 @dataclass(frozen=True)
 class CrossEntropy(Loss):
-    """ℓ(z, y) = −log softmax(z)_y."""
+    """ℓ(z, y) = −log softmax(z)_y; for sequence outputs (N, T, C) and targets (N, T), the mean over steps."""
 
     name = "cross_entropy"
 
     def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        if outputs.ndim > 2:
+            return per_sequence(F.cross_entropy(outputs.movedim(-1, 1), targets, reduction="none"))
         return F.cross_entropy(outputs, targets, reduction="none")
 
 
@@ -83,12 +91,13 @@ class MSE(Loss):
     """ℓ(z, y) = Σ_k (z_k − y_k)², summed over outputs (one-hot targets for class indices).
 
     This is thesis 002's convention (``mean((f − Y)²)·C``), so its learning rates mean the same here.
+    For sequence outputs (N, T, C), the mean over steps of that sum.
     """
 
     name = "mse"
 
     def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
-        return ((outputs - as_target_matrix(outputs, targets)) ** 2).sum(dim=-1)
+        return per_sequence(((outputs - as_target_matrix(outputs, targets)) ** 2).sum(dim=-1))
 
 
 @LOSSES.register("mae")
@@ -144,6 +153,50 @@ class Hellinger(Loss):
         root_p = torch.exp(0.5 * F.log_softmax(outputs, dim=-1))
         root_y = as_target_matrix(outputs, targets).clamp_min(0).sqrt()
         return torch.linalg.vector_norm(root_p - root_y, dim=-1) / math.sqrt(2.0)
+
+
+@LOSSES.register("binary_cross_entropy")
+@dataclass(frozen=True)
+class BinaryCrossEntropy(Loss):
+    """ℓ(z, y) = −Σ_k [y_k log σ(z_k) + (1 − y_k) log(1 − σ(z_k))], one sigmoid per output.
+
+    Class indices become one-hot rows (one-vs-rest logistic regression per class, Bishop 2006 §4.3.2);
+    with a single output, integer targets 0/1 are that output's label. Value targets are probabilities.
+    """
+
+    name = "binary_cross_entropy"
+
+    def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        if outputs.shape[-1] == 1 and targets.dtype in (torch.int64, torch.int32):
+            target = targets.reshape(outputs.shape).to(outputs.dtype)
+        else:
+            target = as_target_matrix(outputs, targets)
+        return F.binary_cross_entropy_with_logits(outputs, target, reduction="none").sum(dim=-1)
+
+
+@LOSSES.register("multiclass_hinge")
+@dataclass(frozen=True)
+class MulticlassHinge(Loss):
+    """ℓ(z, y) = (1/C) Σ_{k≠y} max(0, m − z_y + z_k)^p (Weston & Watkins 1999; PyTorch's ``MultiMarginLoss``).
+
+    ``margin`` m (1) and ``power`` p (1, or 2 for the squared hinge); targets are class indices.
+    """
+
+    margin: float = 1.0
+    power: int = 1
+    name = "multiclass_hinge"
+
+    def __post_init__(self) -> None:
+        check_number("margin", self.margin, low=0, low_open=True)
+        if self.power not in (1, 2) or isinstance(self.power, bool):
+            raise ConfigError("power", self.power, "one of 1, 2")
+
+    def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        y = _class_indices(self.name, targets)
+        true = outputs.gather(-1, y.unsqueeze(-1))
+        slack = (self.margin - true + outputs).clamp_min(0) ** self.power
+        slack = slack * (1 - F.one_hot(y, outputs.shape[-1]).to(outputs.dtype))
+        return slack.sum(dim=-1) / outputs.shape[-1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,18 +262,22 @@ class DynamicSchedule:
         return raw
 
     def plot(self, steps: int, n_classes: int, ax: Axes | None = None) -> Axes:
-        """Draw Γ_j(t) for t = 0 … steps − 1, one line per class (thesis 002, fig. 3.1)."""
-        import matplotlib.pyplot as plt
+        """Draw Γ_j(t) for t = 0 … steps − 1, one line per class (thesis 002, fig. 3.1), titled with A and T;
+        the legend sits outside the axes, right of the plot, so that it hides no curve."""
+        from matplotlib.figure import Figure
 
         if ax is None:
-            ax = plt.subplots(figsize=(7, 2.5))[1]
+            ax = Figure(figsize=(7.5, 2.8), layout="constrained").subplots()
         t = torch.arange(steps)
         values = self.factors(t, n_classes).numpy()
-        for j in range(n_classes):
-            ax.plot(t.numpy(), values[:, j], label=f"class {j}")
+        for j in range(n_classes):  # classes not emphasised share Γ: thinner, dashed lines on top keep each visible
+            ax.plot(t.numpy(), values[:, j], label=f"class {j}", linewidth=max(0.8, 3.0 - 0.7 * j),
+                    linestyle=("-", "--", ":", "-.")[j % 4])
         ax.set_xlabel("step t")
         ax.set_ylabel("Γ(t)" if self.normalise else "Γ̂(t)")
-        ax.legend(loc="upper right", fontsize="small")
+        ax.set_title(f"{'Γ(t)' if self.normalise else 'Γ̂(t)'}: amplitude A = {self.amplitude:g}, "
+                     f"period T = {self.period:g} steps, {n_classes} classes")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0.0)
         return ax
 
 
@@ -256,7 +313,7 @@ class DynamicLoss(Loss):
 
     @property
     def schedule(self) -> DynamicSchedule:
-        return self._schedule  # type: ignore[attr-defined,no-any-return]
+        return self._schedule  # type: ignore[attr-defined]
 
     def factors(self, step: int, n_classes: int, dtype: torch.dtype, device: torch.device) -> Tensor:
         return self.schedule.factors(step, n_classes).to(dtype=dtype, device=device)

@@ -1,6 +1,7 @@
 """Headline metrics computed on output tensors (logits or predictions) and targets."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -14,8 +15,9 @@ METRICS: Registry[Metric] = Registry("metric")
 
 @METRICS.register("accuracy")
 def accuracy(outputs: Tensor, targets: Tensor) -> float:
-    """Fraction of samples whose arg-max output equals the class index."""
-    return (outputs.argmax(dim=1) == targets).double().mean().item()
+    """Fraction of samples whose arg-max output equals the class index (of steps, for sequence
+    outputs (N, T, C) against targets (N, T))."""
+    return (outputs.argmax(dim=-1) == targets).double().mean().item()
 
 
 @METRICS.register("balanced_accuracy")
@@ -35,3 +37,14 @@ def r2(outputs: Tensor, targets: Tensor) -> float:
     ss_res = ((y - p) ** 2).sum(dim=0)
     ss_tot = ((y - y.mean(dim=0)) ** 2).sum(dim=0)
     return (1 - ss_res / ss_tot).mean().item()
+
+
+@METRICS.register("string_accuracy")
+def string_accuracy(outputs: Tensor, targets: Tensor) -> float:
+    """Fraction of sequences (N, T, C) in which, at every step with k > 0 allowed symbols (multi-hot
+    ``targets``), the k largest outputs are exactly the allowed ones (Hochreiter & Schmidhuber 1997)."""
+    allowed = targets > 0.5
+    lowest_allowed = torch.where(allowed, outputs, torch.full_like(outputs, math.inf)).amin(-1)
+    highest_other = torch.where(allowed, torch.full_like(outputs, -math.inf), outputs).amax(-1)
+    ok = (lowest_allowed > highest_other) | ~allowed.any(-1)
+    return ok.all(-1).double().mean().item()

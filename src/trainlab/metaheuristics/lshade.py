@@ -45,6 +45,7 @@ class LSHADE(SHADE):
     name = "lshade"
     uses_max_evals = True
     config_class = LSHADEConfig
+    config: LSHADEConfig
 
     def __init__(self, problem: Problem, population: Tensor, generator: torch.Generator, **options: object):
         super().__init__(problem, population, generator, **options)

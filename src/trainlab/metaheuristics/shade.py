@@ -74,7 +74,7 @@ class SHADE(Searcher):
     """SHADE as ask/tell; the first ``ask`` returns the initial population."""
 
     name = "shade"
-    config_class: type = SHADEConfig
+    config_class: type[SHADEConfig] = SHADEConfig
 
     def __init__(self, problem: Problem, population: Tensor, generator: torch.Generator, **options: object):
         super().__init__(problem, population, generator)

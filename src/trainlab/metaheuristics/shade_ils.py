@@ -78,7 +78,10 @@ class SHADEILS(Searcher):
 
     @x.setter
     def x(self, value: Tensor) -> None:
-        """The base class sets the population before ``shade`` exists; it lives in ``shade``."""
+        """The population lives in ``shade`` (the base class's assignment, made before ``shade`` exists, is the
+        initial population ``shade`` is built from)."""
+        if "shade" in self.__dict__:
+            self.shade.x = value
 
     @property
     def f(self) -> Tensor | None:  # type: ignore[override]
@@ -86,7 +89,9 @@ class SHADEILS(Searcher):
 
     @f.setter
     def f(self, value: Tensor | None) -> None:
-        """Kept by ``shade``."""
+        """The population's fitness lives in ``shade``."""
+        if "shade" in self.__dict__:
+            self.shade.f = value
 
     def ask(self) -> Tensor:
         if self.phase == "ls":

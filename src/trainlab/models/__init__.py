@@ -20,9 +20,19 @@ from torch import nn
 from trainlab.core.config import ConfigError, check_number, from_mapping
 from trainlab.models.base import MODELS, ModelEntry, ModelOptions
 from trainlab.models.conv import ConvOptions, MyrtleOptions, ResNetOptions, build_lenet5, build_myrtle5, build_resnet
-from trainlab.models.init import ACTIVATIONS, DEFAULT_INIT, INITS, initialize
-from trainlab.models.mlp import MLP_WIDTHS, MLPOptions, SpiralOptions, build_mlp, build_spiral_mlp
 from trainlab.core.seeding import torch_generator
+from trainlab.models.init import ACTIVATIONS, DEFAULT_INIT, INITS, LSUV_BATCH, init_biases, initialize, lsuv
+from trainlab.models.mlp import (
+    MLP_WIDTHS,
+    LinearOptions,
+    MLPOptions,
+    SpiralOptions,
+    build_linear,
+    build_mlp,
+    build_spiral_mlp,
+)
+from trainlab.models.warm_start import warm_start
+from trainlab.models.recurrent import GatedOptions, RecurrentOptions, build_recurrent
 
 __all__ = [
     "ACTIVATIONS",
@@ -46,6 +56,9 @@ for _name, _widths in MLP_WIDTHS.items():
 MODELS.register("spiral-mlp")(
     ModelEntry(SpiralOptions, build_spiral_mlp, "one hidden layer of `width` units, no BN (thesis 002)", ((2,), 3))
 )
+MODELS.register("linear")(
+    ModelEntry(LinearOptions, build_linear, "linear model (softmax / least-squares regression)", ((30,), 2))
+)
 MODELS.register("lenet5")(ModelEntry(ConvOptions, build_lenet5, "LeNet5 with BN, ReLU, max pooling", _IMAGE))
 MODELS.register("resnet15")(
     ModelEntry(ResNetOptions, build_resnet("resnet15", (1, 1, 1, 1)), "bottleneck ResNet, blocks [1,1,1,1]", _IMAGE)
@@ -56,6 +69,11 @@ MODELS.register("resnet57")(
 MODELS.register("myrtle5")(
     ModelEntry(MyrtleOptions, build_myrtle5, "Myrtle5 CNN, `width`·2^k channels, BN", ((3, 32, 32), 10))
 )
+_SEQUENCE = ((100, 2), 1)
+for _cell, _text in (("rnn", "Elman RNN (tanh)"), ("lstm", "LSTM, forget gate"), ("gru", "GRU")):
+    MODELS.register(_cell)(
+        ModelEntry(RecurrentOptions if _cell == "rnn" else GatedOptions, build_recurrent(_cell), f"{_text}, `width`×`layers`, linear read-out", _SEQUENCE)
+    )
 
 
 def _options(name: str, options: dict[str, Any]) -> ModelOptions:
@@ -85,18 +103,42 @@ def build_model(
     input_shape: Sequence[int],
     n_outputs: int,
     *,
-    activation: str = "relu",
+    activation: str | None = None,
     init: str | None = None,
     generator: torch.Generator | None = None,
+    data: tuple[torch.Tensor, torch.Tensor] | None = None,
     **options: Any,
 ) -> nn.Module:
     """Model ``name`` for inputs of ``input_shape`` (without the batch dimension) and ``n_outputs``
     outputs, on ``generator``'s device, initialised from ``generator`` (default: the generator that
-    :func:`trainlab.experiments.spec.execute` uses for seed 0)."""
-    model, opts = _construct(name, input_shape, n_outputs, {"activation": activation, "init": init, **options})
+    :func:`trainlab.experiments.spec.execute` uses for seed 0). ``activation=None`` keeps the model's
+    default (relu, tanh for recurrent networks).
+
+    ``data`` = (training inputs, targets) is needed by the data-dependent schemes: ``init = "lsuv"``
+    (on 256 samples drawn with ``generator``) and ``bias_init = "output-prior"``. With ``init_from``
+    the weights of that earlier run replace the initialisation (:func:`~trainlab.models.warm_start.warm_start`).
+    """
+    given = {"activation": activation} if activation is not None else {}
+    model, opts = _construct(name, input_shape, n_outputs, {**given, "init": init, **options})
     gen = generator if generator is not None else torch_generator(0, "init")
     model = model.to_empty(device=gen.device)
-    return initialize(model, str(opts.init), gen)
+    initialize(model, str(opts.init), gen, opts.init_gain or 1.0)
+    init_biases(model, "constant" if opts.bias_init == "constant" else "default", opts.bias_value)
+    needs_data = [f"init={opts.init!r}"] * (opts.init == "lsuv")
+    needs_data += [f"bias_init={opts.bias_init!r}"] * (opts.bias_init == "output-prior")
+    if needs_data and data is None:
+        raise ConfigError(f"model.{name}", ", ".join(needs_data), "a run with a task (this init needs training data)")
+    if data is not None:
+        x, y = data
+        if opts.init == "lsuv":
+            batch = torch.randperm(len(x), generator=gen, device=gen.device)[:LSUV_BATCH].to(x.device)
+            lsuv(model, x[batch].to(gen.device))
+        if opts.bias_init == "output-prior":
+            init_biases(model, "output-prior", opts.bias_value, y.to(gen.device), n_outputs)
+    if opts.init_from is not None:
+        warm_start(model, opts.init_from, field=f"model.{name}.init_from")
+    object.__setattr__(model, "trainlab_model", {"name": name, **dataclasses.asdict(opts)})  # recorded by fit
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -115,7 +157,8 @@ def model_summary(name: str, input_shape: Sequence[int], n_outputs: int, **optio
         "n_outputs": n_outputs,
         "options": dataclasses.asdict(opts),
         "parameters": count_parameters(model),
-        "weight_layers": sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in leaves),
+        "weight_layers": sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in leaves)
+        + sum(m.num_layers for m in leaves if isinstance(m, nn.RNNBase)),
         "layers": [repr(m) for m in leaves],
         "description": MODELS.get(name).description,
     }

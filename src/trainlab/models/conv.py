@@ -7,17 +7,43 @@ All take ``(channels, height, width)`` inputs. Parameter counts for a 1×32×32 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor, nn
 
-from trainlab.core.config import ConfigError, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.models.base import Builder, ModelOptions
 from trainlab.models.init import activation
 
 
 @dataclass(frozen=True)
 class ConvOptions(ModelOptions):
-    """Options of ``lenet5``: activation and init only."""
+    """Options of ``lenet5``: ``channels`` of its two convolutions (6, 16), its hidden ``widths``
+    (120, 84) and ``batch_norm`` (true; false drops every batch-norm layer)."""
+
+    channels: tuple[int, int] = (6, 16)
+    widths: tuple[int, int] = (120, 84)
+    batch_norm: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "channels", _pair("channels", self.channels))
+        object.__setattr__(self, "widths", _pair("widths", self.widths))
+        check_choice("batch_norm", self.batch_norm, (True, False))
+
+
+def _pair(field: str, value: Any) -> tuple[int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ConfigError(field, value, "two positive integers")
+    return (check_number(f"{field}[0]", value[0], low=1, integer=True),
+            check_number(f"{field}[1]", value[1], low=1, integer=True))
+
+
+def _norm(batch_norm: bool, channels: int, dims: int = 2) -> list[nn.Module]:
+    """``[BatchNorm{dims}d(channels)]`` or nothing."""
+    if not batch_norm:
+        return []
+    return [nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm1d(channels)]
 
 
 @dataclass(frozen=True)
@@ -33,13 +59,16 @@ class ResNetOptions(ModelOptions):
 
 @dataclass(frozen=True)
 class MyrtleOptions(ModelOptions):
-    """Options of ``myrtle5``: ``width`` is the first stage's channels (doubling each stage)."""
+    """Options of ``myrtle5``: ``width`` is the first stage's channels (doubling each stage);
+    ``batch_norm = false`` drops the batch-norm layers (the convolutions then carry biases)."""
 
     width: int = 64
+    batch_norm: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_number("width", self.width, low=1, integer=True)
+        check_choice("batch_norm", self.batch_norm, (True, False))
 
 
 def _image_shape(name: str, input_shape: tuple[int, ...], min_size: int) -> tuple[int, int, int]:
@@ -47,21 +76,22 @@ def _image_shape(name: str, input_shape: tuple[int, ...], min_size: int) -> tupl
         raise ConfigError(
             f"model.{name}.input_shape", input_shape, f"(channels, height, width) with height, width >= {min_size}"
         )
-    return input_shape  # type: ignore[return-value]
+    return input_shape
 
 
 def build_lenet5(opts: ConvOptions, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     """LeNet5 with ReLU, max pooling and batch norm (thesis 000, table 2); every layer has a bias."""
     channels, height, width = _image_shape("lenet5", input_shape, 16)
-    flat = 16 * (((height - 4) // 2 - 4) // 2) * (((width - 4) // 2 - 4) // 2)
+    (c1, c2), (w1, w2), bn = opts.channels, opts.widths, opts.batch_norm
+    flat = c2 * (((height - 4) // 2 - 4) // 2) * (((width - 4) // 2 - 4) // 2)
     act = opts.activation
     return nn.Sequential(
-        nn.Conv2d(channels, 6, 5), nn.BatchNorm2d(6), activation(act), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16), activation(act), nn.MaxPool2d(2),
+        nn.Conv2d(channels, c1, 5), *_norm(bn, c1), activation(act), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 5), *_norm(bn, c2), activation(act), nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(flat, 120), nn.BatchNorm1d(120), activation(act),
-        nn.Linear(120, 84), nn.BatchNorm1d(84), activation(act),
-        nn.Linear(84, n_outputs),
+        nn.Linear(flat, w1), *_norm(bn, w1, 1), activation(act),
+        nn.Linear(w1, w2), *_norm(bn, w2, 1), activation(act),
+        nn.Linear(w2, n_outputs),
     )  # fmt: skip
 
 
@@ -121,16 +151,16 @@ def build_resnet(name: str, blocks: tuple[int, int, int, int]) -> Builder:
 def build_myrtle5(opts: MyrtleOptions, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     """Myrtle5 as SPEC §2 (Myrtle.ai 2018 backbone without residual branches): conv3×3(w)-BN-act,
     then three stages conv3×3(2w, 4w, 8w)-BN-act-maxpool 2, global max pool, Linear. Convolutions
-    have no bias."""
+    have no bias (unless ``batch_norm`` is false)."""
     channels = _image_shape("myrtle5", input_shape, 8)[0]
-    w = opts.width
+    w, bn = opts.width, opts.batch_norm
     layers: list[nn.Module] = [
-        nn.Conv2d(channels, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), activation(opts.activation)
+        nn.Conv2d(channels, w, 3, padding=1, bias=not bn), *_norm(bn, w), activation(opts.activation)
     ]
     for k in range(3):
         c_in, c_out = w * 2**k, w * 2 ** (k + 1)
         layers += [
-            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), activation(opts.activation),
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=not bn), *_norm(bn, c_out), activation(opts.activation),
             nn.MaxPool2d(2),
         ]  # fmt: skip
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8 * w, n_outputs)]

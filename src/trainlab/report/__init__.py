@@ -2,16 +2,22 @@
 Friedman/Nemenyi with critical-difference diagrams, learning curves, time-to-target, contour plots of
 dynamic-loss sweeps and curvature panels."""
 from trainlab.report.cells import config_columns, name_cells
-from trainlab.report.markdown import build_report, write_report
+from trainlab.report.html import write_html
+from trainlab.report.markdown import build_report, configuration_table, swept_parameters, write_report
 from trainlab.report.plots import (
     cd_diagram,
+    cliques,
     contour,
     contour_grid,
     curvature_panel,
     expand_records,
+    learning_curve_panels,
+    metric_vs_parameter,
+    parameter_panels,
     plot_learning_curves,
     records_panel,
     save_figure,
+    trainer_colour,
 )
 from trainlab.report.stats import (
     FriedmanResult,
@@ -32,7 +38,9 @@ __all__ = [
     "PairedTable",
     "build_report",
     "cd_diagram",
+    "cliques",
     "config_columns",
+    "configuration_table",
     "contour",
     "contour_grid",
     "critical_difference",
@@ -40,18 +48,24 @@ __all__ = [
     "expand_records",
     "friedman",
     "holm",
+    "learning_curve_panels",
     "learning_curves",
     "mean_ranks",
+    "metric_vs_parameter",
     "name_cells",
     "nemenyi",
     "nemenyi_q",
     "paired_table",
+    "parameter_panels",
     "pairwise_wilcoxon",
     "plot_learning_curves",
     "records_panel",
     "save_figure",
     "summary_table",
+    "swept_parameters",
     "time_to_target",
+    "trainer_colour",
+    "write_html",
     "write_report",
     "write_table",
 ]

@@ -1,8 +1,10 @@
 """The Markdown report of an experiment: :func:`build_report` from the store's frames, and
 :func:`write_report` that opens an experiment folder's store and calls it.
 
-Layout of ``out`` (default ``<experiment_dir>/report``): ``report.md``, ``tables/*.{md,csv,tex}``,
-``figures/*.{png,svg}``; every name is derived from task/model/label names, so reruns overwrite.
+Layout of ``out`` (default ``<experiment_dir>/report``): ``report.md``, ``report.html`` (the same report
+in one self-contained file: figures embedded, sortable tables; :mod:`trainlab.report.html`),
+``tables/*.{md,csv,tex}``, ``figures/*.{png,svg}``; every name is derived from task/model/label names, so
+reruns overwrite.
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ import pandas as pd
 
 from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.experiments.store import ResultStore
-from trainlab.report import plots, stats, tables
-from trainlab.report.cells import name_cells
+from trainlab.report import html, plots, stats, tables
+from trainlab.report.cells import config_columns, name_cells
 
 CURVE_X = ("epoch", "sample_evals", "seconds")
+MIN_BLOCKS = 3
 UNFINISHED = ("pending", "running")
 SWEEP_AXES = ("loss_options.period", "loss_options.amplitude")
 Records = Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]
@@ -30,32 +33,43 @@ def _slug(text: object) -> str:
 
 
 class _Report:
-    """Accumulates Markdown text, tables and figures under one output folder."""
+    """Accumulates Markdown text, tables and figures under one output folder. Two texts are kept: the
+    Markdown of ``report.md`` (with links to the table and figure files) and the Markdown that
+    ``report.html`` is rendered from (the same, without links to files, so the HTML file stands alone)."""
 
     def __init__(self, out: Path, formats: Sequence[str], table_formats: Sequence[str]):
         self.out, self.formats, self.table_formats = out, tuple(formats), tuple(table_formats)
         self.lines: list[str] = []
+        self.html_lines: list[str] = []
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
+        self.html_lines.extend(lines)
 
     def table(self, frame: pd.DataFrame, name: str, caption: str) -> None:
         paths = tables.write_table(frame, self.out / "tables" / name, self.table_formats, caption=caption)
         links = " · ".join(f"[{p.suffix[1:]}]({p.relative_to(self.out).as_posix()})" for p in paths)
-        self.add(tables.to_markdown(frame), f"*{caption}* ({links})" if links else f"*{caption}*", "")
+        text = tables.to_markdown(frame)
+        self.lines.extend([text, f"*{caption}* ({links})" if links else f"*{caption}*", ""])
+        self.html_lines.extend([text, f"*{caption}*", ""])
 
     def figure(self, fig: Any, name: str, caption: str) -> None:
-        paths = plots.save_figure(fig, self.out / "figures" / name, self.formats)
-        image = next((p for p in paths if p.suffix in (".png", ".svg")), None)
+        formats = self.formats if "png" in self.formats else (*self.formats, "png")
+        paths = plots.save_figure(fig, self.out / "figures" / name, formats)
+        png = next(p for p in paths if p.suffix == ".png")
+        shown = [p for p in paths if p.suffix[1:] in self.formats]
+        image = next((p for p in shown if p.suffix in (".png", ".svg")), None)
         if image is not None:
-            self.add(f"![{caption}]({image.relative_to(self.out).as_posix()})", "")
-        others = " · ".join(f"[{p.suffix[1:]}]({p.relative_to(self.out).as_posix()})" for p in paths)
-        self.add(f"*{caption}* ({others})", "")
+            self.lines.extend([f"![{caption}]({image.relative_to(self.out).as_posix()})", ""])
+        others = " · ".join(f"[{p.suffix[1:]}]({p.relative_to(self.out).as_posix()})" for p in shown)
+        self.lines.extend([f"*{caption}* ({others})", ""])
+        self.html_lines.extend([f"![{caption}]({png.relative_to(self.out).as_posix()})", "", f"*{caption}*", ""])
 
-    def write(self) -> Path:
+    def write(self, title: str) -> Path:
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "report.md"
         path.write_text("\n".join(self.lines).rstrip() + "\n")
+        html.write_html("\n".join(self.html_lines), self.out, title=title)
         return path
 
 
@@ -93,6 +107,11 @@ def build_report(
     sweeps; curvature panels of ``records`` (run_id → ``RunResult.records``); failed-run messages.
     ``higher_is_better`` defaults to False when ``value`` names a loss. ``failed`` is the policy of
     :func:`trainlab.report.stats.paired_table` ("worst" or "exclude").
+
+    Each task section also has the configuration of every trainer label (options as rows, labels as
+    columns), learning curves in panels of at most six lines per model, and ``value`` against every
+    swept numeric option. No significance test is run on fewer than 3 blocks (the report says why).
+    ``report.html`` (:func:`trainlab.report.html.write_html`) is written beside ``report.md``.
     """
     check_number("alpha", alpha, low=0, high=1, low_open=True, high_open=True)
     check_choice("failed", failed, stats.FAILED_POLICIES)
@@ -106,7 +125,7 @@ def build_report(
     report.add(f"# {title}", "")
     _overview(report, runs, value, higher, failed)
     if runs.empty:
-        return report.write()
+        return report.write(title)
     raw, runs = runs, name_cells(runs)
     if isinstance(target, Mapping):  # targets given for a base task name hold for each of its named cells
         bases = dict(zip(runs["task"].astype(str), raw["task"].astype(str)))
@@ -118,13 +137,14 @@ def build_report(
                                     higher_is_better="loss" not in curve_y)
     for task in sorted(runs["task"].dropna().unique(), key=str):
         _task_section(report, runs, history, summary, ttt, str(task), value, higher, alpha, failed, curve_y, curve_x)
+        _parameters(report, raw[(runs["task"] == task).to_numpy()], str(task), value)
     _across_tasks(report, runs, value, higher, alpha, failed)
     _sweeps(report, raw)
     if records:
         _curvature(report, runs, records)
     _selection_warnings(report, runs)
     _failures(report, runs)
-    return report.write()
+    return report.write(title)
 
 
 def _overview(report: _Report, runs: pd.DataFrame, value: str, higher: bool, failed: str) -> None:
@@ -171,6 +191,11 @@ def _task_section(
                    "below use the finished runs.", "")
     report.table(tables.display_summary(part).drop(columns="task"), f"summary_{slug}",
                  f"{value} over seeds per model × trainer, ranked within the task")
+    config = configuration_table(task_runs)
+    if not config.empty:
+        report.add("### Configuration of each trainer label", "")
+        report.table(config, f"config_{slug}", "options of each trainer label in this task (several values: "
+                     "the label ran with each; – : not an option of that trainer)")
     if task_runs["label"].nunique() >= 2:
         paired = stats.paired_table(task_runs, value, blocks=("model", "seed"), higher_is_better=higher, failed=failed)
         n = len(paired.values)
@@ -180,7 +205,9 @@ def _task_section(
         report.add(f"### Wilcoxon signed-rank tests, Holm-corrected (α = {alpha:g})", "",
                    f"Pairs of trainers compared on the same (model, seed); n = {n} blocks.{floor}{empty} "
                    + paired.note(), "")
-        if len(paired.values) >= 1 and paired.values.shape[1] >= 2:
+        if 0 < n < MIN_BLOCKS:
+            report.add(_too_few_blocks(n, "(model, seed) pairs"), "")
+        elif n >= 1 and paired.values.shape[1] >= 2:
             report.table(_format_wilcoxon(stats.pairwise_wilcoxon(paired.values, alpha=alpha)),
                          f"wilcoxon_{slug}", "wins/losses/ties of a against b; R+ = rank sum where a is better")
     if ttt is not None:
@@ -198,9 +225,81 @@ def _task_section(
             if curves.empty:
                 continue
             label = curve_y.replace("_metric", f" {metric.iloc[0]}") if len(metric) else curve_y
-            ax = plots.plot_learning_curves(curves, x=x, y=label, title=f"{task}: {label} against {x}")
-            caption = f"{task}: mean {curve_y} ± std over seeds against {x}"
-            report.figure(ax.figure, f"curves_{slug}_{_slug(x)}", caption)
+            fig = plots.learning_curve_panels(curves, x=x, y=label,
+                                              title=f"{task}: {label} against {plots.axis_label(x)}")
+            caption = (f"{task}: mean {curve_y} over seeds against {x}, one panel per model; band: ± std, "
+                       "clipped to the seeds' range" + ("; log x axis" if x in plots.LOG_X else ""))
+            report.figure(fig, f"curves_{slug}_{_slug(x)}", caption)
+
+
+def _too_few_blocks(n: int, what: str) -> str:
+    return (f"No significance test: {n} block(s) of {what}, fewer than {MIN_BLOCKS}. With n = {n} the smallest "
+            f"two-sided p-value a signed-rank test can give is {2.0 ** (1 - n):.3g}, so no difference could "
+            "be called significant; run more seeds (or tasks) to test.")
+
+
+def configuration_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The options of each trainer label in ``runs``: one row per option (trainer, loss, budget, device and
+    every ``trainer_options.*`` / ``loss_options.*`` column with a value), one column per label, cells the
+    distinct values that label ran with (", "-joined; "–" when the option does not apply). Options set to
+    different values by the labels they apply to come first."""
+    columns = [c for c in config_columns(runs) if not str(c).startswith(("task_options.", "model_options."))]
+    labels = sorted(runs["label"].astype(str).unique())
+    rows = []
+    for column in columns:
+        cells = {}
+        for label in labels:
+            values = runs.loc[runs["label"].astype(str) == label, column]
+            texts = sorted({_value(v) for v in values if _present(v)})
+            cells[label] = ", ".join(texts) if texts else "–"
+        if any(v != "–" for v in cells.values()):
+            rows.append({"option": str(column).removeprefix("trainer_options."), **cells})
+    rows.sort(key=lambda row: len({row[label] for label in labels} - {"–"}) <= 1)  # options that differ first
+    return pd.DataFrame(rows, columns=["option", *labels])
+
+
+def _present(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _value(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def swept_parameters(runs: pd.DataFrame) -> list[str]:
+    """Numeric option columns that take more than one value among runs of one task × model × label (the
+    axes a grid swept), e.g. ``trainer_options.lr`` or ``model_options.width``."""
+    keys = [c for c in ("task", "model", "label") if c in runs.columns]
+    out = []
+    for column in config_columns(runs):
+        values = runs[column]
+        if not plots.numeric_axis(list(values)):
+            continue
+        counts = values.groupby([runs[k].astype(str) for k in keys]).nunique() if keys else values.nunique()
+        if int(pd.Series(counts).max()) > 1:
+            out.append(str(column))
+    return out
+
+
+def _parameters(report: _Report, raw: pd.DataFrame, task: str, value: str) -> None:
+    """``value`` against each swept option of the task, lines per (model, label) named by their other
+    options."""
+    if "status" not in raw or not raw["status"].eq("ok").any():
+        return
+    swept = swept_parameters(raw)
+    if not swept:
+        return
+    report.add(f"### {value} against the swept options", "")
+    for parameter in swept:
+        named = name_cells(raw.drop(columns="config_id", errors="ignore"), ignore=[parameter])
+        models = named["model"].astype(str)
+        named["line"] = named["label"].astype(str) if models.nunique() == 1 else models + " / " + named["label"].astype(str)
+        fig = plots.parameter_panels(named, [parameter], value, by="line", title=f"{task}: {value}")
+        report.figure(fig, f"parameter_{_slug(task)}_{_slug(parameter)}",
+                      f"{task}: mean {value} over seeds against {plots.axis_label(parameter)}; band: the seeds' "
+                      "range, dots: single runs")
 
 
 def _format_wilcoxon(frame: pd.DataFrame) -> pd.DataFrame:
@@ -215,8 +314,11 @@ def _across_tasks(report: _Report, runs: pd.DataFrame, value: str, higher: bool,
     table = paired.values
     report.add("## Across tasks", "",
                f"Blocks are task × model cells ({len(table)}), values are means over seeds. " + paired.note(), "")
-    if table.shape[1] < 3 or len(table) < 2:
-        report.add(f"Friedman needs at least 3 trainers and 2 blocks; here {table.shape[1]} × {len(table)}.", "")
+    if 0 < len(table) < MIN_BLOCKS:
+        report.add(_too_few_blocks(len(table), "task × model cells"), "")
+        return
+    if table.shape[1] < 3:
+        report.add(f"Friedman needs at least 3 trainers; here {table.shape[1]}.", "")
         if table.shape[1] == 2 and len(table) >= 1:
             report.table(_format_wilcoxon(stats.pairwise_wilcoxon(table, alpha=alpha)), "wilcoxon_across",
                          "Wilcoxon signed-rank test across blocks")

@@ -7,6 +7,8 @@ state is never touched, so this works headless with the Agg backend) and returns
 """
 from __future__ import annotations
 
+import hashlib
+import math
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
@@ -167,7 +168,65 @@ def contour(
     return ax
 
 
+# ----------------------------------------------------------------------------------------- colours
+#: One colour per registered trainer, the same in every figure of every report (hues of the first-order
+#: methods first, so that the usual comparison, SGD / NAG / Adam / RMSProp / SHADE, gets tab10's five
+#: most distinct colours).
+TRAINER_COLOURS = {
+    "sgd": "#1f77b4", "nag": "#ff7f0e", "adam": "#2ca02c", "rmsprop": "#d62728", "shade": "#9467bd",
+    "momentum": "#17becf", "adagrad": "#bcbd22", "adamw": "#8c564b", "gd": "#7f7f7f", "lbfgs": "#e377c2",
+    "newton": "#393b79", "cg": "#637939", "bfgs": "#843c39", "de": "#7b4173", "lshade": "#a55194",
+    "shade-ils": "#6b6ecf", "shade-gd": "#8ca252", "shade-ils-gd": "#bd9e39",
+}
+_OTHER_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def base_label(label: object) -> str:
+    """A trainer label without the options :func:`trainlab.report.cells.name_cells` appended and without
+    a leading ``"model / "``: ``"sgd(loss=mse)"`` → ``"sgd"``, ``"mlp1 / adam#1a2b3c4d"`` → ``"adam"``."""
+    return str(label).rsplit(" / ", 1)[-1].split("(", 1)[0].split("#", 1)[0].strip()
+
+
+def trainer_colour(label: object) -> str:
+    """The fixed colour of a trainer label (its base name, :func:`base_label`): a registered trainer's
+    colour from :data:`TRAINER_COLOURS`; any other name gets one of eight further colours chosen by a
+    stable hash of the name (the same in every figure and every run of Python)."""
+    base = base_label(label)
+    if base in TRAINER_COLOURS:
+        return TRAINER_COLOURS[base]
+    digest = int.from_bytes(hashlib.sha256(base.encode()).digest()[:4], "big")
+    return _OTHER_COLOURS[digest % len(_OTHER_COLOURS)]
+
+
+def line_styles(labels: Sequence[object]) -> dict[str, tuple[str, str]]:
+    """(colour, linestyle) per label: the trainer's colour, and a different line style for each further
+    label of the same base trainer (e.g. ``sgd`` solid, ``sgd(loss=mse)`` dashed)."""
+    seen: dict[str, int] = {}
+    out = {}
+    for label in dict.fromkeys(map(str, labels)):
+        base = base_label(label)
+        out[label] = (trainer_colour(label), LINESTYLES[seen.get(base, 0) % len(LINESTYLES)])
+        seen[base] = seen.get(base, 0) + 1
+    return out
+
+
 # -------------------------------------------------------------------------------------- learning curves
+LOG_X = ("evals", "sample_evals", "seconds")
+
+
+def _band(part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """mean ± std, clipped to the range the seeds' values span at each x (``min``/``max`` columns when the
+    frame has them), so that a band never leaves the metric's range (no accuracy above 1)."""
+    mean = part["mean"].to_numpy(float)
+    std = part["std"].fillna(0.0).to_numpy(float)
+    lo, hi = mean - std, mean + std
+    if {"min", "max"} <= set(part.columns):
+        lo = np.maximum(lo, part["min"].to_numpy(float))
+        hi = np.minimum(hi, part["max"].to_numpy(float))
+    return lo, hi
+
+
 def plot_learning_curves(
     curves: pd.DataFrame,
     *,
@@ -175,44 +234,190 @@ def plot_learning_curves(
     x: str = "epoch",
     y: str = "val_metric",
     by: Sequence[str] = ("model", "label"),
-    log_x: bool = False,
+    log_x: bool | None = None,
     title: str | None = None,
 ) -> Axes:
     """One line per group of ``curves`` (the output of :func:`trainlab.report.tables.learning_curves`):
-    the mean over seeds with a ±1 std band."""
+    the mean over seeds with a band of ±1 std clipped to the seeds' range (:func:`_band`). A line's
+    colour is its trainer's (:func:`trainer_colour`, from the last of ``by``). ``log_x`` (default: True for
+    evals, sample-evaluations and seconds) draws a logarithmic x axis and leaves out x = 0.
+    :func:`learning_curve_panels` splits many groups into panels of at most six lines."""
     _require(curves, (*by, "x", "mean", "std"), "curves")
     if ax is None:
         ax = new_axes((6.5, 4.2))
+    log = x in LOG_X if log_x is None else log_x
     groups = list(curves.groupby(list(by), sort=True))
-    if len(groups) > 10:  # the default cycle repeats after 10 colours
-        ax.set_prop_cycle(color=[colormaps["tab20"](i % 20) for i in range(len(groups))])
-    names = [" / ".join(map(str, key if isinstance(key, tuple) else (key,))) for key, _ in groups]
-    outside = len(names) > 6 or max(map(len, names), default=0) > 40
-    for name, (_, part) in zip(names, groups):
+    styles = line_styles([key[-1] if isinstance(key, tuple) else key for key, _ in groups])
+    for key, part in groups:
+        keys = key if isinstance(key, tuple) else (key,)
+        name = " / ".join(map(str, keys))
         part = part.sort_values("x")
-        label = textwrap.fill(name, 90, subsequent_indent="  ") if outside else name
-        line, = ax.plot(part["x"], part["mean"], label=label, linewidth=1.4)
-        std = part["std"].fillna(0.0)
-        ax.fill_between(part["x"], part["mean"] - std, part["mean"] + std, color=line.get_color(), alpha=0.2)
-    if log_x:
+        if log:
+            part = part[part["x"] > 0]
+        colour, style = styles[str(keys[-1])]
+        ax.plot(part["x"], part["mean"], label=textwrap.fill(name, 48, subsequent_indent="  "),
+                linewidth=1.5, color=colour, linestyle=style)
+        lo, hi = _band(part)
+        ax.fill_between(part["x"], lo, hi, color=colour, alpha=0.15, linewidth=0)
+    if log:
         ax.set_xscale("log")
-    ax.set_xlabel(x)
+    ax.set_xlabel(axis_label(x) + (" (log scale)" if log else ""))
     ax.set_ylabel(y)
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    if outside:  # many or long names: a figure legend below the axes; the figure grows to hold it
-        fig = ax.figure
-        handles, labels = ax.get_legend_handles_labels()
-        width, height = fig.get_size_inches()
-        fig.set_size_inches(width, height + 0.3 + 0.16 * sum(label.count("\n") + 1 for label in labels))
-        fig.legend(handles, labels, loc="outside lower center", fontsize="x-small")
-    else:
-        ax.legend(fontsize="small", loc="best")
+    if groups:
+        ax.legend(fontsize="x-small" if len(groups) > 3 else "small", loc="best")
     return ax
 
 
+def learning_curve_panels(
+    curves: pd.DataFrame,
+    *,
+    x: str = "epoch",
+    y: str = "val_metric",
+    panel: str = "model",
+    line: str = "label",
+    max_lines: int = 6,
+    ncols: int = 2,
+    log_x: bool | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Learning curves with one panel per value of ``panel`` (a model) and at most ``max_lines`` lines
+    (trainer labels) per panel; a model with more labels gets several panels. Panels share the y axis.
+    Each panel is drawn by :func:`plot_learning_curves`, so colours are the trainers' everywhere."""
+    _require(curves, (panel, line, "x", "mean", "std"), "curves")
+    check_number("max_lines", max_lines, low=1, integer=True)
+    check_number("ncols", ncols, low=1, integer=True)
+    panels = []
+    for key, part in curves.groupby(panel, sort=True):
+        labels = sorted(part[line].astype(str).unique())
+        chunks = [labels[i:i + max_lines] for i in range(0, len(labels), max_lines)]
+        for j, chunk in enumerate(chunks):
+            name = str(key) + (f" ({j + 1}/{len(chunks)})" if len(chunks) > 1 else "")
+            panels.append((name, part[part[line].astype(str).isin(chunk)]))
+    if not panels:
+        raise ConfigError("curves", "an empty frame", "learning curves of at least one group")
+    cols = min(ncols, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(5.4 * cols, 3.7 * rows + (0.4 if title else 0.0)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
+    for ax, (name, part) in zip(axes, panels):
+        plot_learning_curves(part, ax=ax, x=x, y=y, by=(line,), log_x=log_x, title=name)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# ----------------------------------------------------------------------------- metric vs parameter
+def numeric_axis(values: Sequence[object]) -> bool:
+    """True when every non-missing value is a number (so the values can be an x axis)."""
+    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return bool(present) and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in present)
+
+
+def metric_vs_parameter(
+    runs: pd.DataFrame,
+    parameter: str,
+    value: str = "final_test_metric",
+    *,
+    by: str = "label",
+    ax: Axes | None = None,
+    log_x: bool | None = None,
+    title: str | None = None,
+) -> Axes:
+    """``value`` against a swept option ``parameter`` (e.g. ``trainer_options.lr``): one line per ``by``
+    group through the mean over the ``ok`` runs at each parameter value, with the seeds' range (min–max)
+    as a band and every run as a dot. ``log_x`` defaults to True when all values are positive and span
+    a factor of 10 or more. Numeric parameters only."""
+    _require(runs, (parameter, value, by, "status"), "runs")
+    ok = runs[runs["status"].eq("ok")]
+    if not numeric_axis(list(ok[parameter])):
+        raise ConfigError("parameter", parameter, "a column with numeric values")
+    data = pd.DataFrame({"p": ok[parameter].astype(float), "v": pd.to_numeric(ok[value], errors="coerce"),
+                         "g": ok[by].astype(str)}).dropna()
+    if ax is None:
+        ax = new_axes((5.4, 3.7))
+    styles = line_styles(sorted(data["g"].unique()))
+    for name, part in data.groupby("g", sort=True):
+        colour, style = styles[str(name)]
+        stats_ = part.groupby("p")["v"].agg(["mean", "min", "max"]).sort_index()
+        ax.plot(stats_.index, stats_["mean"], marker="o", markersize=4, color=colour, linestyle=style,
+                label=textwrap.fill(str(name), 48, subsequent_indent="  "))
+        ax.fill_between(stats_.index, stats_["min"], stats_["max"], color=colour, alpha=0.15, linewidth=0)
+        ax.plot(part["p"], part["v"], ".", color=colour, markersize=3, alpha=0.5)
+    xs = data["p"].unique()
+    log = (len(xs) > 0 and xs.min() > 0 and xs.max() >= 10 * xs.min()) if log_x is None else log_x
+    if log:
+        ax.set_xscale("log")
+    if 0 < len(xs) <= 12:
+        ax.set_xticks(sorted(xs), labels=[f"{v:g}" for v in sorted(xs)])
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(axis_label(parameter) + (" (log scale)" if log else ""))
+    ax.set_ylabel(axis_label(value))
+    ax.set_title(title if title is not None else f"{axis_label(value)} against {axis_label(parameter)}")
+    ax.grid(alpha=0.3)
+    if len(styles):
+        ax.legend(fontsize="x-small" if len(styles) > 3 else "small", loc="best")
+    return ax
+
+
+def parameter_panels(
+    runs: pd.DataFrame,
+    parameters: Sequence[str],
+    value: str = "final_test_metric",
+    *,
+    by: str = "label",
+    max_lines: int = 6,
+    ncols: int = 3,
+    title: str | None = None,
+) -> Figure:
+    """:func:`metric_vs_parameter` for each of ``parameters``, one panel per parameter (several when more
+    than ``max_lines`` groups), panels sharing the y axis."""
+    check_number("max_lines", max_lines, low=1, integer=True)
+    panels = []
+    for parameter in parameters:
+        groups = sorted(runs[by].astype(str).unique())
+        chunks = [groups[i:i + max_lines] for i in range(0, len(groups), max_lines)]
+        for j, chunk in enumerate(chunks):
+            name = axis_label(parameter) + (f" ({j + 1}/{len(chunks)})" if len(chunks) > 1 else "")
+            panels.append((parameter, name, runs[runs[by].astype(str).isin(chunk)]))
+    if not panels:
+        raise ConfigError("parameters", list(parameters), "at least one swept option column")
+    cols = min(ncols, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(5.0 * cols, 3.7 * rows + (0.4 if title else 0.0)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
+    for ax, (parameter, name, part) in zip(axes, panels):
+        metric_vs_parameter(part, parameter, value, by=by, ax=ax, title=name)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 # ------------------------------------------------------------------------------ critical difference
+def cliques(mean_ranks: pd.Series, pvalues: pd.DataFrame, alpha: float = 0.05) -> list[list[str]]:
+    """Maximal runs of methods, consecutive in rank order, of which no pair differs significantly (every
+    post-hoc p-value ≥ ``alpha``): the bars of a critical-difference diagram (Demšar 2006, §3.2.2).
+    Single methods are not returned."""
+    order = [str(m) for m in mean_ranks.sort_values(kind="stable").index]
+    p = pvalues.copy()
+    p.index, p.columns = p.index.astype(str), p.columns.astype(str)
+    spans = []
+    for i in range(len(order)):
+        j = i
+        while j + 1 < len(order) and all(p.loc[order[k], order[j + 1]] >= alpha for k in range(i, j + 1)):
+            j += 1
+        if j > i:
+            spans.append((i, j))
+    maximal = [s for s in spans if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in spans)]
+    return [order[i:j + 1] for i, j in maximal]
+
+
 def cd_diagram(
     mean_ranks: pd.Series,
     pvalues: pd.DataFrame,
@@ -223,27 +428,52 @@ def cd_diagram(
     title: str | None = None,
 ) -> Axes:
     """Critical-difference diagram (Demšar 2006, Fig. 1): average ranks on an axis (best, rank 1, on the
-    left); methods whose post-hoc p-value is ≥ ``alpha`` are joined by a bar; a bar of length ``cd`` (the
-    Nemenyi critical difference) is drawn above the axis. Drawn by
-    ``scikit_posthocs.critical_difference_diagram``."""
-    import scikit_posthocs as sp
-
+    left); each method is a marker on the axis joined by an elbow line to its label, the better half on
+    the left and the rest on the right, each label on its own row so tied methods never overlap; methods
+    whose post-hoc p-values are all ≥ ``alpha`` (:func:`cliques`) are joined by a thick bar, each bar on
+    its own row; the Nemenyi critical difference ``cd`` is drawn above the axis. Markers, lines and
+    labels have the trainers' colours (:func:`trainer_colour`)."""
     check_number("alpha", alpha, low=0, high=1, low_open=True, high_open=True)
-    if ax is None:  # room for the longest label on each side of a rank axis at least 3.5 in wide
-        longest = max((len(str(label)) for label in mean_ranks.index), default=0) + 7
-        ax = new_axes((max(7.0, 3.5 + 2 * 0.08 * longest), 1.4 + 0.35 * len(mean_ranks)))
-    sp.critical_difference_diagram(
-        mean_ranks, pvalues, alpha=alpha, ax=ax,
-        label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
-    )
+    ranks = mean_ranks.sort_values(kind="stable")
+    names = [str(m) for m in ranks.index]
+    k = len(names)
+    if k < 2:
+        raise ConfigError("mean_ranks", list(names), "average ranks of at least 2 methods")
+    bars = cliques(ranks, pvalues, alpha)
+    half = math.ceil(k / 2)
+    rows = max(half, k - half)
+    if ax is None:
+        longest = max(len(n) for n in names) + 7
+        ax = new_axes((max(7.0, 4.0 + 2 * 0.075 * longest), 1.6 + 0.32 * (rows + len(bars))))
+    lo, hi = 1, max(k, math.ceil(float(ranks.max())))
+    ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    ax.hlines(0, lo, hi, color="k", linewidth=1.0)
+    for r in range(lo, hi + 1):
+        ax.vlines(r, 0, 0.12, color="k", linewidth=1.0)
+        ax.text(r, 0.2, str(r), ha="center", va="bottom", fontsize="small")
+    bar_y = [-0.35 - 0.3 * i for i in range(len(bars))]
+    for y, members in zip(bar_y, bars):
+        xs = [float(ranks[m]) for m in ranks.index if str(m) in members]
+        ax.hlines(y, min(xs) - 0.03, max(xs) + 0.03, color="k", linewidth=3.5)
+    first = (bar_y[-1] if bar_y else 0.0) - 0.45
+    for i, (method, rank) in enumerate(ranks.items()):
+        left = i < half
+        row = i if left else k - 1 - i
+        y = first - 0.42 * row
+        colour = trainer_colour(method)
+        end = lo - 0.04 * (hi - lo) if left else hi + 0.04 * (hi - lo)
+        ax.plot([rank, rank, end], [0, y, y], color=colour, linewidth=1.3, solid_joinstyle="miter")
+        ax.plot([rank], [0], "o", color=colour, markersize=5, zorder=3)
+        text = f"{method} ({rank:.2f})" if left else f"({rank:.2f}) {method}"
+        ax.text(end, y, text, ha="right" if left else "left", va="center", color=colour, fontsize="small")
+    top = 0.65
     if cd is not None:
         check_number("cd", cd, low=0)
-        bottom, _ = ax.get_ylim()
-        top = 0.45 * (0 - bottom)
-        start = float(mean_ranks.min())
-        ax.set_ylim(bottom, top)
-        ax.plot([start, start + cd], [0.75 * top] * 2, color="k", linewidth=1.5, marker="|", markersize=8)
-        ax.text(start + cd / 2, 0.8 * top, f"CD = {cd:.3g}", ha="center", va="bottom", fontsize="small")
+        ax.plot([lo, lo + cd], [0.75] * 2, color="k", linewidth=1.5, marker="|", markersize=8)
+        ax.text(lo + cd / 2, 0.82, f"CD = {cd:.3g}", ha="center", va="bottom", fontsize="small")
+        top = 1.2
+    ax.set_ylim(first - 0.42 * (rows - 1) - 0.3, top)
+    ax.axis("off")
     if title:
         ax.set_title(title)
     return ax

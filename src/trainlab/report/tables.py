@@ -198,7 +198,7 @@ def learning_curves(
     Where every run of a group has the same ``x`` values (epochs; deterministic spending), statistics
     are taken at those values over the runs that reached them (``n`` says how many). Otherwise (wall
     time) every run is linearly interpolated on ``points`` evenly spaced values over the range all its
-    group's runs cover. Columns: ``*by, x, mean, std, n``.
+    group's runs cover. Columns: ``*by, x, mean, std, min, max, n`` (min and max over the seeds).
     """
     check_number("points", points, low=2, integer=True)
     by = list(by)
@@ -211,19 +211,21 @@ def learning_curves(
         if x == "epoch" or shared:
             stacked = group.groupby(x)[y]
             part = pd.DataFrame({"x": stacked.mean().index, "mean": stacked.mean().to_numpy(),
-                                 "std": stacked.std(ddof=1).to_numpy(), "n": stacked.count().to_numpy()})
+                                 "std": stacked.std(ddof=1).to_numpy(), "min": stacked.min().to_numpy(),
+                                 "max": stacked.max().to_numpy(), "n": stacked.count().to_numpy()})
         else:
             lo, hi = max(v.min() for v in xs), min(v.max() for v in xs)
             grid = np.linspace(lo, hi, points) if hi > lo else np.array([lo])
             values = np.stack([np.interp(grid, v, s[y].to_numpy(float)) for v, s in zip(xs, series)])
             part = pd.DataFrame({"x": grid, "mean": values.mean(axis=0),
-                                 "std": values.std(axis=0, ddof=1) if len(series) > 1 else np.nan, "n": len(series)})
+                                 "std": values.std(axis=0, ddof=1) if len(series) > 1 else np.nan,
+                                 "min": values.min(axis=0), "max": values.max(axis=0), "n": len(series)})
         for col, k in zip(by, key if isinstance(key, tuple) else (key,)):
             part[col] = k
         frames.append(part)
     if not frames:
-        return pd.DataFrame(columns=[*by, "x", "mean", "std", "n"])
-    return pd.concat(frames, ignore_index=True)[[*by, "x", "mean", "std", "n"]]
+        return pd.DataFrame(columns=[*by, "x", "mean", "std", "min", "max", "n"])
+    return pd.concat(frames, ignore_index=True)[[*by, "x", "mean", "std", "min", "max", "n"]]
 
 
 # ------------------------------------------------------------------------------------ time-to-target

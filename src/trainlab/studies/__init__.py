@@ -1,1 +1,2 @@
-"""Studies built on the whole library: the dynamic-loss sweeps of thesis 002 and the curvature report."""
+"""Studies built on the whole library: the dynamic-loss dynamics of Ruiz-García et al. (2021) on the spiral
+(:mod:`.dynamics`) and the curvature report of a saved run (:mod:`.curvature`)."""

@@ -30,7 +30,7 @@ from trainlab.losses import Loss, get_loss
 from trainlab.models import build_model
 from trainlab.trainers.callbacks import Penalty
 from trainlab.trainers.regularization import make_penalty
-from trainlab.trainers.result import RunResult
+from trainlab.trainers.result import RunResult, load_weights, weights_digest
 
 SPLITS = ("train", "val", "test")
 
@@ -60,12 +60,20 @@ def load_run(path: str | Path, *, data_dir: str | Path | None = None, device: st
         raise ConfigError("path", str(path), f"a run with saved weights ({weights.name} is missing)")
     result = RunResult.load(directory, weights=False)
     config = {k: v for k, v in result.config.items() if k != "run_id"}
-    spec = RunSpec.from_dict(config)
+    try:
+        spec = RunSpec.from_dict(config)
+    except (TypeError, KeyError) as err:
+        raise ConfigError(str(directory / "result.json"), None, f"the config of a trainlab run ({err})") from None
     device = device or (spec.device if torch.cuda.is_available() or not spec.device.startswith("cuda") else "cpu")
     task = load_task(spec.task, data_dir=data_dir, device=device, **spec.task_options)
     model = build_model(spec.model, task.input_shape, task.n_outputs, generator=torch_generator(spec.seed, "init"),
-                        **spec.model_options)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+                        data=(task.train.x, task.train.y), **spec.model_options)
+    state = load_weights(weights, weights_digest(directory) if weights.name == "model.pt" else None)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise ConfigError(str(weights), None, f"weights of the run's model {spec.model} ({first})") from None
     model = model.to(device)
     options = dict(spec.trainer_options)
     penalty = make_penalty(model, **{k: options[k] for k in ("l1", "l2", "lm", "m") if k in options})

@@ -8,3 +8,7 @@ __all__ = ["OPTIMIZERS", "TRAINERS", "Monitor", "Trainer", "make_optimizer", "ma
 from trainlab.trainers import gradient  # noqa: E402,F401
 from trainlab.trainers import second_order  # noqa: E402,F401
 from trainlab.trainers.population import trainer  # noqa: E402,F401
+from trainlab.trainers import fletcher_reeves  # noqa: E402,F401
+from trainlab.trainers import saddle_free  # noqa: E402,F401
+from trainlab.trainers import block_coordinate  # noqa: E402,F401
+from trainlab.trainers import bptt  # noqa: E402,F401

@@ -11,19 +11,20 @@ import copy
 import dataclasses
 import math
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from trainlab.core.budget import Budget, Spending
-from trainlab.core.config import check_choice
+from trainlab.core.config import ConfigError, check_choice
 from trainlab.trainers.callbacks import Callback, Penalty, TrainState
 from trainlab.data.task import Split, Task
 from trainlab.core.environment import environment
-from trainlab.losses import Loss, get_loss
+from trainlab.losses import LOSSES, Loss, get_loss
 from trainlab.losses.metrics import METRICS
 from trainlab.core.registry import Registry
 from trainlab.trainers.result import RunResult
@@ -36,9 +37,15 @@ epochs at their end, so never the initial weights), or every recorded epoch incl
 
 
 class Trainer(ABC):
-    """Base class: subclasses set ``name`` and implement :meth:`fit`; ``config`` is a frozen dataclass."""
+    """Base class: subclasses set ``name`` and implement :meth:`fit`; ``config`` is a frozen dataclass.
+
+    ``budget_units`` declares the :class:`~trainlab.core.budget.Budget` limits the trainer spends (the
+    :class:`~trainlab.core.budget.Spending` fields its :class:`Monitor` ticks advance); a budget with any other
+    limit could never stop it, so :meth:`check_budget` refuses it before anything runs.
+    """
 
     name: str = ""
+    budget_units: ClassVar[tuple[str, ...]] = ("epochs", "steps", "sample_evals", "seconds")
 
     def __init__(self, config: Any):
         self.config = config
@@ -57,6 +64,15 @@ class Trainer(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, **dataclasses.asdict(self.config)}
+
+    def check_budget(self, budget: Budget) -> Budget:
+        """``budget`` if this trainer spends every limit it sets, else a :class:`ConfigError` naming the trainer
+        and the unit."""
+        for unit, value in budget.to_dict().items():
+            if unit not in self.budget_units:
+                allowed = f"a limit the {self.name!r} trainer spends: {', '.join(self.budget_units)}"
+                raise ConfigError(f"budget.{unit}", value, allowed)
+        return budget
 
 
 def make_trainer(name: str, **options: Any) -> Trainer:
@@ -106,7 +122,7 @@ class Monitor:
         eval_every: int = 1,
         select: str | None = None,
     ):
-        self.trainer, self.budget, self.callbacks = trainer, budget, list(callbacks)
+        self.trainer, self.budget, self.callbacks = trainer, trainer.check_budget(budget), list(callbacks)
         self.eval_every = eval_every
         self.select = select if select is not None else getattr(trainer.config, "select", "trained")
         check_choice("select", self.select, SELECTIONS)
@@ -124,6 +140,35 @@ class Monitor:
     @property
     def spending(self) -> Spending:
         return self.state.spending
+
+    def spend(self, forward_samples: int = 0, backward_samples: int = 0) -> None:
+        """Count samples spent outside an optimizer step (for example by an LR range test before training)."""
+        self.spending.forward_samples += forward_samples
+        self.spending.backward_samples += backward_samples
+
+    def set_rates(self, lr: float | None = None, momentum: float | None = None) -> None:
+        """The learning rate and momentum in force, shown to callbacks and recorded in the history (``lr``)."""
+        if lr is not None:
+            self.state.lr = lr
+        if momentum is not None:
+            self.state.momentum = momentum
+
+    def set_records(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Store ``rows`` as ``RunResult.records[name]`` (replacing earlier rows of that name)."""
+        self.state.records[name] = rows
+
+    def diverged(self, message: str) -> None:
+        """Mark the run diverged; training stops at the next :meth:`tick` or :meth:`end_epoch`."""
+        self.status, self.message = "diverged", message
+
+    def note(self, message: str) -> None:
+        """Why training ended, when it ended normally (convergence, a solver's exit message)."""
+        self.message = message
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run is still healthy (not diverged)."""
+        return self.status == "ok"
 
     def begin(self) -> None:
         self._t0 = time.perf_counter()
@@ -199,7 +244,8 @@ class Monitor:
             self.best_state = copy.deepcopy(model.state_dict())
 
     def finish(self, config: dict[str, Any] | None = None) -> RunResult:
-        """Load the selected weights into the model and build the result."""
+        """Load the selected weights into the model and build the result (``result.model`` is the model,
+        with those weights); ``config`` gains the task, model and loss (:func:`describe_objects`)."""
         model = self.state.model
         if self.state.history and self.state.history[-1]["epoch"] != self.spending.epochs:
             self._record()
@@ -217,12 +263,39 @@ class Monitor:
             final=final,
             best_epoch=self.best_epoch,
             spending=self.spending,
-            config=config if config is not None else {"trainer": self.trainer.describe()},
+            config={**describe_objects(self.state.task, model, self.state.loss),
+                    **(config if config is not None else {"trainer": self.trainer.describe()})},
             environment=environment(self.state.task.device),
             message=self.message,
             records=self.state.records,
             state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            model=model,
         )
+
+
+def describe_objects(task: Task, model: nn.Module, loss: Loss) -> dict[str, Any]:
+    """What a result's config records of the objects a trainer was given: the task's summary, the model's
+    name and options when :func:`trainlab.models.build_model` built it, the loss's name and parameters when
+    it is a registered loss. A user's own model or loss is recorded by class and size, with a warning that
+    this is not enough to rebuild it."""
+    described: dict[str, Any] = {"task": task.describe()}
+    built = getattr(model, "trainlab_model", None)
+    if isinstance(built, dict):
+        described["model"] = built
+    else:
+        kind = f"{type(model).__module__}.{type(model).__qualname__}"
+        described["model"] = {"class": kind, "parameters": sum(p.numel() for p in model.parameters())}
+        warnings.warn(f"model {kind} was not built by trainlab.models.build_model: the result records only its "
+                      "class and parameter count; keep its code (and result.state_dict) to rebuild it",
+                      stacklevel=4)
+    if loss.name in LOSSES:
+        described["loss"] = loss.config()
+    else:
+        kind = f"{type(loss).__module__}.{type(loss).__qualname__}"
+        described["loss"] = {"class": kind}
+        warnings.warn(f"loss {kind} is not a registered loss: the result records only its class; register it "
+                      "(trainlab.losses.LOSSES) to record its parameters", stacklevel=4)
+    return described
 
 
 def resolve_loss(task: Task, loss: Loss | str | None) -> Loss:

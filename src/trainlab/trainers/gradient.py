@@ -1,14 +1,19 @@
 """Gradient-based training: mini-batch (or full-batch) descent with a ``torch.optim`` optimizer.
 
 One trainer class, registered under each optimizer's name: ``gd`` (full-batch SGD), ``sgd``, ``momentum``,
-``nag``, ``adagrad``, ``rmsprop``, ``adam``, ``adamw`` and ``lbfgs``. Per optimizer step t (0-based):
+``nag``, ``adagrad``, ``rmsprop``, ``adam``, ``adamw`` and ``lbfgs``, and every other registered optimizer
+(``adadelta``, ``rmsprop-nesterov``...). Per optimizer step t (0-based):
 
     η_t ← schedule(t);  g ← ∇[ℓ_t(f(x_B), y_B) + penalty(θ)];  clip g;
     W ← W − η_t λ_dec W (decoupled decay, as AdamW);  θ ← optimizer step(g);  update the average.
 
 Mini-batches come from a ``torch.randperm`` of the training split on its device, with a generator
 derived from the run seed; a trailing batch of a single sample is merged into the previous one (batch
-norm cannot train on one sample). ``train_epoch`` is public so that memetic hybrids can apply "one
+norm cannot train on one sample). With ``batch_size = 1`` (per-sample SGD) on a model with batch norm,
+a sample's own statistics are undefined (zero variance), so each batch-norm layer normalises with its
+running statistics (as in evaluation, "frozen" batch norm) while its affine parameters still train, and
+the running statistics are recomputed on the whole training split at the start of every epoch (one
+forward pass over it, counted as forward samples), so they follow the weights. ``train_epoch`` is public so that memetic hybrids can apply "one
 epoch of a chosen optimizer" to any model.
 """
 from __future__ import annotations
@@ -16,9 +21,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +36,7 @@ from trainlab.losses import Loss
 from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback, Penalty
 from trainlab.trainers.lr_finder import SUGGESTIONS, lr_find
-from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
+from trainlab.trainers.optimizers import OPTIMIZERS, OptimizerSpec, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (
     EarlyStopping,
     WeightAverager,
@@ -41,9 +46,20 @@ from trainlab.trainers.regularization import (
     weight_names,
 )
 from trainlab.trainers.result import RunResult
-from trainlab.trainers.schedules import NEEDS_TOTAL, SCHEDULES, Schedule, apply_schedule, make_schedule
+from trainlab.trainers.schedules import (
+    NEEDS_TOTAL,
+    SCHEDULE_REGISTRY,
+    SCHEDULES,
+    WARMUPS,
+    Schedule,
+    apply_schedule,
+    make_schedule,
+)
+from trainlab.trainers.second_order import refresh_batch_norm
 
 GRADIENT_TRAINERS = ("gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
+"""The built-in gradient trainers; every optimizer registered in ``OPTIMIZERS`` later is one too
+(:func:`gradient_trainers` lists them all)."""
 _OPTIMIZER_OF = {"gd": "sgd"}
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "gd": {"batch_size": None},
@@ -59,9 +75,12 @@ class GradientConfig:
     ``batch_size=None`` means full batch. Schedule options: ``step_epochs``/``gamma`` (step),
     ``min_lr`` (cosine, triangular start), ``warmup_epochs`` (warmup), ``pct_start``/``div``/``div_final``/``moms``
     (one-cycle, fastai defaults; as fastai's ``fit_one_cycle``, ``moms`` drive the optimizer's momentum even
-    when its own is 0, e.g. RMSprop's, while the LR finder runs with the optimizer's own). ``lr_find`` runs the LR finder first and uses its suggestion as lr
-    (as lr_max for one-cycle); ``lr_find_suggest`` picks fastai's rule (valley, steep, minimum, slide).
-    The lr used (the suggestion or ``lr``; one-cycle's lr_max) is reported as ``final["lr"]``. Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
+    when its own is 0, e.g. RMSprop's, while the LR finder runs with the optimizer's own),
+    ``decay_rate``/``decay_offset`` (exponential, inverse-time), ``decay_epochs``/``end_factor`` (linear);
+    ``warmup`` (none/linear/constant, with ``warmup_epochs`` and ``warmup_factor``) precedes any decay but
+    one-cycle and triangular. ``lr_find`` runs the LR finder first and uses its suggestion as lr (as lr_max for
+    one-cycle); ``lr_find_suggest`` picks fastai's rule (valley, steep, minimum, slide). The lr used (the
+    suggestion or ``lr``; one-cycle's lr_max) is reported as ``final["lr"]``. Regularisation: ``l1``/``l2``/``lm`` (order ``m``),
     ``decoupled_weight_decay``, ``dropout``, ``patience``/``min_delta`` (early stopping),
     ``clip_norm``/``clip_value``, ``averaging`` (none/polyak/ema with ``ema_decay``). ``select``: which
     epochs may be selected, ``trained`` (fastai's ``SaveModelCallback``) or ``all`` (epoch 0 included).
@@ -79,6 +98,12 @@ class GradientConfig:
     div: float = 25.0
     div_final: float = 1e5
     moms: tuple[float, float, float] | None = (0.95, 0.85, 0.95)
+    warmup: str = "none"
+    warmup_factor: float = 0.1
+    decay_rate: float = 0.1
+    decay_offset: float = 1.0
+    decay_epochs: float = 10.0
+    end_factor: float = 0.01
     lr_find: bool = False
     lr_find_min: float = 1e-7
     lr_find_max: float = 10.0
@@ -115,6 +140,16 @@ class GradientConfig:
         check_number("pct_start", self.pct_start, low=0, high=1, low_open=True, high_open=True)
         check_number("div", self.div, low=1)
         check_number("div_final", self.div_final, low=1)
+        check_choice("warmup", self.warmup, WARMUPS)
+        check_number("warmup_factor", self.warmup_factor, low=0, high=1, low_open=True)
+        check_number("decay_rate", self.decay_rate, low=0)
+        check_number("decay_offset", self.decay_offset, low=0, low_open=True)
+        check_number("decay_epochs", self.decay_epochs, low=0, low_open=True)
+        check_number("end_factor", self.end_factor, low=0, high=1)
+        if self.warmup != "none" and not SCHEDULE_REGISTRY.get(self.schedule).warmup_composes:
+            raise ConfigError("warmup", self.warmup, f"none (schedule {self.schedule!r} has its own warm-up)")
+        if self.schedule == "warmup" and self.warmup == "constant":
+            raise ConfigError("warmup", self.warmup, "none or linear with schedule 'warmup' (linear warm-up)")
         if self.moms is not None:
             if not isinstance(self.moms, (list, tuple)) or len(self.moms) != 3:
                 raise ConfigError("moms", self.moms, "three momenta [start, middle, end] in [0, 1), or null")
@@ -233,12 +268,15 @@ def train_epoch(
     starts = batch_starts(n, batch_size)
     perm = torch.randperm(n, generator=generator, device=x_all.device) if len(starts) > 1 else None
     ends = starts[1:] + [n]
-    params = dict(model.named_parameters())
+    params: dict[str, Tensor] = dict(model.named_parameters())
     trainable = [p for p in params.values() if p.requires_grad]
-    weights = [params[name] for name in weight_names(model)] if rule.decoupled_weight_decay > 0 else []
+    weights: list[Tensor] = [params[name] for name in weight_names(model)] if rule.decoupled_weight_decay > 0 else []
     augment = task.augment
     closure_needed = isinstance(optimizer, torch.optim.LBFGS)
     stats = EpochStats()
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    frozen = bool(norms) and batch_size == 1 and n > 1
+    refresh = n if frozen and refresh_batch_norm(model, x_all) else 0
     loss_sum = 0.0
     seen = 0
     t = monitor.state.step if monitor is not None else step
@@ -253,9 +291,9 @@ def train_epoch(
         if rule.schedule is not None:
             lr, mom = apply_schedule(optimizer, rule.schedule, t, rule.momentum_key)
             if monitor is not None:
-                monitor.state.lr = lr
+                monitor.set_rates(lr=lr)
                 if mom is not None and rule.momentum_key == "momentum":
-                    monitor.state.momentum = mom
+                    monitor.set_rates(momentum=mom)
         b = end - start
         calls = 0
 
@@ -263,7 +301,9 @@ def train_epoch(
             nonlocal calls
             calls += 1
             optimizer.zero_grad(set_to_none=True)
-            value = loss(model(x), y, t)
+            with frozen_batch_norm(norms) if frozen else contextlib.nullcontext():
+                outputs = model(x)
+            value = loss(outputs, y, t)
             objective = value + rule.penalty(params) if rule.penalty is not None else value
             objective.backward()
             if rule.clip_norm is not None:
@@ -275,13 +315,14 @@ def train_epoch(
         if closure_needed:
             if weights:
                 decay_weights(weights, optimizer.param_groups[0]["lr"] * rule.decoupled_weight_decay)
-            value = optimizer.step(closure)  # type: ignore[arg-type]
+            value = cast(Tensor, optimizer.step(closure))  # type: ignore[arg-type]
         else:
             value = closure()
             if weights:
                 decay_weights(weights, optimizer.param_groups[0]["lr"] * rule.decoupled_weight_decay)
             optimizer.step()
         fwd = bwd = b * max(calls, 1)
+        fwd, refresh = fwd + refresh, 0
         stats.forward_samples += fwd
         stats.backward_samples += bwd
         if rule.averager is not None:
@@ -298,6 +339,19 @@ def train_epoch(
     if seen:
         stats.loss = loss_sum / seen
     return stats
+
+
+@contextlib.contextmanager
+def frozen_batch_norm(norms: Sequence[nn.Module]) -> Iterator[None]:
+    """Batch-norm layers in eval mode (running statistics, none recorded) for the duration."""
+    modes = [m.training for m in norms]
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(norms, modes):
+            m.train(mode)
 
 
 def planned_steps(budget: Budget, n_train: int, batch_size: int | None, lbfgs: bool = False) -> int | None:
@@ -369,7 +423,7 @@ class GradientTrainer(Trainer):
         optimizer = make_optimizer(cfg.optimizer, model.parameters(), **{**cfg.optimizer_options, "lr": lr})
         steps_per_epoch = len(batch_starts(n_train, cfg.batch_size))
         schedule = None
-        if cfg.schedule != "constant":
+        if cfg.schedule != "constant" or cfg.warmup != "none":
             schedule = make_schedule(
                 cfg.schedule,
                 lr=lr,
@@ -383,6 +437,12 @@ class GradientTrainer(Trainer):
                 div=cfg.div,
                 div_final=cfg.div_final,
                 moms=cfg.moms,
+                warmup=cfg.warmup,
+                warmup_factor=cfg.warmup_factor,
+                decay_rate=cfg.decay_rate,
+                decay_offset=cfg.decay_offset,
+                decay_epochs=cfg.decay_epochs,
+                end_factor=cfg.end_factor,
                 where=f"{where}.schedule",
             )
         cycled = cfg.schedule == "one-cycle" and cfg.moms is not None
@@ -391,20 +451,20 @@ class GradientTrainer(Trainer):
         rule = StepRule(
             schedule, momentum_key, penalty, cfg.clip_norm, cfg.clip_value, cfg.decoupled_weight_decay, averager
         )
-        monitor.state.lr = schedule.lr(0) if schedule is not None else lr
+        monitor.set_rates(lr=schedule.lr(0) if schedule is not None else lr)
         if spec.momentum_key == "momentum" and spec.cls is torch.optim.SGD:
-            monitor.state.momentum = float(cfg.optimizer_options["momentum"])
+            monitor.set_rates(momentum=float(cfg.optimizer_options["momentum"]))
         batches = torch_generator(seed, "batches", device=task.device)
         augment = torch_generator(seed, "augment", device=task.device) if task.augment is not None else None
         swap = averager.swapped if averager is not None else contextlib.nullcontext
         monitor.begin()
-        stop = monitor.status != "ok"
+        stop = not monitor.ok
         while not stop:
             stats = train_epoch(
                 model, task, loss_fn, optimizer, batch_size=cfg.batch_size, generator=batches,
                 monitor=monitor, rule=rule, augment_generator=augment,
             )
-            if stats.stopped and monitor.status != "ok":
+            if stats.stopped and not monitor.ok:
                 break
             with swap():
                 stop = monitor.end_epoch()
@@ -430,9 +490,8 @@ class GradientTrainer(Trainer):
             seed=seed,
             penalty=penalty,
         )
-        monitor.spending.forward_samples += found.forward_samples
-        monitor.spending.backward_samples += found.backward_samples
-        monitor.state.records["lr_find"] = [found.to_record()]
+        monitor.spend(found.forward_samples, found.backward_samples)
+        monitor.set_records("lr_find", [found.to_record()])
         return found.suggestion
 
 
@@ -443,13 +502,28 @@ def _base_momentum(options: Mapping[str, Any]) -> float:
     return float(options.get("momentum", 0.0))
 
 
+_GRADIENT: list[str] = []
+
+
+def gradient_trainers() -> list[str]:
+    """Names of the registered gradient trainers: ``gd`` and one per registered optimizer."""
+    return sorted(_GRADIENT)
+
+
 def _register(name: str) -> None:
     def build(**options: Any) -> GradientTrainer:
         return GradientTrainer(gradient_config(name, options), name)
 
     build.__doc__ = f"The ``{name}`` gradient trainer; options: see :class:`GradientConfig`."
     TRAINERS.register(name)(build)
+    _GRADIENT.append(name)
 
 
-for _name in GRADIENT_TRAINERS:
-    _register(_name)
+def _register_optimizer(name: str, spec: OptimizerSpec) -> None:
+    """Every registered optimizer is a gradient trainer of the same name (unless that trainer name is taken)."""
+    if name not in TRAINERS:
+        _register(name)
+
+
+_register("gd")
+OPTIMIZERS.subscribe(_register_optimizer)

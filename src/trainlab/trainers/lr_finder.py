@@ -75,15 +75,17 @@ class LRFinderResult:
             "at_edge": self.at_edge,
         }
 
-    def plot(self, path: str | Path) -> Path:
+    def plot(self, path: str | Path, title: str | None = None) -> Path:
         """Save the smoothed loss against lr (log scale) with the suggestion marked, as a PNG."""
-        return plot_lr_find(self.lrs, self.smoothed, self.suggestion, path, raw=self.losses)
+        return plot_lr_find(self.lrs, self.smoothed, self.suggestion, path, raw=self.losses, title=title)
 
 
 def plot_lr_find(
-    lrs: list[float], smoothed: list[float], suggestion: float, path: str | Path, raw: list[float] | None = None
+    lrs: list[float], smoothed: list[float], suggestion: float, path: str | Path, raw: list[float] | None = None,
+    title: str | None = None,
 ) -> Path:
-    """Write the LR-finder plot to ``path`` (PNG, Agg backend)."""
+    """Write the LR-finder plot to ``path`` (PNG, Agg backend), titled ``title`` (default: "Learning-rate
+    range test" with the number of steps)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,6 +103,7 @@ def plot_lr_find(
     finite = [s for s in smoothed if math.isfinite(s)]
     if finite:
         ax.set_ylim(min(finite) - 0.05 * abs(min(finite)), min(max(finite), 4 * min(finite) + 1e-12) * 1.05)
+    ax.set_title(title if title is not None else f"Learning-rate range test ({len(lrs)} steps)")
     ax.legend()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -234,7 +237,7 @@ def lr_find(
     saved = copy.deepcopy(model.state_dict())
     was_training = model.training
     opt = make_optimizer(optimizer, model.parameters(), **{**(optimizer_options or {}), "lr": lr_min})
-    params = dict(model.named_parameters())
+    params: dict[str, torch.Tensor] = dict(model.named_parameters())
     gen = torch_generator(seed, "lr_find", device=task.device)
     x_all, y_all = task.train.x, task.train.y
     n = len(y_all)
@@ -270,7 +273,7 @@ def lr_find(
                 return value.detach()
 
             if isinstance(opt, torch.optim.LBFGS):
-                value = float(opt.step(closure))  # type: ignore[arg-type]
+                value = float(opt.step(closure))
             else:
                 value = float(closure())
                 opt.step()

@@ -9,6 +9,12 @@ sensible default for the variant:
 * ``nag``: Nesterov momentum as in PyTorch (Sutskever et al. 2013 form), ``momentum = 0.9``, ``lr = 0.01``.
 * ``adagrad`` (lr 0.01), ``rmsprop`` (lr 0.01, α 0.99), ``adam`` (lr 1e-3, β 0.9/0.999), ``adamw``
   (lr 1e-3, decoupled weight decay 0.01), ``lbfgs`` (lr 1, 20 inner iterations, history 100).
+* ``adadelta``: ``torch.optim.Adadelta`` (Zeiler 2012) with PyTorch's defaults (lr 1, ρ 0.9, ε 1e-6).
+* ``rmsprop-nesterov``: RMSProp with Nesterov momentum (Goodfellow, Bengio & Courville 2016, algorithm
+  8.6; :class:`RMSpropNesterov`), lr 1e-3, ρ 0.9, momentum 0.9.
+
+Any ``torch.optim``-style class becomes usable by name (as an optimizer and as a gradient trainer) once
+registered, e.g. ``OPTIMIZERS.register("adamax")(OptimizerSpec(torch.optim.Adamax, {"lr": 2e-3}, momentum_key="betas"))``.
 
 ``make_optimizer(name, params, **options)`` rejects unknown options and invalid values with
 :class:`~trainlab.core.config.ConfigError` naming ``optimizer.<name>.<option>``.
@@ -27,6 +33,14 @@ from trainlab.core.registry import Registry
 
 def _positive(field_name: str, value: Any) -> Any:
     return check_number(field_name, value, low=0, low_open=True)
+
+
+MAX_LR = 1e6
+"""Largest learning rate accepted: beyond it any step overflows float32 or diverges at once."""
+
+
+def _learning_rate(field_name: str, value: Any) -> Any:
+    return check_number(field_name, value, low=0, high=MAX_LR, low_open=True)
 
 
 def _non_negative(field_name: str, value: Any) -> Any:
@@ -51,12 +65,62 @@ def _betas(field_name: str, value: Any) -> tuple[float, float]:
     return (_unit(f"{field_name}[0]", value[0]), _unit(f"{field_name}[1]", value[1]))
 
 
+class RMSpropNesterov(torch.optim.Optimizer):
+    """RMSProp with Nesterov momentum (Goodfellow, Bengio & Courville 2016, algorithm 8.6).
+
+    The book's iteration, with interim point θ̃ = θ + αv::
+
+        g ← ∇f(θ̃);  r ← ρr + (1 − ρ)g²;  v ← αv − ε g / (√r + δ);  θ ← θ + v
+
+    is run, as PyTorch's Nesterov SGD is, on the look-ahead variable φ = θ + αv, which is what the
+    parameters hold (so the gradient is taken at the parameters)::
+
+        s ← g / (√r + δ);  v ← αv − εs;  φ ← φ − εs + αv
+
+    With ``momentum = 0`` this is RMSProp (PyTorch's ``RMSprop`` with ``alpha = rho``).
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        rho: float = 0.9,
+        momentum: float = 0.9,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum, "eps": eps, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, rho, mu, eps, wd = (group[k] for k in ("lr", "rho", "momentum", "eps", "weight_decay"))
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad if wd == 0 else p.grad.add(p, alpha=wd)
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.zeros_like(p)
+                    state["velocity"] = torch.zeros_like(p)
+                square_avg, velocity = state["square_avg"], state["velocity"]
+                square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)
+                scaled = grad / (square_avg.sqrt() + eps)
+                velocity.mul_(mu).add_(scaled, alpha=-lr)
+                p.add_(scaled, alpha=-lr).add_(velocity, alpha=mu)
+        return loss
+
+
 def _line_search(field_name: str, value: Any) -> Any:
     return check_choice(field_name, value, (None, "strong_wolfe"))
 
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "lr": _positive,
+    "lr": _learning_rate,
     "momentum": _unit,
     "dampening": _unit,
     "weight_decay": _non_negative,
@@ -72,6 +136,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "tolerance_grad": _non_negative,
     "tolerance_change": _non_negative,
     "line_search_fn": _line_search,
+    "rho": _unit,
 }
 
 
@@ -84,6 +149,9 @@ class OptimizerSpec:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     momentum_key: str | None = None
     """Where one-cycle's momentum lives in a param group: ``"momentum"``, ``"betas"`` (β1) or none."""
+    checks: Mapping[str, Callable[[str, Any], Any]] = field(default_factory=dict)
+    """Validators of options this module does not know (``(field, value) -> value``, raising
+    :class:`ConfigError`); an option with no validator reaches ``cls`` as given."""
 
     def resolve(self, name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """All options of this optimizer with ``options`` applied, validated."""
@@ -93,7 +161,11 @@ class OptimizerSpec:
                     f"optimizer.{name}.{key}", options[key], "an option among " + ", ".join(sorted(self.defaults))
                 )
         merged = {**self.defaults, **options}
-        return {key: _CHECKS[key](f"optimizer.{name}.{key}", value) for key, value in merged.items()}
+        checks = {**_CHECKS, **self.checks}
+        return {
+            key: checks[key](f"optimizer.{name}.{key}", value) if key in checks else value
+            for key, value in merged.items()
+        }
 
 
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
@@ -121,6 +193,17 @@ OPTIMIZERS.register("rmsprop")(
         {},
         "momentum",
     )
+)
+OPTIMIZERS.register("rmsprop-nesterov")(
+    OptimizerSpec(
+        RMSpropNesterov,
+        {"lr": 1e-3, "rho": 0.9, "momentum": 0.9, "eps": 1e-8, "weight_decay": 0.0},
+        {},
+        "momentum",
+    )
+)
+OPTIMIZERS.register("adadelta")(
+    OptimizerSpec(torch.optim.Adadelta, {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0})
 )
 OPTIMIZERS.register("adam")(OptimizerSpec(torch.optim.Adam, _ADAM_DEFAULTS, {}, "betas"))
 OPTIMIZERS.register("adamw")(OptimizerSpec(torch.optim.AdamW, {**_ADAM_DEFAULTS, "weight_decay": 0.01}, {}, "betas"))

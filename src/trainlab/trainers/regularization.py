@@ -110,7 +110,7 @@ class WeightAverager:
     def __init__(self, model: nn.Module, kind: str, decay: float = 0.999):
         multi = get_ema_multi_avg_fn(decay) if kind == "ema" else None
         self.averaged = AveragedModel(model, multi_avg_fn=multi, use_buffers=False)
-        self._params = list(model.parameters())
+        self._params: list[Tensor] = list(model.parameters())
 
     def update(self, model: nn.Module) -> None:
         self.averaged.update_parameters(model)

@@ -1,6 +1,8 @@
 """The :class:`RunResult` every trainer returns, with JSON persistence."""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import tempfile
@@ -13,6 +15,7 @@ import torch
 from torch import Tensor
 
 from trainlab.core.budget import Spending
+from trainlab.core.config import ConfigError
 
 Status = Literal["ok", "diverged", "failed"]
 
@@ -36,6 +39,14 @@ class RunResult:
     message: str = ""
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     state_dict: dict[str, Tensor] | None = None
+    model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
+    """The trained model with the selected weights loaded, when the result comes from ``fit`` in this
+    process (``execute``, ``make_trainer(...).fit``); None for a loaded or stored result, whose weights
+    are ``state_dict`` (rebuild with ``trainlab.models.build_model`` and ``load_state_dict``)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to another process) without ``model``: the weights travel as ``state_dict``."""
+        return {**self.__dict__, "model": None}
 
     @classmethod
     def failed(cls, config: dict[str, Any], environment: dict[str, Any], error: BaseException) -> RunResult:
@@ -70,22 +81,74 @@ class RunResult:
         """Write ``result.json`` (and ``model.pt`` with the selected weights) atomically into ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        data = self.to_dict()
         if self.state_dict is not None:
-            _atomic_write(out / "model.pt", lambda f: torch.save(self.state_dict, f))
-        text = json.dumps(self.to_dict(), indent=2, default=json_default)
+            buffer = io.BytesIO()
+            torch.save(self.state_dict, buffer)
+            blob = buffer.getvalue()
+            _atomic_write(out / "model.pt", lambda f: f.write(blob))
+            data["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+        text = json.dumps(data, indent=2, default=json_default)
         _atomic_write(out / "result.json", lambda f: f.write(text.encode()))
         return out / "result.json"
 
     @classmethod
     def load(cls, out_dir: str | Path, weights: bool = True) -> RunResult:
+        """Read ``result.json`` (and ``model.pt``, verified against the digest the JSON records).
+
+        Raises :class:`~trainlab.core.config.ConfigError` for a missing, truncated or foreign file."""
         out = Path(out_dir)
-        data = json.loads((out / "result.json").read_text())
-        spending = data.pop("spending")
-        spending.pop("sample_evals", None)
-        state = None
+        path = out / "result.json"
+        try:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+            if not isinstance(data, dict):
+                raise TypeError("the top level is not an object")
+            digest = data.pop("weights_sha256", None)
+            spending = data.pop("spending")
+            spending.pop("sample_evals", None)
+            result = cls(spending=Spending(**spending), **data)
+        except OSError as err:
+            raise ConfigError(str(path), None, f"a readable result.json ({err.strerror})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(str(path), None, f"a complete UTF-8 JSON result written by trainlab ({err})") from None
+        except (TypeError, KeyError, AttributeError) as err:
+            raise ConfigError(str(path), None, f"a result.json written by trainlab ({type(err).__name__}: {err})") from None
         if weights and (out / "model.pt").exists():
-            state = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
-        return cls(spending=Spending(**spending), state_dict=state, **data)
+            result.state_dict = load_weights(out / "model.pt", digest)
+        return result
+
+
+def weights_digest(directory: str | Path) -> str | None:
+    """The SHA-256 of ``model.pt`` recorded in ``directory/result.json`` (``None`` for older results)."""
+    try:
+        data = json.loads((Path(directory) / "result.json").read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    digest = data.get("weights_sha256") if isinstance(data, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+def load_weights(path: str | Path, digest: str | None) -> dict[str, Tensor]:
+    """A saved state dict, refused unless its SHA-256 equals ``digest`` (when one was recorded) and it
+    holds tensors only (``weights_only``: pickled code never runs)."""
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(str(path), None, f"readable weights ({err.strerror})") from None
+    if digest is not None and hashlib.sha256(blob).hexdigest() != digest:
+        raise ConfigError(
+            str(path), f"sha256 {hashlib.sha256(blob).hexdigest()[:16]}...",
+            f"the weights result.json records (sha256 {digest[:16]}...): the file was changed or damaged",
+        )
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - truncated zip, refused pickle, ...: all mean unusable weights
+        reason = " ".join(str(err).split())[:200]
+        raise ConfigError(str(path), None, f"a complete torch state dict of tensors ({type(err).__name__}: {reason})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ConfigError(str(path), type(state).__name__, "a state dict (parameter name -> tensor)")
+    return state
 
 
 def json_default(obj: Any) -> Any:

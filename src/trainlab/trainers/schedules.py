@@ -14,20 +14,32 @@ with the number of steps per epoch. Formulas:
   Each phase is fastai's ``SchedCos``: start + (1 + cos(π(1 − pos)))(end − start)/2.
 * ``triangular``: piecewise linear over the T planned steps: η_min at t = 0, η at t = ``pct_start`` · T, then
   η/``div_final`` at t = T (the Myrtle5 schedule of thesis 002: 0 → 0.02 at epoch 300 → 0.002 at 700).
+* ``exponential``: η_t = η e^{−k e} with e = t / (steps per epoch) epochs and k = ``decay_rate`` (thesis 002
+  §2.2.2.5); with one step per epoch this is PyTorch's ``ExponentialLR`` with γ = e^{−k}.
+* ``inverse-time``: η_t = η / (a + k e), a = ``decay_offset`` (1), k = ``decay_rate`` (thesis 002 §2.2.2.5).
+* ``linear``: η_t = (1 − α)η + α τ-end, α = min(1, t / τ), τ = ``decay_epochs`` epochs, ending at
+  η · ``end_factor`` (0.01) and constant afterwards (Goodfellow, Bengio & Courville 2016, eq. 8.14).
+
+Warm-up composes with every decay except one-cycle and triangular (which have their own rise):
+``warmup = "linear"`` multiplies η by (t + 1)/W for t < W (Goyal et al. 2017), ``warmup = "constant"`` uses
+η · ``warmup_factor`` for t < W (He et al. 2016); the decay then starts at t = W as if from step 0 and
+spreads over the remaining T − W planned steps. The named schedule ``warmup`` is linear warm-up followed
+by ``constant``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from trainlab.core.config import ConfigError
+from trainlab.core.registry import Registry
 
-SCHEDULES = ("constant", "step", "cosine", "warmup", "one-cycle", "triangular")
-NEEDS_TOTAL = ("cosine", "one-cycle", "triangular")
 
 
 class Schedule(ABC):
@@ -137,44 +149,176 @@ class OneCycle(Schedule):
         return combined_cos(self.pct_start, *self.moms, min(t / self.total_steps, 1.0))
 
 
+@dataclass(frozen=True)
+class Exponential(Schedule):
+    """η e^{−k t / s}: ``decay_rate`` k per epoch of s = ``steps_per_epoch`` steps."""
+
+    base_lr: float
+    decay_rate: float
+    steps_per_epoch: int = 1
+
+    def lr(self, t: int) -> float:
+        return self.base_lr * math.exp(-self.decay_rate * t / self.steps_per_epoch)
+
+
+@dataclass(frozen=True)
+class InverseTime(Schedule):
+    """η / (a + k t / s): offset a, ``decay_rate`` k per epoch of s steps."""
+
+    base_lr: float
+    decay_rate: float
+    offset: float = 1.0
+    steps_per_epoch: int = 1
+
+    def lr(self, t: int) -> float:
+        return self.base_lr / (self.offset + self.decay_rate * t / self.steps_per_epoch)
+
+
+@dataclass(frozen=True)
+class LinearToConstant(Schedule):
+    """(1 − α)η + α η·``end_factor`` with α = min(1, t / τ): linear decay to step τ, then constant."""
+
+    base_lr: float
+    decay_steps: int
+    end_factor: float
+
+    def lr(self, t: int) -> float:
+        alpha = min(1.0, t / self.decay_steps)
+        return (1 - alpha) * self.base_lr + alpha * self.base_lr * self.end_factor
+
+
+@dataclass(frozen=True)
+class WarmedUp(Schedule):
+    """``warmup_lr(t)`` for t < W, then ``after`` shifted to start at step W."""
+
+    after: Schedule
+    warmup_steps: int
+    kind: str = "linear"
+    factor: float = 0.1
+
+    def lr(self, t: int) -> float:
+        if t >= self.warmup_steps:
+            return self.after.lr(t - self.warmup_steps)
+        peak = self.after.lr(0)
+        if self.kind == "linear":
+            return peak * (t + 1) / self.warmup_steps
+        return peak * self.factor
+
+    def momentum(self, t: int) -> float | None:
+        return self.after.momentum(max(0, t - self.warmup_steps))
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """Everything a schedule may read: the base lr, the step geometry and each schedule's options."""
+
+    lr: float
+    steps_per_epoch: int
+    total_steps: int | None
+    step_epochs: float = 10.0
+    gamma: float = 0.1
+    min_lr: float = 0.0
+    warmup_epochs: float = 1.0
+    pct_start: float = 0.25
+    div: float = 25.0
+    div_final: float = 1e5
+    moms: Sequence[float] | None = (0.95, 0.85, 0.95)
+    decay_rate: float = 0.1
+    decay_offset: float = 1.0
+    decay_epochs: float = 10.0
+    end_factor: float = 0.01
+
+    def steps(self, epochs: float) -> int:
+        return max(1, round(epochs * self.steps_per_epoch))
+
+    @property
+    def total(self) -> int:
+        return max(1, self.total_steps or 1)
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """A registered schedule: its builder, whether it needs the planned total and whether warm-up composes."""
+
+    build: Callable[[ScheduleOptions], Schedule]
+    needs_total: bool = False
+    warmup_composes: bool = True
+
+
+SCHEDULE_REGISTRY: Registry[ScheduleEntry] = Registry("schedule")
+WARMUPS = ("none", "linear", "constant")
+
+
+def _one_cycle(o: ScheduleOptions) -> Schedule:
+    cycle = None if o.moms is None else (float(o.moms[0]), float(o.moms[1]), float(o.moms[2]))
+    return OneCycle(o.lr, o.total, o.pct_start, o.div, o.div_final, cycle)
+
+
+SCHEDULE_REGISTRY.register("constant")(ScheduleEntry(lambda o: Constant(o.lr)))
+SCHEDULE_REGISTRY.register("warmup")(ScheduleEntry(lambda o: Constant(o.lr)))
+SCHEDULE_REGISTRY.register("step")(ScheduleEntry(lambda o: StepDecay(o.lr, o.steps(o.step_epochs), o.gamma)))
+SCHEDULE_REGISTRY.register("cosine")(ScheduleEntry(lambda o: Cosine(o.lr, o.total, o.min_lr), needs_total=True))
+SCHEDULE_REGISTRY.register("exponential")(
+    ScheduleEntry(lambda o: Exponential(o.lr, o.decay_rate, o.steps_per_epoch))
+)
+SCHEDULE_REGISTRY.register("inverse-time")(
+    ScheduleEntry(lambda o: InverseTime(o.lr, o.decay_rate, o.decay_offset, o.steps_per_epoch))
+)
+SCHEDULE_REGISTRY.register("linear")(
+    ScheduleEntry(lambda o: LinearToConstant(o.lr, o.steps(o.decay_epochs), o.end_factor))
+)
+SCHEDULE_REGISTRY.register("one-cycle")(ScheduleEntry(_one_cycle, needs_total=True, warmup_composes=False))
+SCHEDULE_REGISTRY.register("triangular")(
+    ScheduleEntry(
+        lambda o: Triangular(o.lr, o.total, o.pct_start, o.min_lr, o.lr / o.div_final),
+        needs_total=True,
+        warmup_composes=False,
+    )
+)
+
+SCHEDULES = tuple(SCHEDULE_REGISTRY.names())
+NEEDS_TOTAL = tuple(name for name in SCHEDULES if SCHEDULE_REGISTRY.get(name).needs_total)
+
+
 def make_schedule(
     name: str,
     *,
     lr: float,
     steps_per_epoch: int,
     total_steps: int | None,
-    step_epochs: float = 10.0,
-    gamma: float = 0.1,
-    min_lr: float = 0.0,
-    warmup_epochs: float = 1.0,
-    pct_start: float = 0.25,
-    div: float = 25.0,
-    div_final: float = 1e5,
-    moms: Sequence[float] | None = (0.95, 0.85, 0.95),
+    warmup: str = "none",
+    warmup_factor: float = 0.1,
     where: str = "schedule",
+    **options: Any,
 ) -> Schedule:
-    """The schedule ``name`` for base (or maximum) learning rate ``lr``.
+    """The schedule ``name`` for base (or maximum) learning rate ``lr``, optionally after a warm-up.
 
-    ``total_steps`` is required by ``cosine`` and ``one-cycle``; ``where`` prefixes error fields.
+    ``options`` are :class:`ScheduleOptions` fields (``step_epochs``, ``gamma``, ``decay_rate``...).
+    ``total_steps`` is required by ``cosine``, ``one-cycle`` and ``triangular``; ``where`` prefixes
+    error fields.
     """
+    entry = SCHEDULE_REGISTRY.get(name) if name in SCHEDULE_REGISTRY else None
+    if entry is None:
+        raise ConfigError(where, name, "one of " + ", ".join(SCHEDULES))
     if name in NEEDS_TOTAL and total_steps is None:
         raise ConfigError(
             where, name, "a budget in epochs, steps or sample_evals (this schedule needs the total number of steps)"
         )
-    if name == "constant":
-        return Constant(lr)
-    if name == "step":
-        return StepDecay(lr, max(1, round(step_epochs * steps_per_epoch)), gamma)
-    if name == "cosine":
-        return Cosine(lr, max(1, total_steps or 1), min_lr)
+    if warmup not in WARMUPS:
+        raise ConfigError(f"{where}.warmup", warmup, "one of " + ", ".join(WARMUPS))
     if name == "warmup":
-        return Warmup(lr, max(1, round(warmup_epochs * steps_per_epoch)))
-    if name == "one-cycle":
-        cycle = None if moms is None else (float(moms[0]), float(moms[1]), float(moms[2]))
-        return OneCycle(lr, max(1, total_steps or 1), pct_start, div, div_final, cycle)
-    if name == "triangular":
-        return Triangular(lr, max(1, total_steps or 1), pct_start, min_lr, lr / div_final)
-    raise ConfigError(where, name, "one of " + ", ".join(SCHEDULES))
+        if warmup == "constant":
+            raise ConfigError(f"{where}.warmup", warmup, "none or linear with schedule 'warmup' (linear warm-up)")
+        warmup = "linear"
+    if warmup != "none" and not entry.warmup_composes:
+        raise ConfigError(f"{where}.warmup", warmup, f"none (schedule {name!r} has its own warm-up)")
+    opts = ScheduleOptions(lr, steps_per_epoch, total_steps, **options)
+    if warmup == "none":
+        return entry.build(opts)
+    w = opts.steps(opts.warmup_epochs)
+    rest = None if total_steps is None else max(1, total_steps - w)
+    after = entry.build(dataclasses.replace(opts, total_steps=rest))
+    return WarmedUp(after, w, warmup, warmup_factor)
 
 
 def apply_schedule(
@@ -185,9 +329,8 @@ def apply_schedule(
     mom = schedule.momentum(t) if momentum_key is not None else None
     for group in optimizer.param_groups:
         group["lr"] = lr
-        if mom is not None:
-            if momentum_key == "betas":
-                group["betas"] = (mom, group["betas"][1])
-            else:
-                group[momentum_key] = mom
+        if mom is not None and momentum_key == "betas":
+            group["betas"] = (mom, group["betas"][1])
+        elif mom is not None and momentum_key is not None:
+            group[momentum_key] = mom
     return lr, mom

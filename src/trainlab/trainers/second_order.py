@@ -91,8 +91,8 @@ def refresh_batch_norm(model: nn.Module, x: Tensor) -> bool:
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-        for m, training in saved:
-            m.training = training
+        for module, training in saved:
+            module.training = training
     return True
 
 
@@ -250,21 +250,21 @@ class Newton(Trainer):
         loss = resolve_loss(task, loss)
         objective = FlatObjective(model, task.train, loss, DTYPES[cfg.dtype])
         monitor = Monitor(self, model, task, loss, budget, seed, callbacks)
-        monitor.state.lr = cfg.step_size
+        monitor.set_rates(lr=cfg.step_size)
         monitor.begin()
         theta, lam = objective.get(), cfg.damping
         while True:
             objective.step = monitor.state.step
             value, grad, hessian = objective.value_grad_hessian(theta, cfg.hessian_chunk)
             if grad.abs().max().item() <= cfg.gtol:
-                monitor.message = f"converged: max |gradient| <= gtol={cfg.gtol:g} at step {monitor.state.step}"
+                monitor.note(f"converged: max |gradient| <= gtol={cfg.gtol:g} at step {monitor.state.step}")
                 forward, backward = objective.take_spent()
                 monitor.tick(forward, backward, steps=0, loss=value)
                 break
             try:
-                direction, lam = damped_newton_direction(hessian, grad, lam)
+                direction, lam = self.direction(hessian, grad, lam)
             except FloatingPointError as err:
-                monitor.status, monitor.message = "diverged", str(err)
+                monitor.diverged(str(err))
                 break
             theta, new_value, first_accepted = self._step(objective, theta, value, grad, direction)
             if cfg.adaptive:
@@ -273,6 +273,10 @@ class Newton(Trainer):
             if _finish_iteration(monitor, objective, task, new_value):
                 break
         return monitor.finish({"trainer": self.describe()})
+
+    def direction(self, hessian: Tensor, grad: Tensor, damping: float) -> tuple[Tensor, float]:
+        """The search direction and the damping used (:func:`damped_newton_direction`)."""
+        return damped_newton_direction(hessian, grad, damping)
 
     def _step(
         self, objective: FlatObjective, theta: Tensor, value: Tensor, grad: Tensor, direction: Tensor
@@ -365,7 +369,7 @@ class _ScipyTrainer(Trainer):
         if forward or backward:
             monitor.tick(forward, backward, steps=0)
         if not stopped and not monitor.message:
-            monitor.message = f"scipy {self.method}: {result.message}" + (f" ({restart} restarts)" if restart else "")
+            monitor.note(f"scipy {self.method}: {result.message}" + (f" ({restart} restarts)" if restart else ""))
         return monitor.finish({"trainer": self.describe()})
 
 

@@ -108,8 +108,8 @@ def fitness_mode(model: nn.Module, bn: str) -> Iterator[None]:
                 del m.forward
             else:
                 m.forward = previous  # type: ignore[method-assign]
-        for m, training in modes.items():
-            m.training = training
+        for module, training in modes.items():
+            module.training = training
 
 
 @torch.no_grad()
@@ -121,14 +121,12 @@ def recalibrate_bn(model: nn.Module, x: Tensor, batch_size: int | None = None) -
     bns = [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
     if not bns:
         return 0
-    sums: dict[nn.Module, list[Tensor | float]] = {}
+    sums: dict[nn.Module, tuple[Tensor, Tensor, int]] = {}
 
     def record(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
         h = inputs[0].transpose(0, 1).reshape(inputs[0].shape[1], -1).double()
-        acc = sums.setdefault(module, [0.0, 0.0, 0])
-        acc[0] = acc[0] + h.sum(1)
-        acc[1] = acc[1] + (h * h).sum(1)
-        acc[2] += h.shape[1]
+        total, squares, count = sums.get(module, (torch.zeros(()), torch.zeros(()), 0))
+        sums[module] = (total + h.sum(1), squares + (h * h).sum(1), count + h.shape[1])
 
     hooks = [m.register_forward_pre_hook(record) for m in bns]
     size = batch_size or len(x)
@@ -142,8 +140,10 @@ def recalibrate_bn(model: nn.Module, x: Tensor, batch_size: int | None = None) -
     for m in bns:
         total, squares, count = sums[m]
         mean = total / count
-        m.running_mean.copy_(mean)
-        m.running_var.copy_((squares / count - mean * mean).clamp_min(0))
+        running_mean, running_var = m.running_mean, m.running_var
+        assert isinstance(running_mean, Tensor) and isinstance(running_var, Tensor)
+        running_mean.copy_(mean)
+        running_var.copy_((squares / count - mean * mean).clamp_min(0))
     return len(x)
 
 
@@ -155,7 +155,10 @@ _POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d
 
 def stackable(model: nn.Module) -> bool:
     """Whether :func:`stacked_forward` supports ``model``: nested ``nn.Sequential`` of Linear, Conv2d
-    (zero padding, groups 1), BatchNorm1d/2d, element-wise activations, dropout, 2-d pooling, Flatten."""
+    (zero padding, groups 1), BatchNorm1d/2d, element-wise activations, dropout, 2-d pooling, Flatten;
+    or a model with its own ``stacked_forward(params, x)`` (recurrent networks)."""
+    if callable(getattr(model, "stacked_forward", None)):
+        return True
     for m in model.modules():
         if isinstance(m, nn.Sequential) or isinstance(m, (nn.Linear, *_BN, *_ELEMENTWISE, *_POOLS)):
             continue
@@ -173,8 +176,11 @@ def stacked_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor, bn: 
     Activations are kept as (N, P, *features): Linear layers are one batched matmul, convolutions one
     grouped convolution over the P·C channels, batch norm normalises per individual (``bn="batch"``) or
     with the shared running statistics (``bn="eval"``). Until the first layer with genes the input is
-    shared by all individuals and is not replicated.
+    shared by all individuals and is not replicated. A model with its own ``stacked_forward`` runs it.
     """
+    own = getattr(model, "stacked_forward", None)
+    if callable(own):
+        return own(params, x)
     h, shared = x, True
     p_count = next(iter(params.values())).shape[0]
     for name, m in model.named_modules():
@@ -339,10 +345,10 @@ class PopulationEvaluator:
         genome = genome.detach().requires_grad_(True)
         with fitness_mode(self.model, self.bn), torch.enable_grad():
             size = self.batch_size or len(x)
-            value = sum(
-                self._single(genome, x[i : i + size], y[i : i + size], step) * len(x[i : i + size])
-                for i in range(0, len(x), size)
-            ) / len(x)
+            total = self._single(genome, x[:size], y[:size], step) * len(x[:size])
+            for i in range(size, len(x), size):  # in order, as Python's sum: the same value whatever the type
+                total = total + self._single(genome, x[i : i + size], y[i : i + size], step) * len(x[i : i + size])
+            value = total / len(x)
             (grad,) = torch.autograd.grad(value, genome)
         return value.detach(), grad
 

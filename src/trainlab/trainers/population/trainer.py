@@ -1,10 +1,12 @@
 """Population trainers: a searcher of :mod:`trainlab.metaheuristics` on a network through the engine.
 
-Registered names: ``de``, ``shade``, ``lshade``, ``shade-ils`` and the memetic hybrids of thesis 000,
-``shade-gd`` and ``shade-ils-gd``, which every ``gd_every`` epochs train the best individual for one
+Registered names: ``de``, ``shade``, ``lshade``, ``shade-ils``, ``cma-es``, ``sep-cma-es`` (pycma),
+``snes`` and the memetic hybrids ``shade-gd`` and ``shade-ils-gd`` (thesis 000), ``cma-es-gd``,
+``sep-cma-es-gd`` and ``snes-gd``, which every ``gd_every`` epochs train the best individual for one
 epoch of ``gd_optimizer`` (:func:`trainlab.trainers.gradient.train_epoch`, a fresh optimizer each time)
-and offer the result back to the search (it replaces the worst member, or SHADE-ILS's current point,
-when better).
+and offer the result back to the search through the searcher's ``inject`` (it replaces the worst member,
+or SHADE-ILS's current point, when better; CMA-ES receives it as a forced sample of the next
+generation; SNES moves its mean there when it is the best point so far).
 
 Fitness = the training loss (the task's loss or the one given to ``fit``) of each genome, on the whole
 training split or, with ``fitness_batch``, on one minibatch shared by a generation. One "epoch" is
@@ -27,12 +29,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainlab.core.budget import Budget
+from trainlab.core.budget import LIMITS, Budget
 from trainlab.core.config import ConfigError, check_choice, check_number, from_mapping
 from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.metaheuristics.base import Problem, Searcher, make_searcher
+from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher, make_searcher
 from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.gradient import train_epoch
@@ -47,15 +49,15 @@ from trainlab.trainers.population.engine import (
 )
 from trainlab.trainers.result import RunResult
 
-ALGORITHMS: dict[str, tuple[str, bool]] = {
-    "de": ("de", False),
-    "shade": ("shade", False),
-    "lshade": ("lshade", False),
-    "shade-ils": ("shade-ils", False),
-    "shade-gd": ("shade", True),
-    "shade-ils-gd": ("shade-ils", True),
+ALGORITHMS: dict[str, tuple[str, bool]] = {}
+"""Trainer name → (searcher, memetic): one trainer per registered searcher (:data:`SEARCHERS`, now and later)
+and the memetic hybrids of :data:`MEMETIC`."""
+MEMETIC = {
+    "shade-gd": "shade", "shade-ils-gd": "shade-ils", "cma-es-gd": "cma-es", "sep-cma-es-gd": "sep-cma-es",
+    "snes-gd": "snes",
 }
-"""Trainer name → (searcher, memetic)."""
+"""The memetic hybrids (thesis 000's SHADE-GD and SHADE-ILS-GD, and the same for CMA-ES, sep-CMA-ES and
+SNES): trainer name → searcher."""
 SEARCHER_DEFAULTS: dict[str, dict[str, Any]] = {"shade-ils": {"de_evals": 200, "ls_evals": 10}}
 """Thesis 000's iteration: 20 generations of 10 (200 evaluations) and 10 of local search."""
 
@@ -124,6 +126,8 @@ def max_evals_of(budget: Budget, config: PopulationConfig, n_train: int) -> int 
 class PopulationTrainer(Trainer):
     """One searcher (and optionally a gradient epoch) behind the trainer interface."""
 
+    budget_units = LIMITS
+
     def __init__(self, name: str, config: PopulationConfig):
         super().__init__(config)
         self.name = name
@@ -169,11 +173,8 @@ class PopulationTrainer(Trainer):
         population = initial_population(model, cfg.population_size, torch_generator(seed, "population"),
                                         scheme=cfg.init, layout=layout).clamp(cfg.lower, cfg.upper)
         options = {**SEARCHER_DEFAULTS.get(self.searcher_name, {}), **cfg.options}
-        if self.searcher_name == "lshade" and "max_evals" not in options:
-            total = max_evals_of(budget, cfg, len(y_train))
-            if total is None:
-                raise ConfigError("budget", budget.to_dict(), "lshade needs evals, epochs or sample_evals")
-            options["max_evals"] = total
+        if self._needs_total(options):
+            options["max_evals"] = max_evals_of(budget, cfg, len(y_train))
         searcher = make_searcher(self.searcher_name, problem, population, torch_generator(seed, "searcher"),
                                  **options)
         gd_gen = torch_generator(seed, "gd-batches", device=task.device)
@@ -217,6 +218,20 @@ class PopulationTrainer(Trainer):
              "restarts": getattr(searcher, "restarts", 0), "engine_mode": evaluator.mode_used}
         )
         return result
+
+    def _needs_total(self, options: Mapping[str, Any]) -> bool:
+        """Whether the searcher plans on the total budget (``uses_max_evals``) and was not given it."""
+        return SEARCHERS.get(self.searcher_name).uses_max_evals and "max_evals" not in options
+
+    def check_budget(self, budget: Budget) -> Budget:
+        """As :meth:`Trainer.check_budget`; a searcher that plans on the total budget (``uses_max_evals``,
+        e.g. L-SHADE's population size reduction) also needs a limit that fixes it in advance."""
+        super().check_budget(budget)
+        options = {**SEARCHER_DEFAULTS.get(self.searcher_name, {}), **self.config.options}
+        if self._needs_total(options) and max_evals_of(budget, self.config, 1) is None:
+            allowed = f"evals, epochs or sample_evals (the {self.name!r} trainer plans on the total budget)"
+            raise ConfigError("budget", budget.to_dict(), allowed)
+        return budget
 
     @staticmethod
     def _room(budget: Budget, monitor: Monitor, left: int, samples: int) -> int:
@@ -265,7 +280,16 @@ def _register(name: str) -> None:
     TRAINERS.register(name)(build)
 
 
-for _name in ALGORITHMS:
+def _register_searcher(name: str, searcher: type[Searcher]) -> None:
+    """Every registered ask/tell searcher is a population trainer of the same name (unless the name is taken)."""
+    if name not in TRAINERS:
+        ALGORITHMS[name] = (name, False)
+        _register(name)
+
+
+SEARCHERS.subscribe(_register_searcher)
+for _name, _searcher in MEMETIC.items():
+    ALGORITHMS[_name] = (_searcher, True)
     _register(_name)
 
-__all__ = ["ALGORITHMS", "PopulationConfig", "PopulationTrainer", "max_evals_of", "population_config"]
+__all__ = ["ALGORITHMS", "MEMETIC", "PopulationConfig", "PopulationTrainer", "max_evals_of", "population_config"]
