@@ -49,7 +49,7 @@ bench: $(VENV)/.installed
 # Re-resolve every pin from the version ranges in pyproject.toml (needs the package index).
 lock:
 	test -x .lock-venv/bin/pip-compile || ($(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet pip-tools==7.6.2)
-	.lock-venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	.lock-venv/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 		--no-emit-find-links --extra dev --extra ray --extra evotorch --extra tensorboard --extra mlflow -c requirements/torch-cpu.txt \
 		-o requirements/lock.txt pyproject.toml requirements/build.in
 

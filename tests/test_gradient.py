@@ -222,6 +222,9 @@ def test_divergence_is_a_result_not_an_exception() -> None:
     assert "non-finite" in result.message
     assert 0 < result.spending.steps < 100
     assert result.best_epoch == 0 and math.isfinite(result.final["train_loss"])
+    # trained epochs only (the default): the last finite trained epoch is kept, not the initial weights
+    trained = make_trainer("gd", lr=1e6).fit(linear_model(4, np.ones((4, 1))), task, Budget(epochs=100), seed=0)
+    assert trained.status == "diverged" and trained.best_epoch >= 1 and math.isfinite(trained.final["train_loss"])
 
 
 def test_invalid_and_unknown_options_name_the_option() -> None:

@@ -148,7 +148,7 @@ def test_early_stopping_rule_and_selected_epoch() -> None:
     stop = len(vals) - 1
     assert "early stopping" in result.message and stop < 50
     assert min(vals[: stop - 2]) <= min(vals[stop - 2 :])  # no improvement over the last 3 epochs
-    assert result.best_epoch == int(np.argmin(vals))
+    assert result.best_epoch == 1 + int(np.argmin(vals[1:]))  # the best trained epoch (select = "trained")
     cb = EarlyStopping(patience=2, min_delta=0.5)
     state = TrainState(model=nn.Linear(1, 1), task=t, loss=get_loss("mse"), seed=0)
     for epoch, val in enumerate([3.0, 2.7, 2.6, 1.0]):

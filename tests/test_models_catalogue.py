@@ -10,9 +10,9 @@ from scipy import stats
 from torch import nn
 
 from trainlab.core.config import ConfigError
+from trainlab.core.seeding import torch_generator
 from trainlab.models import build_model, count_parameters, model_config, model_summary
 from trainlab.models.init import init_weight
-from trainlab.core.seeding import torch_generator
 
 
 def test_he_uniform_is_pytorchs_kaiming_uniform_draw_for_draw() -> None:

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from trainlab.core.config import ConfigError
+from trainlab.core.seeding import torch_generator
 from trainlab.metaheuristics import minimize
 from trainlab.metaheuristics.base import Problem, make_searcher
 from trainlab.metaheuristics.benchmarks import rastrigin, sphere
 from trainlab.metaheuristics.snes import snes_utilities
-from trainlab.core.seeding import torch_generator
 
 
 def ellipsoid(x: torch.Tensor) -> torch.Tensor:

@@ -311,6 +311,8 @@ def _train(
     histories: list[list[dict[str, float]]] = [[] for _ in specs]
     best_val = [math.inf] * k_cells
     best_epoch = [0] * k_cells
+    # as Monitor: with select = "trained" (the default) epoch 0 is only the fallback when no trained epoch is finite
+    trained_only = [spec.trainer_options.get("select", "trained") == "trained" for spec in specs]
     status = ["ok"] * k_cells
     message = [""] * k_cells
     active = list(range(k_cells))
@@ -331,6 +333,8 @@ def _train(
             histories[k].append(row)
             if not math.isfinite(row["train_loss"]):
                 status[k], message[k] = "diverged", f"non-finite training loss at epoch {epoch}"
+            elif epoch == 0 and trained_only[k]:
+                cells.copy_cell(k, best)
             elif row["val_loss"] < best_val[k]:
                 best_val[k], best_epoch[k] = row["val_loss"], epoch
                 cells.copy_cell(k, best)

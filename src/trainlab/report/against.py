@@ -171,7 +171,7 @@ def _summary(cells: pd.DataFrame) -> pd.DataFrame:
             "share within ±0.02": part["within_0.02"].mean() if len(part) else math.nan,
             "share within ±0.05": part["within_0.05"].mean() if len(part) else math.nan,
             "mean Δ": float(measured["delta"].mean()) if len(measured) else math.nan,
-            "median |Δ|": float(measured["delta"].abs().median()) if len(measured) else math.nan,
+            "median abs(Δ)": float(measured["delta"].abs().median()) if len(measured) else math.nan,
         })
     return pd.DataFrame(rows)
 
@@ -210,7 +210,7 @@ def display_cells(comparison: Comparison) -> pd.DataFrame:
                                   for m, s in zip(c["mean"], c["std"])],
         "n": c["n"],
         "Δ": [_fmt(d) for d in c["delta"]],
-        f"|Δ| > {comparison.tolerance:g}": ["**yes**" if f else "" for f in c["flag"]],
+        f"beyond ±{comparison.tolerance:g}": ["**yes**" if f else "" for f in c["flag"]],
         "thesis outlier": ["yes" if o else "" for o in c["thesis_outlier"]],
         "Dif_rel": [_fmt(v) for v in c["dif_rel"]],
     })
@@ -225,7 +225,7 @@ def against_markdown(comparison: Comparison, source: str) -> str:
     summary = comparison.summary.copy()
     for col in ("share within ±0.02", "share within ±0.05"):
         summary[col] = [f"{v:.0%}" if math.isfinite(v) else "–" for v in summary[col]]
-    for col in ("mean Δ", "median |Δ|"):
+    for col in ("mean Δ", "median abs(Δ)"):
         summary[col] = [_fmt(v) for v in summary[col]]
     tests = comparison.wilcoxon.copy()
     tests["W"] = [_fmt(v, 1) for v in tests["W"]]

@@ -27,12 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.core.budget import Budget
-from trainlab.trainers.callbacks import Callback
 from trainlab.core.config import ConfigError, check_number, from_mapping
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.trainers.result import RunResult
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.callbacks import Callback
+from trainlab.trainers.result import RunResult
 from trainlab.trainers.second_order import DTYPES, FlatObjective, _check_dtype, _check_size, _finish_iteration
 
 
