@@ -191,6 +191,7 @@ def test_invalid_config_stops_cli_before_anything_runs(tmp_path: Path) -> None:
     bad_toml = _write(tmp_path, "[experiment\nname = 1", "bad.toml")
     result = CliRunner().invoke(run, [str(bad_toml)])
     assert result.exit_code == 1 and "bad.toml" in result.output and "valid TOML" in result.output
+    assert "line 1: got '[experiment'" in result.output and "None" not in result.output
 
 
 # ---------------------------------------------------------------------------------------------- failures

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -113,7 +114,11 @@ def load_experiment(path: str | Path) -> Experiment:
     try:
         data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, RecursionError) as err:
-        raise ConfigError(str(path), None, f"valid TOML ({err})") from None
+        lines = text.splitlines() or [""]
+        where = re.search(r"at line (\d+)", str(err))
+        lineno = int(where.group(1)) if where else len(lines)
+        bad = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+        raise ConfigError(f"{path}, line {lineno}", bad, f"valid TOML ({err})") from None
     return parse_experiment(data, source=path.name, default_name=path.stem, text=text)
 
 
