@@ -51,6 +51,20 @@ def test_train_writes_result_and_weights_equal_to_the_python_api(tmp_path) -> No
         assert torch.equal(saved.state_dict[key], value)
 
 
+def test_a_saved_run_is_not_replaced_without_overwrite(tmp_path) -> None:
+    out = tmp_path / "run"
+    first = [*SPIRAL, "--trainer", "adam", "--epochs", "1", "--out", str(out)]
+    assert CliRunner().invoke(train, first).exit_code == 0
+    saved = (out / "result.json").read_bytes()
+    second = [*SPIRAL, "--trainer", "sgd", "--epochs", "1", "--out", str(out)]
+    res = CliRunner().invoke(train, second)
+    assert res.exit_code == 1 and "--out" in res.output and "--overwrite" in res.output
+    assert "Traceback" not in res.output and (out / "result.json").read_bytes() == saved
+    res = CliRunner().invoke(train, [*second, "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "result.json").read_text())["config"]["trainer"] == "sgd"
+
+
 def _same_metrics(a: RunResult, b: RunResult) -> bool:
     """Same history apart from wall time."""
     rows = [[{k: v for k, v in r.items() if k != "seconds"} for r in x.history] for x in (a, b)]

@@ -116,12 +116,13 @@ def common_options(f: Any) -> Any:
 @click.option("--tensorboard", "tensorboard", type=click.Path(file_okay=False), default=None,
               help="Also log the history live to this TensorBoard folder (needs the tensorboard extra).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for result.json and model.pt.")
+@click.option("--overwrite", is_flag=True, help="Replace the run already saved in OUT (refused otherwise).")
 def train(
     task: str, model: str, trainer: str, seed: int, lr: float | None, batch_size: int | None, loss: str | None,
     activation: str | None, init: str | None, width: int | None, device: str, data_dir: str | None,
     settings: tuple[str, ...], epochs: int | None, steps: int | None, evals: int | None,
     sample_evals: int | None, seconds: float | None, schedule: str | None, lr_find: bool,
-    lr_find_suggest: str | None, tensorboard: str | None, out: str,
+    lr_find_suggest: str | None, tensorboard: str | None, out: str, overwrite: bool,
 ) -> None:
     """Train one model on one task and write the result (config, history, metrics, spending, environment)
     as JSON with the selected weights into OUT."""
@@ -129,8 +130,6 @@ def train(
     from trainlab.core.preflight import check_out_dir  # start-up time: see trainlab.cli.lazy
     from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.experiments.spec import RunSpec, execute  # start-up time: see trainlab.cli.lazy
-    from trainlab.core.preflight import check_out_dir  # start-up time: see trainlab.cli.lazy
-    from trainlab.data.preflight import check_data  # start-up time: see trainlab.cli.lazy
     from trainlab.trainers.lr_finder import EDGE_WARNING, plot_lr_find  # start-up time: see trainlab.cli.lazy
     from trainlab.trainers.callbacks import Callback  # start-up time: see trainlab.cli.lazy
 
@@ -151,6 +150,8 @@ def train(
         )
         spec.resolved()
         check_out_dir(out)
+        if not overwrite and (Path(out) / "result.json").exists():
+            raise ConfigError("--out", out, "a folder without a saved run (pass --overwrite to replace it)")
         check_data([(spec.task, spec.task_options)], data_dir)
         callbacks: list[Callback] = [RichProgress(budget, console)]
         if tensorboard is not None:
