@@ -111,6 +111,9 @@ def test_lr_find_command_prints_the_suggestion_and_plots(tmp_path) -> None:
     assert png.read_bytes()[:4] == b"\x89PNG"
     res = CliRunner().invoke(lr_find, [*SPIRAL, "--trainer", "shade", "--out", str(png)])
     assert res.exit_code != 0 and "trainer: got 'shade'" in res.output
+    res = CliRunner().invoke(lr_find, [*SPIRAL, "--trainer", "sgd", "--out", str(tmp_path / "lr.txt")])
+    assert res.exit_code == 1 and "--out: got" in res.output and ".png" in res.output and "ValueError" not in res.output
+    assert not (tmp_path / "lr.txt").exists()
 
 
 def test_missing_data_is_refused_before_training_in_one_line(tmp_path) -> None:

@@ -183,6 +183,22 @@ def test_invalid_configs_name_file_key_value_and_allowed(tmp_path: Path, change:
         load_experiment(path)
 
 
+def test_another_experiments_folder_is_refused_and_its_record_kept(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with ResultStore(out / "store.sqlite") as store:
+        store.set_meta("experiment", "quickstart")
+        store.set_meta("experiment_file", "[experiment]\nname = 'quickstart'\n")
+    path = _write(tmp_path, SMALL)
+    with pytest.raises(ConfigError, match="it holds experiment 'quickstart'"):
+        run_experiment(load_experiment(path), out, progress=False)
+    result = CliRunner().invoke(run, [str(path), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 1 and "--out" in result.output and "Traceback" not in result.output
+    with ResultStore(out / "store.sqlite") as store:
+        assert store.meta()["experiment"] == "quickstart" and "quickstart" in store.meta()["experiment_file"]
+        assert store.runs_frame().empty
+
+
 def test_invalid_config_stops_cli_before_anything_runs(tmp_path: Path) -> None:
     path = _write(tmp_path, SMALL.replace("lr = 0.01", "lr = -1.0"))
     result = CliRunner().invoke(run, [str(path), "--out", str(tmp_path / "out"), "--no-progress"])

@@ -188,7 +188,7 @@ def train(
 @click.option("--num-steps", type=int, default=100, show_default=True)
 @click.option("--suggest", type=LazyChoice(_suggestions), default="valley", show_default=True,
               help="fastai suggestion rule.")
-@click.option("--out", default="lr_find.png", show_default=True, type=click.Path(dir_okay=False), help="Plot (PNG).")
+@click.option("--out", default="lr_find.png", show_default=True, type=click.Path(dir_okay=False), help="Plot (.png, .svg or .pdf).")
 def lr_find(
     task: str, model: str, trainer: str, seed: int, lr: float | None, batch_size: int | None, loss: str | None,
     activation: str | None, init: str | None, width: int | None, device: str, data_dir: str | None,
@@ -205,6 +205,8 @@ def lr_find(
         options["batch_size"] = batch_size
     try:
         check_out_file(out)
+        if Path(out).suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise ConfigError("--out", out, "a plot file ending in .png, .svg or .pdf")
         check_data([(task, routed["task_options"])], data_dir)
         found = run_lr_find(
             task, model, trainer, seed=seed, device=_device(device), data_dir=data_dir, loss=loss,

@@ -234,10 +234,18 @@ class _Heartbeat(threading.Thread):
 
 
 def preflight(experiment: Experiment, out: Path, data_dir: str | None) -> None:
-    """Before any run starts: the devices exist, the data sets are present and intact, ``out`` is writable."""
+    """Before any run starts: the devices exist, the data sets are present and intact, ``out`` is writable
+    and holds no other experiment's store (whose recorded experiment file would be replaced)."""
     for device in sorted({r.spec.device for r in experiment.runs}):
         check_device(device, "experiment.device")
     check_out_dir(out)
+    if (out / STORE_NAME).is_file():
+        with ResultStore(out / STORE_NAME) as store:
+            other = store.meta().get("experiment")
+        if other and other != experiment.name:
+            raise ConfigError(
+                "--out", str(out), f"the folder of experiment {experiment.name!r} or a new one (it holds experiment {other!r})"
+            )
     check_data(((r.spec.task, r.spec.task_options) for r in experiment.runs), data_dir)
 
 
