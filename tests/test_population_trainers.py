@@ -129,6 +129,15 @@ def test_experiment_spec_and_cli(bcw, tmp_path) -> None:
     assert saved["status"] == "ok" and saved["spending"]["evals"] == 20
 
 
+def test_a_sample_budget_below_one_evaluation_is_refused(bcw) -> None:
+    n_train = len(bcw.train.x)
+    spec = RunSpec(task="bcw", model="mlp1", trainer="shade", budget=Budget(sample_evals=n_train - 1))
+    with pytest.raises(ConfigError, match=f"budget.sample_evals: got {n_train - 1}; allowed: at least {n_train} "):
+        execute(spec)
+    r = execute(RunSpec(task="bcw", model="mlp1", trainer="shade", budget=Budget(sample_evals=3 * n_train)))
+    assert r.status == "ok" and r.spending.evals == 3 and r.spending.sample_evals == 3 * n_train
+
+
 def test_genomes_round_trip_through_the_model(bcw) -> None:
     net, r = fit(bcw, "de", epochs=1)
     layout = ParamLayout.of(net)

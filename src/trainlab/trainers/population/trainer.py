@@ -137,6 +137,12 @@ class PopulationTrainer(Trainer):
         loss: Loss | None = None,
     ) -> RunResult:
         cfg = self.config
+        samples = cfg.fitness_batch or len(task.train.x)
+        if budget.sample_evals is not None and budget.sample_evals < samples:
+            raise ConfigError(
+                "budget.sample_evals", budget.sample_evals,
+                f"at least {samples} for the {self.name!r} trainer (one fitness evaluation on {samples} training samples)",
+            )
         loss = resolve_loss(task, loss)
         monitor = Monitor(self, model, task, loss, budget, seed, callbacks)
         layout = ParamLayout.of(model)
