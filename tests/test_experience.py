@@ -32,6 +32,21 @@ def test_registry_suggests_close_names():
     assert "did you mean" not in str(err.value) and "cross_entropy" in str(err.value)
 
 
+def test_misspelt_options_get_suggestions():
+    from trainlab.models import build_model
+    from trainlab.trainers import make_trainer
+
+    with pytest.raises(ConfigError, match=r"trainer\.adam\.lrr: .*\(did you mean 'lr'\?\)$"):
+        make_trainer("adam", lrr=0.1)
+    with pytest.raises(ConfigError, match=r"did you mean 'population_size'"):
+        make_trainer("shade", pop_sise=10)
+    with pytest.raises(ConfigError, match=r"\(did you mean 'widths'\?\)$"):
+        build_model("mlp2", (4,), 2, widht=3)
+    with pytest.raises(ConfigError) as err:
+        make_trainer("adam", zzz=1)
+    assert "did you mean" not in str(err.value)
+
+
 def test_cuda_request_without_cuda_is_one_config_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)

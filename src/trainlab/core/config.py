@@ -6,11 +6,23 @@ allowed, so that a typo in an experiment file or on the command line is reported
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def did_you_mean(name: object, choices: Iterable[str]) -> str:
+    """``" (did you mean 'adam'?)"`` for the choices closest to ``name`` (``difflib.get_close_matches``,
+    case-insensitive), or ``""`` when none is close."""
+    names = list(choices)
+    lowered = {c.lower(): c for c in names}
+    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?)"
 
 
 class ConfigError(ValueError):
@@ -72,7 +84,8 @@ def from_mapping(cls: type[T], options: Mapping[str, Any], where: str = "") -> T
     prefix = f"{where}." if where else ""
     for key in options:
         if key not in fields:
-            raise ConfigError(f"{prefix}{key}", options[key], "an option among " + ", ".join(sorted(fields)))
+            allowed = "an option among " + ", ".join(sorted(fields)) + did_you_mean(key, fields)
+            raise ConfigError(f"{prefix}{key}", options[key], allowed)
     try:
         return cls(**options)
     except ConfigError as err:

@@ -4,25 +4,15 @@ The same names are used in experiment files, on the command line and in the Pyth
 """
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from trainlab.core.config import ConfigError
+from trainlab.core.config import ConfigError, did_you_mean
 from trainlab.core.plugins import load_plugins
 
+__all__ = ["Registry", "did_you_mean"]
+
 T = TypeVar("T")
-
-
-def did_you_mean(name: object, choices: Iterable[str]) -> str:
-    """``" (did you mean 'adam'?)"`` for the choices closest to ``name`` (``difflib.get_close_matches``,
-    case-insensitive), or ``""`` when none is close."""
-    names = list(choices)
-    lowered = {c.lower(): c for c in names}
-    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=3, cutoff=0.6)
-    if not close:
-        return ""
-    return " (did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?)"
 
 
 class Registry(Generic[T]):

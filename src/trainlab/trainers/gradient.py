@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.core.budget import Budget
-from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.core.config import ConfigError, check_choice, check_number, did_you_mean
 from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
@@ -199,7 +199,7 @@ def gradient_config(name: str, options: Mapping[str, Any]) -> GradientConfig:
         elif key in spec.defaults:
             opt_opts[key] = value
         else:
-            raise ConfigError(f"trainer.{name}.{key}", value, "an option among " + ", ".join(allowed))
+            raise ConfigError(f"trainer.{name}.{key}", value, "an option among " + ", ".join(allowed) + did_you_mean(key, allowed))
     try:
         return GradientConfig(optimizer=optimizer, optimizer_options=opt_opts, **trainer_opts)
     except ConfigError as err:
