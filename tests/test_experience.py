@@ -214,3 +214,18 @@ def _trainlab(*args: str):
 
     return subprocess.run([sys.executable, "-c", "from trainlab.cli import main; main()", *args], capture_output=True,
                           text=True, timeout=300, env={**os.environ, "COLUMNS": "200", "TRAINLAB_THREADS": "1"})
+
+
+def test_task_and_model_options_vary_only_within_their_task_and_model():
+    """One label over two tasks with different option sets: only what truly varies is named."""
+    from trainlab.experiments.config import parse_experiment
+    from trainlab.experiments.progress import varied_options
+
+    exp = parse_experiment({
+        "experiment": {"name": "two-tasks", "seeds": 1},
+        "defaults": {"trainer": "adam", "budget": {"epochs": 1}},
+        "grid": [{"task": ["bcw"], "model": ["mlp1"]},
+                 {"task": ["spiral"], "model": ["spiral-mlp"], "model_options.width": [10, 20]}],
+    })
+    varied = varied_options(exp.runs)
+    assert set(varied[:2]) == {"task", "model"} and varied[2:] == ["model_options.width"]

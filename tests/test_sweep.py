@@ -95,6 +95,9 @@ def test_sweep_matches_execute_with_the_gd_trainer(loss: str, lr: float) -> None
         for key, value in single.state_dict.items():
             torch.testing.assert_close(result.state_dict[key], value, rtol=1e-4, atol=1e-5)
         assert result.config["run_id"] == single.config["run_id"] == spec.run_id()
+        # CPU time: the sweep's job CPU shared equally by its cells
+        assert result.environment["cpu_shared_by"] == len(specs) and result.environment["cpu_seconds"] > 0
+        assert single.environment["cpu_seconds"] > 0 and "cpu_shared_by" not in single.environment
 
 
 def test_float64_sweep_matches_a_float64_gd_fit() -> None:

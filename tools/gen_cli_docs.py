@@ -19,7 +19,8 @@ def render() -> str:
     ]
 
     def walk(command: click.Command, path: list[str], parent: click.Context | None) -> None:
-        ctx = click.Context(command, info_name=path[-1], parent=parent, terminal_width=100, max_content_width=100)
+        settings = {"terminal_width": 100, "max_content_width": 100, **command.context_settings}
+        ctx = click.Context(command, info_name=path[-1], parent=parent, **settings)
         lines.extend([f"{'#' * min(len(path) + 1, 4)} `{' '.join(path)}`", "", "```text", command.get_help(ctx), "```", ""])
         if isinstance(command, click.Group):
             for name in command.list_commands(ctx):

@@ -99,3 +99,14 @@ for command in (
     gradient_flow,
 ):
     main.add_command(command)
+
+
+def _same_help_options(command: click.Command) -> None:
+    """``-h``/``--help`` on every command, also when one is invoked on its own: click caches each command's
+    help option the first time it is built, with the names of the context it was built in."""
+    command.context_settings.setdefault("help_option_names", ["-h", "--help"])
+    for sub in getattr(command, "commands", {}).values():
+        _same_help_options(sub)
+
+
+_same_help_options(main)

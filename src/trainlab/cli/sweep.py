@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 @click.group("dynamic-loss")
 def dynamic_loss() -> None:
-    """Dynamic loss functions (thesis 002): Γ(t), contour figures, dynamics panel, threshold."""
+    """Dynamic loss functions: Γ(t), contour figures, dynamics panel, threshold (Ruiz-García et al. 2021)."""
 
 
 @dynamic_loss.command("gamma")

@@ -1,4 +1,4 @@
-"""Image tasks ``mnist``, ``fmnist``, ``cifar10g`` as in thesis 000 (§6.2.2) and its code.
+"""Image tasks ``mnist``, ``fmnist``, ``cifar10g`` as in Morales Muñoz (2025, §6.2.2) and its code.
 
 * Subsets drawn with a fixed ``data_seed``: ``n_train`` images (10,000) from the official training
   split and ``n_test`` (5,000) from the official test split, split half/half into validation and test.
@@ -47,7 +47,7 @@ CIFAR10_CLASSES = [
 
 @dataclass(frozen=True)
 class ImageOptions:
-    """Options of the image tasks (defaults: thesis 000)."""
+    """Options of the image tasks (defaults: Morales Muñoz 2025)."""
 
     n_train: int = 10000
     n_test: int = 5000

@@ -1,11 +1,12 @@
-"""The C-arm spiral of thesis 002 (§5.3, after Karpathy's CS231n example); generated, always offline.
+"""The C-arm spiral of Lavín Pallero (2021, §5.3, after Karpathy's CS231n example); generated, always
+offline.
 
 Arm j of C has N points with radius r evenly spaced in [0, 1] and angle
 θ = linspace(2πj/C, 2πj/C + angle·π, N) + noise·ε, ε ~ N(0, 1); the point is (r cos θ, r sin θ) and its
 class is j. The noise is drawn exactly as the thesis code does (``np.random.seed(s)`` then one
 ``randn(N)`` per arm), through an explicit ``numpy.random.RandomState(s)``, so seed 0 gives the
 thesis's training spiral. Validation and test sets are fresh spirals from other seeds; the test set
-concatenates several (thesis 002 averages test accuracy over five).
+concatenates several (Lavín Pallero 2021 averages test accuracy over five).
 """
 from __future__ import annotations
 

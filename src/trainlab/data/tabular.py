@@ -1,4 +1,5 @@
-"""Tabular tasks ``bcw``, ``bhp``, ``wqc``, ``wqr``: thesis 000's preprocessing (§6.2.1), in two profiles.
+"""Tabular tasks ``bcw``, ``bhp``, ``wqc``, ``wqr``: the preprocessing of Morales Muñoz (2025,
+§6.2.1), in two profiles.
 
 ``profile = "default"`` (leakage-free): every statistic is fitted on the training split only, in this order:
 
@@ -76,7 +77,7 @@ class TabularOptions:
     outliers: str | None = None
     """``z``, ``iqr`` or ``none``."""
     outlier_scope: str | None = None
-    """``train``: training rows only; ``all``: the whole data set before the split (thesis 000)."""
+    """``train``: training rows only; ``all``: the whole data set before the split (Morales Muñoz 2025)."""
     z_threshold: float | None = 3.0
     """``None`` keeps every row (as ``outliers = "none"``)."""
     iqr_factor: float = 1.5

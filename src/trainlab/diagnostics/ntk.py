@@ -5,7 +5,7 @@
 sample-major (index ``i·K + k``). With ``trace_outputs=True`` it is summed over the outputs,
 ``Θ[i, j] = Σ_k Θ[(i,k), (j,k)]`` (N, N), the convention of ``neural_tangents``' ``empirical_ntk_fn``.
 No 1/N factor: under gradient descent on ``(1/2N) Σ ‖f − y‖²`` the residual evolves as
-``g ← g − (η/N) Θ g`` (thesis 002, eq. 3.17).
+``g ← g − (η/N) Θ g`` (Jacot et al. 2018; Lavín Pallero 2021, eq. 3.17).
 
 The largest eigenvalues come from Lanczos on the implicit operator ``Θ v = J (Jᵀ v)`` (one vjp and
 one jvp per product) when Θ is too large to form.

@@ -1,7 +1,7 @@
 """The objective actually minimised, as a pure function of one flat parameter vector.
 
 ``f(θ) = loss(model_θ(x), y, step) + penalty(θ)`` on a chosen data subset, where ``step`` feeds the
-dynamic-loss weights (thesis 002) and ``penalty`` is the trainer's regulariser (``TrainState.penalty``).
+dynamic-loss weights (Ruiz-García et al. 2021) and ``penalty`` is the trainer's regulariser (``TrainState.penalty``).
 The model is copied, so diagnostics never touch the weights or buffers being trained.
 
 Batch norm is evaluated in a stated mode:

@@ -36,15 +36,22 @@ def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, str]:
 def varied_options(runs: Sequence[PlannedRun]) -> list[str]:
     """Dotted option names (``task``, ``model_options.width``, ``trainer_options.lr``, ...) that take more
     than one value among the runs of one trainer label (the label itself is always shown), without
-    ``seed``; ``task`` and ``model`` first."""
-    values: dict[tuple[str, str], set[str | None]] = {}
+    ``seed``; ``task`` and ``model`` first. A task's options count as varied only among runs of the same
+    task, a model's only among runs of the same model: bcw and the spiral have different options, which
+    is not a variation a reader needs to see."""
+    values: dict[tuple[object, ...], set[str | None]] = {}
     flats = [(r.label, _flat(r.resolved)) for r in runs]
     keys = {k for _, f in flats for k in f} - {"seed"}
     for label, flat in flats:
         for key in keys:
-            values.setdefault((label, key), set()).add(flat.get(key))
-    varied = {key for (_, key), seen in values.items() if len(seen) > 1}
-    return sorted(varied, key=lambda k: (k not in ("task", "model"), k))
+            scope: tuple[object, ...] = (label,)
+            if key.startswith("task_options."):
+                scope = (label, flat.get("task"))
+            elif key.startswith("model_options."):
+                scope = (label, flat.get("model"))
+            values.setdefault((*scope, key), set()).add(flat.get(key))
+    varied = {group[-1] for group, seen in values.items() if len(seen) > 1}
+    return sorted((str(k) for k in varied), key=lambda k: (k not in ("task", "model"), k))
 
 
 def run_name(run: PlannedRun, varied: Sequence[str]) -> str:

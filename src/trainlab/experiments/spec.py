@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,10 +102,13 @@ def execute(
     """Load the task, build and initialise the model from the run seed, and fit.
 
     Configuration errors raise :class:`ConfigError`; any other exception becomes a ``failed`` result
-    carrying the traceback, so that one bad run never stops an experiment.
+    carrying the traceback, so that one bad run never stops an experiment. The result's environment
+    records the run's wall time and CPU time (this process, every thread, user + system; data loading
+    included) as ``wall_seconds`` and ``cpu_seconds``.
     """
     resolved = spec.resolved()
     config = {"run_id": resolved.run_id(), **resolved.to_dict()}
+    wall0, cpu0 = time.perf_counter(), time.process_time()
     try:
         task = load_task(spec.task, data_dir=data_dir, device=spec.device, **spec.task_options)
         model = build_model(
@@ -121,6 +125,7 @@ def execute(
     except ConfigError:
         raise
     except Exception as err:  # noqa: BLE001 - a failed run is a result, not a crash
-        return RunResult.failed(config, environment(torch.device(spec.device)), err)
+        result = RunResult.failed(config, environment(torch.device(spec.device)), err)
     result.config = config
+    result.environment.update(cpu_seconds=time.process_time() - cpu0, wall_seconds=time.perf_counter() - wall0)
     return result

@@ -472,6 +472,7 @@ class ResultStore:
             row.update({k: raw[k] for k in ("started_at", "finished_at", "attempts", "metric")})
             row["git_revision"] = env.get("git_revision")
             row["device_name"] = env.get("device_name")
+            row["cpu_seconds"] = env.get("cpu_seconds", math.nan)
             rows.append(row)
         frame = pd.DataFrame(rows)
         if frame.empty:

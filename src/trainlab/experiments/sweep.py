@@ -316,7 +316,7 @@ def _train(
     status = ["ok"] * k_cells
     message = [""] * k_cells
     active = list(range(k_cells))
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
 
     def record(ks: Sequence[int], epoch: int, steps: int) -> None:
         outs = {name: cells.forward(sx)[0] for name, (sx, _) in splits.items()}
@@ -376,6 +376,9 @@ def _train(
     if bar is not None:
         bar.close()
     env = environment(device)
+    # one process trained every cell together: each cell is charged an equal share of the job's CPU time
+    env.update(cpu_seconds=(time.process_time() - cpu0) / k_cells, cpu_shared_by=k_cells,
+               wall_seconds=time.perf_counter() - t0)
     return [_result(spec, k, histories[k], spent[k], n, best_epoch[k], status[k], message[k], best, env)
             for k, spec in enumerate(specs)]
 

@@ -1,15 +1,16 @@
 """Loss functions by name. Every loss maps (outputs, targets, step) to a scalar mean over samples.
 
-``step`` is the optimisation step ``t``; static losses ignore it, dynamic losses (thesis 002) use it.
+``step`` is the optimisation step ``t``; static losses ignore it, dynamic losses (Ruiz-García et al. 2021) use it.
 All losses are pure tensor functions, so they work under ``torch.func`` transforms (vmap, grad, hessian).
 
-Static losses (seed 001, appendix B; per sample, then averaged over samples): ``mse``, ``mae``,
+Static losses (Furió Agustí 2024, appendix B; per sample, then averaged over samples): ``mse``, ``mae``,
 ``huber``, ``cross_entropy``, ``kl_divergence``, ``hellinger``; ``binary_cross_entropy`` (a sigmoid per
 output) and ``multiclass_hinge``. Classification outputs are logits; the
 probability-based losses apply a softmax first. Class-index targets are one-hot encoded.
 
-Dynamic losses (thesis 002, Ruiz-García et al. 2021 "Tilting the playing field"): ``dynamic_ce``,
-``dynamic_mse1``, ``dynamic_mse2``, driven by the class factors Γ(t) of :class:`DynamicSchedule`.
+Dynamic losses (Ruiz-García et al. 2021 "Tilting the playing field"; Lavín Pallero 2021 for the dynamic MSE and
+the equation numbers below): ``dynamic_ce``, ``dynamic_mse1``, ``dynamic_mse2``, driven by the class factors
+Γ(t) of :class:`DynamicSchedule`.
 """
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ class CrossEntropy(Loss):
 class MSE(Loss):
     """ℓ(z, y) = Σ_k (z_k − y_k)², summed over outputs (one-hot targets for class indices).
 
-    This is thesis 002's convention (``mean((f − Y)²)·C``), so its learning rates mean the same here.
+    This is Lavín Pallero's (2021) convention (``mean((f − Y)²)·C``), so its learning rates mean the same here.
     For sequence outputs (N, T, C), the mean over steps of that sum.
     """
 
@@ -103,7 +104,7 @@ class MSE(Loss):
 @LOSSES.register("mae")
 @dataclass(frozen=True)
 class MAE(Loss):
-    """ℓ(z, y) = ‖z − y‖₁ = Σ_k |z_k − y_k| (seed 001, B.2.1)."""
+    """ℓ(z, y) = ‖z − y‖₁ = Σ_k |z_k − y_k| (Furió Agustí 2024, B.2.1)."""
 
     name = "mae"
 
@@ -114,7 +115,8 @@ class MAE(Loss):
 @LOSSES.register("huber")
 @dataclass(frozen=True)
 class Huber(Loss):
-    """ℓ(z, y) = Σ_k L_δ(z_k − y_k), L_δ(r) = r²/2 if |r| ≤ δ else δ(|r| − δ/2) (seed 001, B.2.1)."""
+    """ℓ(z, y) = Σ_k L_δ(z_k − y_k), L_δ(r) = r²/2 if |r| ≤ δ else δ(|r| − δ/2) (Huber 1964;
+    Furió Agustí 2024, B.2.1)."""
 
     delta: float = 1.0
     name = "huber"
@@ -130,7 +132,8 @@ class Huber(Loss):
 @LOSSES.register("kl_divergence")
 @dataclass(frozen=True)
 class KLDivergence(Loss):
-    """ℓ(z, y) = D_KL(y ‖ softmax(z)) = Σ_k y_k log(y_k / softmax(z)_k), with 0·log 0 = 0 (seed 001, B.2.2).
+    """ℓ(z, y) = D_KL(y ‖ softmax(z)) = Σ_k y_k log(y_k / softmax(z)_k), with 0·log 0 = 0 (Kullback & Leibler
+    1951; Furió Agustí 2024, B.2.2).
 
     Targets are class indices (one-hot, where this equals cross-entropy) or rows of probabilities.
     """
@@ -145,7 +148,8 @@ class KLDivergence(Loss):
 @LOSSES.register("hellinger")
 @dataclass(frozen=True)
 class Hellinger(Loss):
-    """ℓ(z, y) = ‖√softmax(z) − √y‖₂ / √2, the Hellinger distance (seed 001, B.2.2)."""
+    """ℓ(z, y) = ‖√softmax(z) − √y‖₂ / √2, the Hellinger distance (Hellinger 1909; Furió Agustí 2024,
+    B.2.2)."""
 
     name = "hellinger"
 
@@ -200,12 +204,12 @@ class MulticlassHinge(Loss):
 
 
 # --------------------------------------------------------------------------------------------------
-# Dynamic losses (thesis 002)
+# Dynamic losses (Ruiz-García et al. 2021; Lavín Pallero 2021)
 
 
 @dataclass(frozen=True)
 class DynamicSchedule:
-    """The class factors Γ(t) of thesis 002, eqs. (3.2)–(3.5).
+    """The class factors Γ(t) of Ruiz-García et al. (2021), as in Lavín Pallero (2021) eqs. (3.2)–(3.5).
 
     With period T, amplitude A ≥ 1 and C classes, at step t: t_T = t mod T, the emphasised class is
     i = ⌊t / T⌋ mod C, and g(t_T) = 1 + m·min(t_T, T − t_T) with m = 2(A − 1)/T rises linearly from 1
@@ -262,8 +266,8 @@ class DynamicSchedule:
         return raw
 
     def plot(self, steps: int, n_classes: int, ax: Axes | None = None) -> Axes:
-        """Draw Γ_j(t) for t = 0 … steps − 1, one line per class (thesis 002, fig. 3.1), titled with A and T;
-        the legend sits outside the axes, right of the plot, so that it hides no curve."""
+        """Draw Γ_j(t) for t = 0 … steps − 1, one line per class (Lavín Pallero 2021, fig. 3.1), titled with A
+        and T; the legend sits outside the axes, right of the plot, so that it hides no curve."""
         from matplotlib.figure import Figure
 
         if ax is None:
@@ -291,7 +295,8 @@ def gamma(
     stop_at: int | None = None,
     total_steps: int | None = None,
 ) -> Tensor:
-    """Γ(t) of thesis 002 (see :class:`DynamicSchedule`): shape (C,) for a scalar ``t``, (len(t), C) else."""
+    """Γ(t) of Ruiz-García et al. 2021 (see :class:`DynamicSchedule`): shape (C,) for a scalar ``t``, (len(t), C)
+    else."""
     schedule = DynamicSchedule(amplitude, period, normalise, stop_at, total_steps)
     return schedule.factors(t, n_classes)
 
@@ -330,7 +335,7 @@ class DynamicLoss(Loss):
 @LOSSES.register("dynamic_ce")
 @dataclass(frozen=True)
 class DynamicCrossEntropy(DynamicLoss):
-    """F = (1/N) Σ_j Γ_{y_j}(t) · (−log softmax(f(x_j))_{y_j}), thesis 002 eq. (3.1)."""
+    """F = (1/N) Σ_j Γ_{y_j}(t) · (−log softmax(f(x_j))_{y_j}), Lavín Pallero 2021 eq. (3.1)."""
 
     name = "dynamic_ce"
 
@@ -344,7 +349,8 @@ class DynamicCrossEntropy(DynamicLoss):
 @LOSSES.register("dynamic_mse1")
 @dataclass(frozen=True)
 class DynamicMSE1(DynamicLoss):
-    """F = (1/N) Σ_j Γ_{y_j}(t) · Σ_k (f_k(x_j) − ŷ_{jk})², thesis 002 version 1 (``weighted_loss_MSE_old``)."""
+    """F = (1/N) Σ_j Γ_{y_j}(t) · Σ_k (f_k(x_j) − ŷ_{jk})², Lavín Pallero 2021 version 1
+    (``weighted_loss_MSE_old``)."""
 
     name = "dynamic_mse1"
 
@@ -358,7 +364,7 @@ class DynamicMSE1(DynamicLoss):
 @LOSSES.register("dynamic_mse2")
 @dataclass(frozen=True)
 class DynamicMSE2(DynamicLoss):
-    """F = (1/N) Σ_j Σ_k (f_k(x_j) − Γ̂_k(t) ŷ_{jk})², thesis 002 version 2, eq. (4.5).
+    """F = (1/N) Σ_j Σ_k (f_k(x_j) − Γ̂_k(t) ŷ_{jk})², Lavín Pallero 2021 version 2, eq. (4.5).
 
     The one-hot target is multiplied by the raw factors, so the emphasised class's target becomes
     g(t_T) (``normalise`` defaults to false here). With ``rescale`` the loss is also multiplied by

@@ -1,4 +1,5 @@
-"""Convolutional models: LeNet5 and the bottleneck ResNets of thesis 000, and Myrtle5 (thesis 002).
+"""Convolutional models: LeNet5 (LeCun et al. 1998) and the bottleneck ResNets (He et al. 2016) of Morales Muñoz
+(2025), and Myrtle5 (Page 2018; Shankar et al. 2020) as used by Lavín Pallero (2021).
 
 All take ``(channels, height, width)`` inputs. Parameter counts for a 1×32×32 input and 10 classes:
 ``lenet5`` 62,158, ``resnet15`` 513,034, ``resnet57`` 1,346,826 (the thesis's numbers), ``myrtle5``
@@ -48,7 +49,7 @@ def _norm(batch_norm: bool, channels: int, dims: int = 2) -> list[nn.Module]:
 
 @dataclass(frozen=True)
 class ResNetOptions(ModelOptions):
-    """Options of ``resnet15``/``resnet57``; ``dropout`` is the head's (thesis 000: 0.5)."""
+    """Options of ``resnet15``/``resnet57``; ``dropout`` is the head's (Morales Muñoz 2025: 0.5)."""
 
     dropout: float = 0.5
 
@@ -80,7 +81,7 @@ def _image_shape(name: str, input_shape: tuple[int, ...], min_size: int) -> tupl
 
 
 def build_lenet5(opts: ConvOptions, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    """LeNet5 with ReLU, max pooling and batch norm (thesis 000, table 2); every layer has a bias."""
+    """LeNet5 with ReLU, max pooling and batch norm (Morales Muñoz 2025, table 2); every layer has a bias."""
     channels, height, width = _image_shape("lenet5", input_shape, 16)
     (c1, c2), (w1, w2), bn = opts.channels, opts.widths, opts.batch_norm
     flat = c2 * (((height - 4) // 2 - 4) // 2) * (((width - 4) // 2 - 4) // 2)

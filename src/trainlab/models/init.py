@@ -1,7 +1,7 @@
 """Activations and weight initialisation schemes, applied with an explicit ``torch.Generator``.
 
 For a weight of a ``Linear`` or ``Conv`` layer, ``fan_in = in_channels × kernel area`` and
-``fan_out = out_channels × kernel area`` (thesis 000 §4.4.2; Glorot & Bengio 2010; He et al. 2015):
+``fan_out = out_channels × kernel area`` (Glorot & Bengio 2010; He et al. 2015; Morales Muñoz 2025 §4.4.2):
 
 ================  =================================================  ==========================
 scheme            weights                                            biases
@@ -11,7 +11,7 @@ glorot-normal     N(0, 2 / (fan_in + fan_out))                       0
 he                N(0, 2 / fan_in)                                   0
 lecun             N(0, 1 / fan_in) truncated at ±2σ, σ rescaled so   0
                   the variance stays 1 / fan_in (JAX/Keras lecun_normal)
-standard          N(0, 1 / fan_in) (thesis 002's original code)      0
+standard          N(0, 1 / fan_in) (code of Lavín Pallero 2021)      0
 stax              N(0, 2 / (fan_in + fan_out)) (Glorot normal)       N(0, 0.01²)
                   (``jax.example_libraries.stax.Dense``'s default,
                   the init of the authors' updated spiral notebook)
@@ -38,7 +38,7 @@ targets: log class frequencies for classification (so softmax(b) is the class pr
 means for regression.
 
 Batch-norm layers always start at weight 1, bias 0, running mean 0, running variance 1.
-When ``init`` is not given it follows the activation (thesis 000 §4.4.2): He for ReLU-like units
+When ``init`` is not given it follows the activation (Morales Muñoz 2025 §4.4.2): He for ReLU-like units
 (relu, leaky-relu, elu, gelu, prelu, silu), LeCun for SELU, Glorot-uniform for tanh, sigmoid and maxout.
 PReLU slopes start at 0.25 (He et al. 2015).
 """

@@ -1,6 +1,7 @@
-"""Fully connected models: the thesis 000 MLPs and the one-hidden-layer spiral network of thesis 002.
+"""Fully connected models: the MLPs of Morales Muñoz (2025) and the one-hidden-layer spiral
+network of Lavín Pallero (2021).
 
-``mlpK`` follows fastai's ``TabularModel`` as used by thesis 000: batch norm on the (flattened) inputs,
+``mlpK`` follows fastai's ``TabularModel`` as used by Morales Muñoz (2025): batch norm on the (flattened) inputs,
 then per hidden width ``w`` a block ``Linear(no bias) → activation → BatchNorm1d(w) [→ Dropout]``,
 then a final ``Linear`` with bias. The hidden linear layers carry no bias (fastai's ``LinBnDrop`` drops
 it when batch norm follows); with it the thesis's published counts (2,238 / 6,462 / 85,310 / 1,403,838
@@ -74,7 +75,7 @@ class LinearOptions(ModelOptions):
 
 @dataclass(frozen=True)
 class SpiralOptions(ModelOptions):
-    """Options of ``spiral-mlp``: hidden ``width`` H; init defaults to thesis 002's "standard"."""
+    """Options of ``spiral-mlp``: hidden ``width`` H; init defaults to Lavín Pallero's (2021) "standard"."""
 
     width: int = 100
     maxout_pieces: int = 2

@@ -1,7 +1,7 @@
 """Published numbers beside measured ones: ``trainlab report DIR --against FILE.csv``.
 
 An anchors file is a CSV with columns ``task, model, trainer, metric, train_loss, test_loss, test_metric``
-(one published value per cell, e.g. thesis 000's Appendix A, shipped as ``--against thesis000``; see
+(one published value per cell, e.g. Appendix A of Morales Muñoz 2025, shipped as ``--against thesis000``; see
 ``trainlab/report/anchors/README.md`` for its source). Runs are matched to cells by task, model and trainer
 label (the ``[trainers.<label>]`` name, else the algorithm). For each cell the table gives the published
 value, the mean ± std (ddof 1) over the ``ok`` seeds, Δ = mean − published and whether |Δ| exceeds the

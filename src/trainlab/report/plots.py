@@ -513,7 +513,7 @@ def records_panel(
     title: str | None = None,
 ) -> Figure:
     """A stacked panel of what callbacks logged in one run (``RunResult.records``), e.g. the dynamics panel
-    of thesis 002: Γ(t), losses, accuracy, top Hessian eigenvalues, NTK eigenvalue.
+    of Lavín Pallero (2021): Γ(t), losses, accuracy, top Hessian eigenvalues, NTK eigenvalue.
 
     One subplot per record name (in the given order), plotting ``columns[name]`` (default: every numeric
     column of :func:`expand_records` except ``x``, ``step`` and ``epoch``) against ``x``. On the subplots

@@ -16,7 +16,7 @@ import pandas as pd
 from trainlab.core.config import ConfigError, check_choice, check_number
 
 GROUP = ("task", "model", "label")
-SPENDING = ("evals", "sample_evals", "seconds")
+SPENDING = ("evals", "sample_evals", "seconds", "cpu_seconds")
 TABLE_FORMATS = ("md", "csv", "tex")
 
 

@@ -1,10 +1,10 @@
-"""Dynamic-loss studies (thesis 002): the dynamics panel of one long run, the Hessian threshold at the
-onset of instability against 1/lr, and the (A, T) contour figures of a swept experiment.
+"""Dynamic-loss studies (Ruiz-García et al. 2021; Lavín Pallero 2021): the dynamics panel of one long run,
+the Hessian threshold at the onset of instability against 1/lr, and the (A, T) contour figures of a swept experiment.
 
-The panel (thesis 002, figs. 3.5, 4.3, 4.7) stacks Γ(t), the dynamic loss F(t), the ordinary loss L(t),
-L(t) − L(t−1), the training accuracy, the top-3 Hessian eigenvalues of F with the 2/lr line and the
-largest NTK eigenvalue. :class:`DynamicsCallback` logs the first five; the curvature rows come from
-:class:`trainlab.diagnostics.CurvatureCallback`.
+The panel (Lavín Pallero 2021, figs. 3.5, 4.3, 4.7) stacks Γ(t), the dynamic loss F(t), the ordinary loss L(t),
+L(t) − L(t−1), the training accuracy, the top-3 Hessian eigenvalues of F with the 2/lr line (the edge of
+stability, Cohen et al. 2021) and the largest NTK eigenvalue. :class:`DynamicsCallback` logs the first five;
+the curvature rows come from :class:`trainlab.diagnostics.CurvatureCallback`.
 """
 from __future__ import annotations
 
@@ -101,11 +101,11 @@ def instability_onset(result: RunResult, *, rel_jump: float = 1e-2, skip: int = 
     """(step, λ_max) at the first instability of a :func:`long_run` result, or ``None`` if there is none.
 
     The onset is the first step after ``skip`` where the ordinary loss jumps up in one step,
-    L(t) − L(t−1) > ``rel_jump``·L(t−1) (the start of the first bifurcation, thesis 002 §3.6); λ_max is the top
-    Hessian eigenvalue of the last curvature measurement at or before that step (thesis 002's threshold
-    λ_max^th), so measure curvature densely (``curvature_every``) for a sharp threshold. The default 1 % is well
-    above the smooth drift of L while Γ changes (of order 1/T per step) and below the jumps of a bifurcation;
-    1e-3 fired on ordinary in-period rises of L.
+    L(t) − L(t−1) > ``rel_jump``·L(t−1) (the start of the first bifurcation,
+    Lavín Pallero 2021 §3.6); λ_max is the top Hessian eigenvalue of the last curvature measurement at or before
+    that step (the threshold λ_max^th of Lavín Pallero 2021), so measure curvature densely (``curvature_every``)
+    for a sharp threshold. The default 1 % is well above the smooth drift of L while Γ changes (of order 1/T per
+    step) and below the jumps of a bifurcation; 1e-3 fired on ordinary in-period rises of L.
     """
     check_number("rel_jump", rel_jump, low=0)
     rows = result.records.get("dynamics", [])
@@ -123,7 +123,8 @@ def instability_onset(result: RunResult, *, rel_jump: float = 1e-2, skip: int = 
 
 def threshold_table(results: Sequence[RunResult], **options: Any) -> pd.DataFrame:
     """One row per run: ``lr``, ``inverse_lr``, onset ``step`` and ``threshold`` (λ_max at the onset; NaN
-    when the run never became unstable), for the λ_max^th-against-1/lr plot of thesis 002 (figs. 3.6, 4.4)."""
+    when the run never became unstable), for the λ_max^th-against-1/lr plot of Lavín
+    Pallero 2021 (figs. 3.6, 4.4)."""
     rows = []
     for result in results:
         lr = float(result.config["trainer_options"]["lr"])

@@ -101,7 +101,7 @@ class Monitor:
 
     ``tick`` after each optimizer step (or generation) with what it spent; ``end_epoch`` after each epoch.
     Both return ``True`` when training must stop (budget spent, divergence, or a callback asked).
-    The selected model is the one with the lowest validation loss (thesis 000). ``select`` says which
+    The selected model is the one with the lowest validation loss (as in Morales Muñoz 2025). ``select`` says which
     epochs are candidates (:data:`SELECTIONS`; default: the trainer config's ``select``, else ``trained``):
     with ``trained`` the initial weights (epoch 0) are chosen only when no trained epoch has a finite
     validation loss. History rows are recorded every ``eval_every`` epochs and at the last epoch; only

@@ -4,7 +4,7 @@ Every optimizer is PyTorch's implementation with PyTorch's defaults, except wher
 sensible default for the variant:
 
 * ``sgd``: ``torch.optim.SGD`` without momentum, ``lr = 0.01`` (PyTorch's 1e-3 is too small for plain
-  SGD in the 20-epoch budgets of thesis 000, whose range is 0.01–0.001; 0.01 is also Keras's default).
+  SGD in the 20-epoch budgets of Morales Muñoz (2025), whose range is 0.01–0.001; 0.01 is also Keras's default).
 * ``momentum``: heavy ball, v ← μv + g, θ ← θ − ηv, with ``momentum = 0.9``, ``lr = 0.01``.
 * ``nag``: Nesterov momentum as in PyTorch (Sutskever et al. 2013 form), ``momentum = 0.9``, ``lr = 0.01``.
 * ``adagrad`` (lr 0.01), ``rmsprop`` (lr 0.01, α 0.99), ``adam`` (lr 1e-3, β 0.9/0.999), ``adamw``

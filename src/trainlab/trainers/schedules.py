@@ -13,10 +13,12 @@ with the number of steps per epoch. Formulas:
   momentum from ``moms[0]`` (0.95) down to ``moms[1]`` (0.85) and back up to ``moms[2]`` (0.95).
   Each phase is fastai's ``SchedCos``: start + (1 + cos(π(1 − pos)))(end − start)/2.
 * ``triangular``: piecewise linear over the T planned steps: η_min at t = 0, η at t = ``pct_start`` · T, then
-  η/``div_final`` at t = T (the Myrtle5 schedule of thesis 002: 0 → 0.02 at epoch 300 → 0.002 at 700).
-* ``exponential``: η_t = η e^{−k e} with e = t / (steps per epoch) epochs and k = ``decay_rate`` (thesis 002
-  §2.2.2.5); with one step per epoch this is PyTorch's ``ExponentialLR`` with γ = e^{−k}.
-* ``inverse-time``: η_t = η / (a + k e), a = ``decay_offset`` (1), k = ``decay_rate`` (thesis 002 §2.2.2.5).
+  η/``div_final`` at t = T (the Myrtle5 schedule of Ruiz-García et al. 2021, as in
+  Lavín Pallero 2021 §3.4.1: 0 → 0.02 at epoch 300 → 0.002 at 700).
+* ``exponential``: η_t = η e^{−k e} with e = t / (steps per epoch) epochs and k = ``decay_rate``
+  (Lavín Pallero 2021 §2.2.2.5); with one step per epoch this is PyTorch's ``ExponentialLR`` with γ = e^{−k}.
+* ``inverse-time``: η_t = η / (a + k e), a = ``decay_offset`` (1), k = ``decay_rate`` (Lavín Pallero
+  2021 §2.2.2.5).
 * ``linear``: η_t = (1 − α)η + α τ-end, α = min(1, t / τ), τ = ``decay_epochs`` epochs, ending at
   η · ``end_factor`` (0.01) and constant afterwards (Goodfellow, Bengio & Courville 2016, eq. 8.14).
 

@@ -331,9 +331,10 @@ def initial_population(
 ) -> Tensor:
     """A (size, D) population on ``model``'s device; row 0 is ``model``'s own parameters.
 
-    ``scheme="glorot"``: weight matrices and kernels Glorot-uniform U(±√(6/(fan_in+fan_out))) (thesis
-    000); Linear/Conv biases U(±1/√fan_in) and batch-norm scale/shift 1 + U(±0.1) / U(±0.1), so that no
-    gene is constant across the population (DE differences of a constant gene are 0 forever).
+    ``scheme="glorot"``: weight matrices and kernels Glorot-uniform U(±√(6/(fan_in+fan_out))) (Glorot
+    & Bengio 2010, as in Morales Muñoz 2025); Linear/Conv biases U(±1/√fan_in) and batch-norm scale/shift
+    1 + U(±0.1) / U(±0.1), so that no gene is constant across the population (DE differences of a constant gene
+    are 0 forever).
     ``scheme="model"``: every row is ``model``'s parameters plus nothing (a degenerate population
     meant for tests). Sampling uses ``generator`` on the CPU, so populations are device-independent.
     """

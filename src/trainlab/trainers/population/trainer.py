@@ -1,8 +1,8 @@
 """Population trainers: a searcher of :mod:`trainlab.metaheuristics` on a network through the engine.
 
 Registered names: ``de``, ``shade``, ``lshade``, ``shade-ils``, ``cma-es``, ``sep-cma-es`` (pycma),
-``snes`` and the memetic hybrids ``shade-gd`` and ``shade-ils-gd`` (thesis 000), ``cma-es-gd``,
-``sep-cma-es-gd`` and ``snes-gd``, which every ``gd_every`` epochs train the best individual for one
+``snes`` and the memetic hybrids ``shade-gd`` and ``shade-ils-gd`` (Morales Muñoz 2025),
+``cma-es-gd``, ``sep-cma-es-gd`` and ``snes-gd``, which every ``gd_every`` epochs train the best individual for one
 epoch of ``gd_optimizer`` (:func:`trainlab.trainers.gradient.train_epoch`, a fresh optimizer each time)
 and offer the result back to the search through the searcher's ``inject`` (it replaces the worst member,
 or SHADE-ILS's current point, when better; CMA-ES receives it as a forced sample of the next
@@ -10,7 +10,7 @@ generation; SNES moves its mean there when it is the best point so far).
 
 Fitness = the training loss (the task's loss or the one given to ``fit``) of each genome, on the whole
 training split or, with ``fitness_batch``, on one minibatch shared by a generation. One "epoch" is
-``evals_per_epoch`` fitness evaluations (thesis 000: 210, so ``Budget(epochs=20)`` = 4,200 evaluations;
+``evals_per_epoch`` fitness evaluations (Morales Muñoz 2025: 210, so ``Budget(epochs=20)`` = 4,200 evaluations;
 in a hybrid's gradient epoch, one of them evaluates the gradient epoch's result);
 at its end the best individual is loaded into the model, its batch-norm statistics are recalibrated
 over the training split (monitoring, not counted in the spending), and the history row is recorded.
@@ -50,17 +50,17 @@ MEMETIC = {
     "shade-gd": "shade", "shade-ils-gd": "shade-ils", "cma-es-gd": "cma-es", "sep-cma-es-gd": "sep-cma-es",
     "snes-gd": "snes",
 }
-"""The memetic hybrids (thesis 000's SHADE-GD and SHADE-ILS-GD, and the same for CMA-ES, sep-CMA-ES and
-SNES): trainer name → searcher."""
+"""The memetic hybrids (SHADE-GD and SHADE-ILS-GD of Morales Muñoz 2025, and the same for CMA-ES,
+sep-CMA-ES and SNES): trainer name → searcher."""
 SEARCHER_DEFAULTS: dict[str, dict[str, Any]] = {"shade-ils": {"de_evals": 200, "ls_evals": 10}}
-"""Thesis 000's iteration: 20 generations of 10 (200 evaluations) and 10 of local search."""
+"""The SHADE-ILS iteration of Morales Muñoz (2025): 20 generations of 10 (200 evaluations) and 10 of local search."""
 
 
 @dataclass(frozen=True)
 class PopulationConfig:
     """Options of a population trainer; ``options`` go to the searcher (F, CR, memory_size, de_evals...).
 
-    ``lower``/``upper``: box of every gene (thesis 000: ±50). ``init``: initial population scheme
+    ``lower``/``upper``: box of every gene (Morales Muñoz 2025: ±50). ``init``: initial population scheme
     (:func:`trainlab.trainers.population.engine.initial_population`; row 0 is the model's own initialisation, and the
     population derives from the run seed only, so every algorithm starts from the same one).
     ``fitness_batch``: samples of the shared minibatch per generation (``None``: whole training split).
