@@ -45,8 +45,14 @@ def test_builtin_trainers_conform(name: str, options: dict[str, object]) -> None
     assert "the same seed gives the same run" in check_trainer(name, **options)
 
 
+_RECURRENT_ONLY = {"tbptt": "truncated BPTT needs a recurrent network; tests/test_recurrent_training.py checks it"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", TRAINERS.names())
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.skip(reason=_RECURRENT_ONLY[n])) if n in _RECURRENT_ONLY else n
+    for n in TRAINERS.names()
+])
 def test_every_builtin_trainer_conforms(name: str) -> None:
     small = {"population_size": 10, "evals_per_epoch": 20} if name in ("de", "shade", "lshade", "shade-ils", "shade-gd", "shade-ils-gd") else {}
     check_trainer(name, **small)
