@@ -18,7 +18,7 @@ from trainlab.core.config import ConfigError
 CUDA_BUILD_HINT = (
     "this torch build ({version}) has no CUDA support; install a CUDA build, e.g. "
     "pip install torch --index-url https://download.pytorch.org/whl/cu126 "
-    "(https://pytorch.org/get-started/locally/), or use --device cpu"
+    "(https://pytorch.org/get-started/locally/), or run on the CPU (--device cpu; device = \"cpu\" in an experiment file)"
 )
 
 
