@@ -30,10 +30,10 @@ from trainlab.core.budget import Budget
 from trainlab.core.config import ConfigError, check_number, from_mapping
 from trainlab.data.task import Task
 from trainlab.losses import Loss
-from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.base import TRAINERS, Monitor, Trainer
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.result import RunResult
-from trainlab.trainers.second_order import DTYPES, FlatObjective, _check_dtype, _check_size, _finish_iteration
+from trainlab.trainers.second_order import FlatObjective, _check_dtype, _finish_iteration, fixed_objective
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,7 @@ class FletcherReeves(Trainer):
         loss: Loss | None = None,
     ) -> RunResult:
         cfg: FletcherReevesConfig = self.config
-        _check_size(self.name, model, cfg.max_params)
-        loss = resolve_loss(task, loss)
-        if loss.static() is not loss:
-            raise ConfigError("loss", loss.name, f"a static loss (trainer {self.name!r} needs a fixed objective)")
-        objective = FlatObjective(model, task.train, loss, DTYPES[cfg.dtype])
+        loss, objective = fixed_objective(self.name, model, task, loss, cfg.max_params, cfg.dtype)
         restart_every = cfg.restart_every or objective.size
         monitor = Monitor(self, model, task, loss, budget, seed, callbacks)
         monitor.begin()

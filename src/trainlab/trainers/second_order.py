@@ -222,6 +222,18 @@ def damped_newton_direction(hessian: Tensor, grad: Tensor, damping: float) -> tu
     raise FloatingPointError(f"H + λI is not positive definite for λ up to {lam:g}")
 
 
+def fixed_objective(
+    trainer: str, model: nn.Module, task: Task, loss: Loss | None, max_params: int, dtype: str
+) -> tuple[Loss, FlatObjective]:
+    """The loss and the training-set :class:`FlatObjective` of a trainer whose line searches need a fixed
+    objective: the model's size is checked and a dynamic loss is refused."""
+    _check_size(trainer, model, max_params)
+    resolved = resolve_loss(task, loss)
+    if resolved.static() is not resolved:
+        raise ConfigError("loss", resolved.name, f"a static loss (trainer {trainer!r} needs a fixed objective)")
+    return resolved, FlatObjective(model, task.train, resolved, DTYPES[dtype])
+
+
 @TRAINERS.register("newton")
 class Newton(Trainer):
     """Damped Newton with the exact Hessian, Levenberg–Marquardt damping and an Armijo line search."""
@@ -333,11 +345,7 @@ class _ScipyTrainer(Trainer):
         loss: Loss | None = None,
     ) -> RunResult:
         cfg: ScipyConfig = self.config
-        _check_size(self.name, model, cfg.max_params)
-        loss = resolve_loss(task, loss)
-        if loss.static() is not loss:
-            raise ConfigError("loss", loss.name, f"a static loss (trainer {self.name!r} needs a fixed objective)")
-        objective = FlatObjective(model, task.train, loss, DTYPES[cfg.dtype])
+        loss, objective = fixed_objective(self.name, model, task, loss, cfg.max_params, cfg.dtype)
         monitor = Monitor(self, model, task, loss, budget, seed, callbacks)
         monitor.begin()
         device = objective.x.device
