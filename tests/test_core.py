@@ -1,7 +1,10 @@
 """Core types: configuration errors, registries, budgets, metrics, results and the fit monitor."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,11 +17,18 @@ from trainlab.core.budget import Budget, Spending
 from trainlab.core.config import ConfigError, check_choice, check_number, from_mapping
 from trainlab.data.task import Split, Task
 from trainlab.losses import CrossEntropy, get_loss
-from trainlab.losses.metrics import accuracy, balanced_accuracy, r2
+from trainlab.losses.metrics import accuracy, balanced_accuracy, batch_mean, r2
 from trainlab.core.registry import Registry
 from trainlab.trainers.result import RunResult
 from trainlab.core.seeding import derive_seed
-from trainlab.trainers.base import Monitor, Trainer
+from trainlab.trainers.base import Monitor, Trainer, task_metric
+
+
+@contextlib.contextmanager
+def _no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
 
 
 def test_config_errors_name_field_value_and_allowed() -> None:
@@ -82,6 +92,58 @@ def test_metrics_match_sklearn() -> None:
     yr = torch.tensor(rng.normal(size=(50, 1)))
     pr = yr + 0.3 * torch.tensor(rng.normal(size=(50, 1)))
     assert r2(pr, yr) == pytest.approx(r2_score(yr.numpy(), pr.numpy()))
+
+
+def _sklearn_batch_mean(score, y: np.ndarray, pred: np.ndarray, batch: int) -> float:
+    """fastai's AvgMetric written out: sklearn's score on each batch in order, weighted by the batch's size."""
+    starts = range(0, len(y), batch)
+    values = [score(y[i : i + batch], pred[i : i + batch]) for i in starts]
+    return float(np.average(values, weights=[len(y[i : i + batch]) for i in starts]))
+
+
+@pytest.mark.parametrize("batch", [1, 16, 64, 250])
+def test_batch_mean_balanced_accuracy_matches_sklearn_per_batch(batch: int) -> None:
+    rng = np.random.default_rng(1)
+    y = torch.tensor(np.repeat([0, 1, 2, 3, 4, 5], [100, 60, 25, 8, 4, 3])[rng.permutation(200)])
+    logits = torch.tensor(rng.normal(size=(200, 6))) + 2.0 * nn.functional.one_hot(y, 6)
+    pred = logits.argmax(1).numpy()
+    with pytest.warns(UserWarning) if batch < 200 else _no_warning():  # sklearn: classes absent from a batch
+        expected = _sklearn_batch_mean(balanced_accuracy_score, y.numpy(), pred, batch)
+    assert batch_mean(balanced_accuracy, logits, y, batch) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("batch", [2, 32, 45])
+def test_batch_mean_r2_matches_sklearn_per_batch(batch: int) -> None:
+    rng = np.random.default_rng(2)
+    # rows ordered by target, so each batch's variance is small; 100 rows leave no 1-row batch (R² undefined)
+    y = np.sort(rng.normal(size=100))[:, None] * 5
+    pred = y + rng.normal(size=(100, 1))
+    expected = _sklearn_batch_mean(r2_score, y, pred, batch)
+    got = batch_mean(r2, torch.tensor(pred), torch.tensor(y), batch)
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert got < r2(torch.tensor(pred), torch.tensor(y))
+
+
+def test_batch_mean_of_accuracy_is_the_whole_split_accuracy() -> None:
+    rng = np.random.default_rng(3)
+    logits, y = torch.tensor(rng.normal(size=(77, 3))), torch.tensor(rng.integers(0, 3, size=77))
+    assert batch_mean(accuracy, logits, y, 10) == pytest.approx(accuracy(logits, y), abs=1e-12)
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_mean(accuracy, logits, y, 0)
+
+
+def test_task_metric_follows_the_task_protocol() -> None:
+    task = _tiny_task()
+    logits = torch.randn(len(task.test), 2, generator=torch.Generator().manual_seed(4))
+    assert task_metric(task)(logits, task.test.y) == accuracy(logits, task.test.y)
+    assert task.describe()["metric_protocol"] == {"kind": "whole"}
+    batched = dataclasses.replace(task, metric="balanced_accuracy", metric_batch_size=8)
+    assert batched.describe()["metric_protocol"] == {"kind": "batch-mean", "batch_size": 8, "order": "split"}
+    pred = logits.argmax(1).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn: a batch may lack a predicted class
+        expected = _sklearn_batch_mean(balanced_accuracy_score, task.test.y.numpy(), pred, 8)
+    assert task_metric(batched)(logits, task.test.y) == pytest.approx(expected, abs=1e-12)
 
 
 def test_losses_against_closed_forms() -> None:

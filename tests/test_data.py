@@ -248,6 +248,12 @@ def test_bad_names_and_options_raise_config_errors() -> None:
         task_config("bcw", split=(0.5, 0.5, 0.5))
     assert err.value.field == "task.bcw.split"
     with pytest.raises(ConfigError) as err:
+        task_config("bcw", metrics="per-batch")
+    assert err.value.field == "task.bcw.metrics" and "batch-mean" in err.value.allowed
+    with pytest.raises(ConfigError) as err:
+        task_config("wqr", eval_batch_size=0)
+    assert err.value.field == "task.wqr.eval_batch_size"
+    with pytest.raises(ConfigError) as err:
         task_config("wqc", variant="rose")
     assert err.value.field == "task.wqc.variant" and "white" in err.value.allowed
     with pytest.raises(ConfigError) as err:

@@ -108,3 +108,31 @@ def test_wine_tasks(data_root: Path, variant: str, rows: int, levels: range) -> 
     reg = load_task("wqr", data_dir=data_root, variant=variant)
     assert reg.train.y.dtype == torch.float32 and reg.train.y.shape[1] == 1
     assert set(np.unique(reg.test.y.numpy())) <= set(float(q) for q in levels)
+
+
+def test_bcw_batch_mean_metric_protocol_is_recorded_and_applied() -> None:
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    from trainlab.models import build_model
+    from trainlab.trainers.base import evaluate, predict, task_metric
+    from trainlab.losses import get_loss
+
+    whole = load_task("bcw", profile="thesis000")
+    batched = load_task("bcw", profile="thesis000", metrics="batch-mean", eval_batch_size=16)
+    assert whole.describe()["metric_protocol"] == {"kind": "whole"}
+    assert batched.describe()["metric_protocol"] == {"kind": "batch-mean", "batch_size": 16, "order": "split"}
+    assert torch.equal(whole.test.x, batched.test.x), "the protocol changes the metric, not the data"
+    torch.manual_seed(0)
+    model = build_model("mlp1", batched.input_shape, batched.n_outputs)
+    pred = predict(model, batched.test.x).argmax(1).numpy()
+    y = batched.test.y.numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn: a batch may lack a predicted class
+        per_batch = [balanced_accuracy_score(y[i : i + 16], pred[i : i + 16]) for i in range(0, len(y), 16)]
+    expected = np.average(per_batch, weights=[len(y[i : i + 16]) for i in range(0, len(y), 16)])
+    _, metric = evaluate(model, batched.test, get_loss("cross_entropy"), task_metric(batched))
+    assert metric == pytest.approx(expected, abs=1e-12)
+    assert task_metric(whole)(predict(model, whole.test.x), whole.test.y) == pytest.approx(
+        balanced_accuracy_score(y, pred), abs=1e-12)

@@ -65,6 +65,7 @@ PROFILES = ("default", "thesis000")
 OUTLIER_RULES = ("z", "iqr", "none")
 OUTLIER_SCOPES = ("train", "all")
 CONSTANT_FEATURES = ("drop", "keep")
+METRIC_PROTOCOLS = ("whole", "batch-mean")
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,16 @@ class TabularOptions:
     standardize: bool = True
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     data_seed: int = 0
+    metrics: str = "whole"
+    """``whole``: the metric on each whole split; ``batch-mean``: per batch of ``eval_batch_size`` rows in the
+    split's (data-file) order, weighted by batch size, as fastai's ``AvgMetric`` (the thesis's tables)."""
+    eval_batch_size: int = 64
+    """Rows per evaluation batch under ``metrics = "batch-mean"`` (fastai evaluates with the training batch size)."""
 
     def __post_init__(self) -> None:
         check_choice("profile", self.profile, PROFILES)
+        check_choice("metrics", self.metrics, METRIC_PROTOCOLS)
+        check_number("eval_batch_size", self.eval_batch_size, low=1, integer=True)
         if self.corr_threshold is not None:
             check_number("corr_threshold", self.corr_threshold, low=0, high=1)
         check_number("pair_threshold", self.pair_threshold, low=0, high=1)
@@ -408,6 +416,7 @@ def tabular_task(
         metric="balanced_accuracy" if classification else "r2",
         classes=list(raw.classes) if classification and raw.classes else None,
         preprocessing=record,
+        metric_batch_size=options.eval_batch_size if options.metrics == "batch-mean" else None,
     )
 
 

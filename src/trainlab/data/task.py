@@ -43,6 +43,11 @@ class Task:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
     """Optional training-time augmentation applied by trainers to each training mini-batch on its device."""
+    metric_batch_size: int | None = None
+    """``None``: the metric is computed on the whole split. An integer: on consecutive batches of that many rows
+    in the split's order, averaged weighted by batch size (:func:`~trainlab.losses.metrics.batch_mean`, fastai's
+    ``AvgMetric``; the protocol behind Morales Muñoz 2025's balanced accuracy). Trainers get the function from
+    :func:`trainlab.trainers.base.task_metric`."""
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -56,6 +61,13 @@ class Task:
         if name not in SPLITS:
             raise ValueError(f"split: got {name!r}; allowed: train, val, test")
         return getattr(self, name)
+
+    def metric_protocol(self) -> dict[str, Any]:
+        """How the metric is computed: ``{"kind": "whole"}`` or ``{"kind": "batch-mean", "batch_size": b,
+        "order": "split"}`` (batches follow the split's row order)."""
+        if self.metric_batch_size is None:
+            return {"kind": "whole"}
+        return {"kind": "batch-mean", "batch_size": self.metric_batch_size, "order": "split"}
 
     def to(self, device: str | torch.device) -> Task:
         return dataclasses.replace(
@@ -72,5 +84,6 @@ class Task:
             "sizes": {s: len(self.split(s)) for s in SPLITS},
             "loss": self.loss,
             "metric": self.metric,
+            "metric_protocol": self.metric_protocol(),
             "preprocessing": self.preprocessing,
         }

@@ -43,9 +43,9 @@ from trainlab.data import load_task
 from trainlab.data.task import SPLITS, Task
 from trainlab.experiments.spec import RunSpec
 from trainlab.losses import DynamicLoss, Loss, get_loss
-from trainlab.losses.metrics import METRICS
 from trainlab.models import build_model
 from trainlab.trainers import make_trainer
+from trainlab.trainers.base import task_metric
 from trainlab.trainers.gradient import planned_steps
 from trainlab.trainers.result import RunResult
 
@@ -307,7 +307,7 @@ def _train(
     loss_grad = _loss_grad(losses[0], y)
     factors = _Factors(losses, task.n_outputs, dtype, device)
     statics = [loss.static() for loss in losses]
-    metric = METRICS.get(task.metric)
+    metric = task_metric(task)
     histories: list[list[dict[str, float]]] = [[] for _ in specs]
     best_val = [math.inf] * k_cells
     best_epoch = [0] * k_cells

@@ -39,6 +39,26 @@ def r2(outputs: Tensor, targets: Tensor) -> float:
     return (1 - ss_res / ss_tot).mean().item()
 
 
+def batch_mean(metric: Metric, outputs: Tensor, targets: Tensor, batch_size: int) -> float:
+    """``metric`` on consecutive batches of ``batch_size`` rows (the split's own order; the last batch may be
+    smaller), averaged with the batch sizes as weights.
+
+    This is what fastai (Howard & Gugger 2020) reports for a metric given as a plain function: its ``AvgMetric``
+    adds ``metric(batch) × len(batch)`` over the evaluation batches and divides by the number of rows. For a
+    mean over rows (accuracy) it equals the whole-split value; for balanced accuracy and R² it does not: each
+    batch averages recalls over the classes present in that batch only, and divides by that batch's own target
+    variance (R² of a 1-row or constant-target batch is undefined: NaN or −inf here, NaN or 0 in scikit-learn).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size: got {batch_size}; allowed: an integer >= 1")
+    total, rows = 0.0, 0
+    for i in range(0, len(targets), batch_size):
+        size = len(targets[i : i + batch_size])
+        total += metric(outputs[i : i + batch_size], targets[i : i + batch_size]) * size
+        rows += size
+    return total / rows
+
+
 @METRICS.register("string_accuracy")
 def string_accuracy(outputs: Tensor, targets: Tensor) -> float:
     """Fraction of sequences (N, T, C) in which, at every step with k > 0 allowed symbols (multi-hot

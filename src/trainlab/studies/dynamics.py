@@ -20,9 +20,8 @@ from trainlab.core.config import ConfigError, check_number
 from trainlab.diagnostics import CurvatureCallback
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.losses import DynamicLoss
-from trainlab.losses.metrics import METRICS
 from trainlab.report import contour, expand_records, records_panel
-from trainlab.trainers.base import predict
+from trainlab.trainers.base import predict, task_metric
 from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.trainers.result import RunResult
 
@@ -54,7 +53,7 @@ class DynamicsCallback(Callback):
             "dynamic_loss": state.loss(outputs, split.y, state.step).item(),
             "loss": loss,
             "loss_change": change,
-            state.task.metric: METRICS.get(state.task.metric)(outputs, split.y),
+            state.task.metric: task_metric(state.task)(outputs, split.y),
         }
         if isinstance(state.loss, DynamicLoss):
             row["gamma"] = state.loss.schedule.factors(state.step, outputs.shape[-1]).tolist()

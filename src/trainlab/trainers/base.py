@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import time
 import warnings
@@ -25,7 +26,7 @@ from trainlab.trainers.callbacks import Callback, Penalty, TrainState
 from trainlab.data.task import SPLITS, Split, Task
 from trainlab.core.environment import environment
 from trainlab.losses import LOSSES, Loss, get_loss
-from trainlab.losses.metrics import METRICS
+from trainlab.losses.metrics import METRICS, Metric, batch_mean
 from trainlab.core.registry import Registry
 from trainlab.trainers.result import RunResult
 
@@ -90,10 +91,20 @@ def predict(model: nn.Module, x: Tensor, batch_size: int = 8192) -> Tensor:
         model.train(was_training)
 
 
-def evaluate(model: nn.Module, split: Split, loss: Loss, metric: str, step: int = 0) -> tuple[float, float]:
-    """(loss, metric) of ``model`` in eval mode on ``split``."""
+def task_metric(task: Task) -> Metric:
+    """``task``'s headline metric as a function of (outputs, targets): on the whole split, or batch-averaged
+    when ``task.metric_batch_size`` is set (:func:`~trainlab.losses.metrics.batch_mean`)."""
+    metric = METRICS.get(task.metric)
+    if task.metric_batch_size is None:
+        return metric
+    return functools.partial(batch_mean, metric, batch_size=task.metric_batch_size)
+
+
+def evaluate(model: nn.Module, split: Split, loss: Loss, metric: str | Metric, step: int = 0) -> tuple[float, float]:
+    """(loss, metric) of ``model`` in eval mode on ``split``; ``metric`` is a registered name or a function."""
     outputs = predict(model, split.x)
-    return loss(outputs, split.y, step).item(), METRICS.get(metric)(outputs, split.y)
+    fn = METRICS.get(metric) if isinstance(metric, str) else metric
+    return loss(outputs, split.y, step).item(), fn(outputs, split.y)
 
 
 class Monitor:
@@ -128,6 +139,7 @@ class Monitor:
         self._initial_state: dict[str, Tensor] = {}
         self.state = TrainState(model=model, task=task, loss=loss, seed=seed, penalty=penalty)
         self.monitor_loss = loss.static()
+        self.metric = task_metric(task)
         self.best_val = math.inf
         self.best_epoch = 0
         self.best_state: dict[str, Tensor] = {}
@@ -225,7 +237,7 @@ class Monitor:
         row: dict[str, float] = {"epoch": self.spending.epochs}
         for name in SPLITS:
             row[f"{name}_loss"], row[f"{name}_metric"] = evaluate(
-                model, task.split(name), self.monitor_loss, task.metric, self.state.step
+                model, task.split(name), self.monitor_loss, self.metric, self.state.step
             )
         self.spending.seconds = time.perf_counter() - self._t0
         row.update({k: v for k, v in self.spending.to_dict().items() if k != "epochs"})
