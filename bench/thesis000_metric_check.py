@@ -11,7 +11,10 @@ their test split under three protocols and counts, for each, the cells within ±
 Balanced accuracy for classification, R² for regression, each batch by scikit-learn (``balanced_accuracy_score``,
 ``r2_score``), as the thesis's ``balanced_accuracy_func`` and fastai's ``AvgMetric`` do.
 
-Usage: python bench/thesis000_metric_check.py runs/thesis000-mlp-gd [--perms 20] [--tasks bcw bhp wqc wqr]
+Regression cells also get R² with scikit-learn's arguments swapped, ``r2_score(predictions, targets)`` (the
+predictions' variance as denominator): the order in which fastai calls a metric function (``func(pred, targ)``).
+
+Usage: python bench/thesis000_metric_check.py runs/thesis000-mlp-gd [--perms 20] [--tasks bcw bhp wqc wqr] [--csv F]
 """
 from __future__ import annotations
 
@@ -92,6 +95,7 @@ def main() -> None:
     parser.add_argument("folder")
     parser.add_argument("--tasks", nargs="+", default=["bcw", "bhp", "wqc", "wqr"])
     parser.add_argument("--perms", type=int, default=20)
+    parser.add_argument("--csv", help="also write the per-cell table to this CSV file")
     args = parser.parse_args()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn: a batch may lack a predicted class
@@ -102,6 +106,8 @@ def main() -> None:
     cells = cells.merge(anchors[["task", "model", "trainer", "test_metric", "outlier"]], how="left")
     protocols = [*PROTOCOLS, *(f"swapped {p}" for p in PROTOCOLS)]
     print(cells.round(3).to_string(index=False))
+    if args.csv:
+        cells.to_csv(args.csv, index=False)
     kept = cells[~cells["outlier"].astype(bool)]
     print(f"\ncells (thesis outliers left out): {len(kept)}")
     for task in [*args.tasks, "all"]:
