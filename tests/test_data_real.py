@@ -115,9 +115,9 @@ def test_bcw_batch_mean_metric_protocol_is_recorded_and_applied() -> None:
 
     from sklearn.metrics import balanced_accuracy_score
 
+    from trainlab.losses import get_loss
     from trainlab.models import build_model
     from trainlab.trainers.base import evaluate, predict, task_metric
-    from trainlab.losses import get_loss
 
     whole = load_task("bcw", profile="thesis000")
     batched = load_task("bcw", profile="thesis000", metrics="batch-mean", eval_batch_size=16)

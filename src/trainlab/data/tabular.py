@@ -27,6 +27,12 @@ statistics still come from the training split (fastai's ``Normalize`` fits on th
 
 An option left at ``None`` takes its profile's value; the resolved values are recorded in
 ``Task.preprocessing`` with everything decided or fitted.
+
+``metrics`` (either profile; default ``whole``) says how the headline metric is computed: on each whole split,
+or (``batch-mean``) per batch of ``eval_batch_size`` rows in the split's row order (the data file's order),
+weighted by batch size, as fastai's ``AvgMetric`` reports a metric given as a plain function (Howard & Gugger
+2020) and so as the thesis's gradient tables print it. It changes neither the data nor the training; the task
+records it as ``metric_protocol``.
 """
 from __future__ import annotations
 
