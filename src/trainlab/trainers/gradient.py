@@ -305,6 +305,30 @@ def train_epoch(
     seen = 0
     run = forward if forward is not None else model
     t = monitor.state.step if monitor is not None else step
+    calls = 0
+    x = y = x_all
+
+    def closure() -> Tensor:
+        nonlocal calls
+        calls += 1
+        optimizer.zero_grad(set_to_none=True)
+        if frozen:
+            with frozen_batch_norm(norms):
+                outputs = run(x)
+        else:
+            outputs = run(x)
+        if keep_outputs and calls == 1:
+            stats.outputs.append(outputs.detach())
+            stats.targets.append(y)
+        value = loss(outputs, y, t)
+        objective = value + rule.penalty(params) if rule.penalty is not None else value
+        objective.backward()
+        if rule.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(trainable, rule.clip_norm)
+        if rule.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(trainable, rule.clip_value)
+        return value.detach()
+
     for start, end in zip(starts, ends):
         if perm is None:
             x, y = x_all, y_all
@@ -321,25 +345,6 @@ def train_epoch(
                     monitor.set_rates(momentum=mom)
         b = end - start
         calls = 0
-
-        def closure() -> Tensor:
-            nonlocal calls
-            calls += 1
-            optimizer.zero_grad(set_to_none=True)
-            with frozen_batch_norm(norms) if frozen else contextlib.nullcontext():
-                outputs = run(x)
-            if keep_outputs and calls == 1:
-                stats.outputs.append(outputs.detach())
-                stats.targets.append(y)
-            value = loss(outputs, y, t)
-            objective = value + rule.penalty(params) if rule.penalty is not None else value
-            objective.backward()
-            if rule.clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(trainable, rule.clip_norm)
-            if rule.clip_value is not None:
-                torch.nn.utils.clip_grad_value_(trainable, rule.clip_value)
-            return value.detach()
-
         if closure_needed:
             if weights:
                 decay_weights(weights, optimizer.param_groups[0]["lr"] * rule.decoupled_weight_decay)
