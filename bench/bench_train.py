@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -186,6 +187,8 @@ def main() -> None:
     parser.add_argument("--no-policies", action="store_true", help="skip the hand-loop comparison")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.threads == 1:  # compile in this process, so that its CPU time is counted (workers are other processes)
+        os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
     device = resolve_device(args.device)
     print(f"device={device} threads={torch.get_num_threads()} epochs={args.epochs} repeats={args.repeats} "
           f"batch={args.batch_size} torch={torch.__version__}")

@@ -140,6 +140,7 @@ class Monitor:
         self.eval_every = self.policy.every
         self._running: tuple[float, float] | None = None
         self._subsets: dict[str, Split] = {}
+        self._exact: dict[int, set[str]] = {}
         self.select = select if select is not None else getattr(trainer.config, "select", "trained")
         check_choice("select", self.select, SELECTIONS)
         self._initial_state: dict[str, Tensor] = {}
@@ -246,14 +247,18 @@ class Monitor:
         model, task = self.state.model, self.state.task
         row: dict[str, float] = {"epoch": self.spending.epochs}
         policy = self.policy
-        if policy.train == "running" and self._running is not None:
-            row["train_loss"], row["train_metric"] = self._running
+        running = self._running if policy.train == "running" else None
+        if running is not None:
+            row["train_loss"], row["train_metric"] = running
         else:
             row["train_loss"], row["train_metric"] = self._evaluate_row("train")
         self._running = None
         row["val_loss"], row["val_metric"] = self._evaluate_row("val")
         if policy.test == "rows":
             row["test_loss"], row["test_metric"] = self._evaluate_row("test")
+        self._exact[int(row["epoch"])] = {name for name in SPLITS if f"{name}_loss" in row and self._whole(name)}
+        if running is not None:
+            self._exact[int(row["epoch"])].discard("train")
         self.spending.seconds = time.perf_counter() - self._t0
         row.update({k: v for k, v in self.spending.to_dict().items() if k != "epochs"})
         if self.state.lr is not None:
@@ -268,6 +273,10 @@ class Monitor:
         elif row["val_loss"] < self.best_val:
             self.best_val, self.best_epoch = row["val_loss"], int(row["epoch"])
             self.best_state = copy.deepcopy(model.state_dict())
+
+    def _whole(self, name: str) -> bool:
+        """Whether rows evaluate split ``name`` whole (not a subset)."""
+        return self.policy.samples is None or self.policy.samples >= len(self.state.task.split(name))
 
     def _evaluate_row(self, name: str) -> tuple[float, float]:
         """(loss, metric) of the current weights on split ``name``, or on its fixed subset with ``samples``."""
@@ -293,6 +302,8 @@ class Monitor:
             self._record()
         if history and "test_loss" not in history[-1]:
             history[-1]["test_loss"], history[-1]["test_metric"] = self._evaluate_row("test")
+            if self._whole("test"):
+                self._exact.setdefault(int(history[-1]["epoch"]), set()).add("test")
         if not self.best_state and self._initial_state:
             self.best_epoch, self.best_state = 0, self._initial_state
         if self.best_state:
@@ -301,8 +312,9 @@ class Monitor:
             cb.on_fit_end(self.state)
         best = next(row for row in history if row["epoch"] == self.best_epoch)
         final: dict[str, float] = {}
+        exact = self._exact.get(self.best_epoch, set())
         for name in SPLITS:
-            if self.policy.exact(name) and f"{name}_loss" in best:
+            if name in exact:
                 final[f"{name}_loss"], final[f"{name}_metric"] = best[f"{name}_loss"], best[f"{name}_metric"]
             else:
                 final[f"{name}_loss"], final[f"{name}_metric"] = evaluate(

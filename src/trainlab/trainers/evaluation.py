@@ -52,12 +52,6 @@ class EvalPolicy:
         if self.samples is not None:
             check_number("eval_samples", self.samples, low=1, integer=True)
 
-    def exact(self, split: str) -> bool:
-        """Whether a row's values for ``split`` are a full eval-mode pass over the whole split."""
-        if self.samples is not None:
-            return False
-        return split == "val" or (split == "train" and self.train == "full") or (split == "test" and self.test == "rows")
-
 
 def resolve_train(mode: str, steps_per_epoch: int) -> str:
     """``running`` or ``full`` for an ``eval_train`` option (``auto`` decided by the epoch's mini-batches)."""
