@@ -85,11 +85,6 @@ class CrossEntropy(Loss):
             return per_sequence(F.cross_entropy(outputs.movedim(-1, 1), targets, reduction="none"))
         return F.cross_entropy(outputs, targets, reduction="none")
 
-    def __call__(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
-        if outputs.ndim == 2:  # one fused kernel and one backward node, not per_sample's two (every training step)
-            return F.cross_entropy(outputs, targets)
-        return self.per_sample(outputs, targets, step).mean()
-
 
 @LOSSES.register("mse")
 @dataclass(frozen=True)
