@@ -14,10 +14,12 @@ same evaluation work per policy (see ``docs/training.md``, "What is evaluated, a
 
 After one untimed warm-up of each side, runs alternate (hand, trainlab, hand, trainlab, ...); each ratio is
 the median of the per-pair ratios of wall time and, separately, of CPU time (this process, every thread),
-measured within one process. With ``--compile`` a last table compares ``compile = true`` against eager
+measured within one process. ``--epoch-pairs N`` times one ``train_epoch`` against one hand epoch (CPU
+time, N alternating pairs; the per-step overhead alone). With ``--compile`` a last table compares ``compile = true`` against eager
 trainlab (compile time included, a fresh compilation per run) and prints both runs' final metrics.
 
-    .venv/bin/python bench/bench_train.py [--cases lenet5/mnist,mlp5/wqc] [--epochs 3] [--repeats 3] [--compile]
+    .venv/bin/python bench/bench_train.py [--cases lenet5/mnist,mlp5/wqc] [--epochs 3] [--repeats 3]
+        [--epoch-pairs 15] [--compile] [--no-policies]
 """
 from __future__ import annotations
 
@@ -40,7 +42,9 @@ from trainlab.data.task import Split, Task
 from trainlab.losses.metrics import METRICS
 from trainlab.models import build_model
 from trainlab.trainers import make_trainer
-from trainlab.trainers.base import PREDICT_CHUNK
+from trainlab.losses import get_loss
+from trainlab.trainers.base import PREDICT_CHUNK, Monitor
+from trainlab.trainers.gradient import train_epoch
 from trainlab.trainers.result import RunResult
 
 POLICIES = {"default": {}, "complete": {"eval_train": "full", "eval_test": "rows"}}
@@ -173,9 +177,47 @@ def bench_compile(model_name: str, task_name: str, device: torch.device, args: a
             fresh(model_name, task, init), task, args.epochs, args.batch_size, "default", compile=compiled)))
         history = results[0].history
         # epochs 2..E from the rows' cumulative seconds: training after compilation (validation included)
-        steady = (history[-1]["seconds"] - history[1]["seconds"]) / max(1, len(history) - 2)
+        later = len(history) - 2
+        steady = (history[-1]["seconds"] - history[1]["seconds"]) / later if later > 0 else math.nan
         out[compiled] = (wall, cpu, steady, results[0].final["test_metric"])
     return (f"{model_name}/{task_name}", *out[False], *out[True])
+
+
+def epoch_pairs(model_name: str, task_name: str, device: torch.device, args: argparse.Namespace) -> list[float]:
+    """CPU time of one ``train_epoch`` (with a monitor and running outputs, as ``fit`` calls it) over one hand
+    epoch (with ``loss.item()`` and kept outputs for its running values), alternating, one model and optimizer."""
+    task = load_task(task_name, data_dir=args.data_dir, device=str(device))
+    model = build_model(model_name, task.input_shape, task.n_outputs, generator=torch_generator(0, "init")).to(device)
+    opt = torch.optim.Adam(model.parameters())
+    loss = get_loss(task.loss)
+    monitor = Monitor(make_trainer("adam"), model, task, loss, Budget(epochs=10**6), 0)
+    gen = torch_generator(0, "pairs", device=device)
+    x_all, y_all = task.train.x, task.train.y
+
+    def hand() -> None:
+        model.train()
+        perm = torch.randperm(len(y_all), generator=gen, device=device)
+        total, outs, targets = 0.0, [], []
+        for i in range(0, len(y_all), args.batch_size):
+            idx = perm[i : i + args.batch_size]
+            x, y = x_all[idx], y_all[idx]
+            out = model(x)
+            value = F.cross_entropy(out, y)
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            opt.step()
+            total += value.item() * len(idx)
+            outs.append(out.detach())
+            targets.append(y)
+        sync(device)
+
+    def ours() -> None:
+        train_epoch(model, task, loss, opt, batch_size=args.batch_size, generator=gen, monitor=monitor, keep_outputs=True)
+        sync(device)
+
+    hand()
+    ours()
+    return [timed(ours)[1] / timed(hand)[1] for _ in range(args.epoch_pairs)]
 
 
 def main() -> None:
@@ -189,6 +231,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared machine)")
     parser.add_argument("--compile", action="store_true", help="also time compile = true against eager")
     parser.add_argument("--no-policies", action="store_true", help="skip the hand-loop comparison")
+    parser.add_argument("--epoch-pairs", type=int, default=0, help="also time train_epoch against a hand epoch")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.threads == 1:  # compile in this process, so that its CPU time is counted (workers are other processes)
@@ -206,6 +249,10 @@ def main() -> None:
             for row in bench_case(model_name, task_name, device, args):
                 print(f"{row[0]:<14} {row[1]:<9} " + " ".join(f"{v:>{w}.3f}" for v, w in zip(
                     row[2:], (9, 8, 9, 8, 10, 9, 10, 9))))
+    for model_name, task_name in cases if args.epoch_pairs else []:
+        ratios = epoch_pairs(model_name, task_name, device, args)
+        print(f"{model_name}/{task_name}: train_epoch / hand epoch, CPU time, {len(ratios)} pairs: median "
+              f"{statistics.median(ratios):.3f} ({min(ratios):.2f}..{max(ratios):.2f})")
     if args.compile:
         print("compile = true against eager trainlab, whole fit (compile time included), default policy")
         print("seconds for the whole fit (wall, cpu), wall seconds per epoch after the first (steady), final test metric")
@@ -214,7 +261,7 @@ def main() -> None:
         for model_name, task_name in cases:
             case, w0, c0, s0, m0, w1, c1, s1, m1 = bench_compile(model_name, task_name, device, args)
             print(f"{case:<14} {w0:>10.2f} {c0:>9.2f} {s0:>12.3f} {m0:>10.4f} {w1:>10.2f} {c1:>9.2f} {s1:>12.3f} "
-                  f"{m1:>10.4f} {w1 / w0:>9.2f} {s1 / s0:>12.2f}")
+                  f"{m1:>10.4f} {w1 / w0:>9.2f} {s1 / s0 if s0 > 0 else math.nan:>12.2f}")
 
 
 if __name__ == "__main__":
