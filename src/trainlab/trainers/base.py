@@ -126,7 +126,9 @@ class Monitor:
         self.select = select if select is not None else getattr(trainer.config, "select", "trained")
         check_choice("select", self.select, SELECTIONS)
         self._initial_state: dict[str, Tensor] = {}
-        self.state = TrainState(model=model, task=task, loss=loss, seed=seed, penalty=penalty)
+        rule = getattr(trainer.config, "optimizer", None)
+        self.state = TrainState(model=model, task=task, loss=loss, seed=seed, penalty=penalty,
+                                optimizer=rule if isinstance(rule, str) else trainer.name)
         self.monitor_loss = loss.static()
         self.best_val = math.inf
         self.best_epoch = 0
@@ -188,7 +190,7 @@ class Monitor:
         s.backward_samples += backward_samples
         s.steps += steps
         s.evals += evals
-        s.seconds = time.perf_counter() - self._t0
+        s.seconds = time.perf_counter() - self._t0 - self.state.excluded_seconds
         self.state.step = s.steps
         if loss is not None:
             bad = ~torch.isfinite(torch.as_tensor(loss)).all()
@@ -227,7 +229,7 @@ class Monitor:
             row[f"{name}_loss"], row[f"{name}_metric"] = evaluate(
                 model, task.split(name), self.monitor_loss, task.metric, self.state.step
             )
-        self.spending.seconds = time.perf_counter() - self._t0
+        self.spending.seconds = time.perf_counter() - self._t0 - self.state.excluded_seconds
         row.update({k: v for k, v in self.spending.to_dict().items() if k != "epochs"})
         if self.state.lr is not None:
             row["lr"] = self.state.lr
