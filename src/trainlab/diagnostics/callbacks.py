@@ -127,7 +127,7 @@ class Diagnostics(Callback):
     ``trace``/``trace_stderr``; ``sharpness``: ``sharpness``, ``limit``, ``ratio``, ``lr``; ``ntk``:
     ``eigenvalues``; ``gradient_norm``: ``total`` and ``layers`` (module or parameter name → norm). Every row has ``seconds``, the wall
     time the measurement took (for a step measuring several diagnostics, the shared objective is charged to the
-    first). All of it is added to ``state.excluded_seconds`` (kept out of the run's time budget) and summed in
+    first; the rows' times add up to the total). All of it is added to ``state.excluded_seconds`` (kept out of the run's time budget) and summed in
     :attr:`seconds` and :attr:`cpu_seconds`. Nothing touches the model being trained or any random stream the
     trainer draws from: the objective is a copy, the subset and Lanczos start vectors come from generators
     derived from the run seed.
@@ -165,8 +165,8 @@ class Diagnostics(Callback):
         objective = Objective.from_state(state, x, y, bn=opt.bn, dtype=DTYPES[opt.dtype])
         limit = update_limit(state.optimizer, state.lr, state.momentum)
         top: list[float] | None = None
+        mark = wall0
         for name in names:
-            start = time.perf_counter()
             row: dict[str, Any] = {}
             if name in ("curvature", "sharpness"):
                 k = opt.curvature.top_k if opt.curvature is not None and "curvature" in names else 1
@@ -194,10 +194,10 @@ class Diagnostics(Callback):
                 norms = gradient_norms(objective, by=opt.gradient_norm.by)
                 row["total"] = norms.pop("total")
                 row["layers"] = norms
-            end = time.perf_counter()
-            row["seconds"] = end - (wall0 if name == names[0] else start)
+            now = time.perf_counter()
+            row["seconds"], mark = now - mark, now
             state.log(name, **row)
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        wall, cpu = mark - wall0, time.process_time() - cpu0
         self.seconds += wall
         self.cpu_seconds += cpu
         state.excluded_seconds += wall
