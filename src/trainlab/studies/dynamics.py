@@ -168,7 +168,8 @@ def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -
 class ThresholdStudy:
     """``simulations`` long runs per learning rate of ``lrs`` (thesis 002: 40 of 70,000 steps, width 100).
 
-    Simulation i uses the seed ``derive_seed(seed, "threshold", i)`` and an (A, T) pair drawn uniformly from
+    Simulation 0 uses ``seed`` itself (the run ``trainlab dynamic-loss long-run --seed SEED`` makes), simulation
+    i > 0 the seed ``derive_seed(seed, "threshold", i)``, each with an (A, T) pair drawn uniformly from
     ``amplitudes`` × ``periods`` by a generator seeded from ``seed``; both are the same for every learning rate,
     so the learning rates are compared on the same simulations. ``workers`` processes run simulations at once
     (one torch thread each)."""
@@ -206,7 +207,8 @@ class ThresholdStudy:
         pairs = [(a, t) for a in self.amplitudes for t in self.periods]
         rng = np.random.default_rng(derive_seed(self.seed, "threshold-AT"))
         picks = rng.integers(0, len(pairs), size=self.simulations)
-        return [(derive_seed(self.seed, "threshold", i), *pairs[int(k)]) for i, k in enumerate(picks)]
+        seeds = [self.seed] + [derive_seed(self.seed, "threshold", i) for i in range(1, self.simulations)]
+        return [(seed, *pairs[int(k)]) for seed, k in zip(seeds, picks)]
 
     def spec(self, lr: float, seed: int, amplitude: float, period: float) -> RunSpec:
         """Full-batch GD on the spiral with the dynamic loss, as ``trainlab dynamic-loss long-run``."""
