@@ -244,3 +244,17 @@ def test_adaptive_and_second_order_rules_have_no_gd_limit() -> None:
     assert update_limit("adam", 0.01) is None and update_limit("newton", 1.0) is None
     assert update_limit("sgd", None) is None
     assert update_limit(None, 0.5, 0.0) == pytest.approx(4.0)
+
+
+@pytest.mark.slow
+def test_a_process_pool_records_the_same_diagnostics_as_inline(tmp_path: Path) -> None:
+    exp = parse_experiment(_experiment(), source="diag.toml")
+    run_experiment(exp, tmp_path / "inline", progress=False)
+    run_experiment(exp, tmp_path / "pool", executor="process", workers=2, progress=False)
+    with ResultStore.open(tmp_path / "inline") as a, ResultStore.open(tmp_path / "pool") as b:
+        for name in ("curvature", "sharpness"):
+            left = a.records_frame(name).drop(columns="seconds").sort_values(["run_id", "step"]).reset_index(drop=True)
+            right = b.records_frame(name).drop(columns="seconds").sort_values(["run_id", "step"]).reset_index(drop=True)
+            assert len(left) > 0 and list(left["run_id"]) == list(right["run_id"])
+            assert left["step"].tolist() == right["step"].tolist()
+            assert right["sharpness"].to_numpy() == pytest.approx(left["sharpness"].to_numpy(), rel=1e-6)

@@ -110,15 +110,18 @@ def long_run_command(loss: str, amplitude: float, period: float, steps: int, wid
               help="Periods T to draw from (repeat the option).")
 @click.option("--steps", type=int, default=70000, show_default=True)
 @click.option("--width", type=int, default=100, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Master seed of the simulations' seeds and (A, T) draws.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Master seed: simulation 0's seed; the others' seeds and the (A, T) draws derive from it.")
 @click.option("--every", type=int, default=10, show_default=True, help="Dynamics record interval.")
-@click.option("--curvature-every", type=int, default=50, show_default=True, help="Hessian interval (sets the threshold's resolution).")
+@click.option("--curvature-every", type=int, default=50, show_default=True,
+              help="Hessian interval (sets the threshold's resolution).")
 @click.option("--lr", "lrs", type=float, multiple=True, required=True, help="Learning rates (repeat the option).")
 @click.option("--simulations", type=click.IntRange(min=1), default=40, show_default=True,
               help="Simulations per learning rate (thesis 002: 40), each with its own seed and (A, T) draw.")
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True,
               help="Level of the t confidence interval of the mean threshold.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes running simulations.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes running simulations.")
 @click.option("--rel-jump", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
               help="Onset: first one-step rise of L by more than this fraction of L.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the tables and figure.")

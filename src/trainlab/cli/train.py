@@ -67,7 +67,8 @@ def parse_diagnostics(lines: Sequence[str], table: dict[str, Any]) -> dict[str, 
         try:
             out.update(tomllib.loads(line))
         except tomllib.TOMLDecodeError as err:
-            raise ConfigError("--diagnostics", line, f"a TOML line such as 'curvature = {{ every = 50 }}' ({err})") from None
+            allowed = f"a TOML line such as 'curvature = {{ every = 50 }}' ({err})"
+            raise ConfigError("--diagnostics", line, allowed) from None
     return out
 
 

@@ -1,8 +1,8 @@
 """Training callbacks that record diagnostics: :class:`Diagnostics` (what a ``diagnostics`` table asks for,
 each diagnostic on its own schedule) and :class:`CurvatureCallback` (everything every ``every`` steps).
 
-For :class:`CurvatureCallback`, each measurement is one row of ``RunResult.records["curvature"]`` (``state.log``) with the step, the
-objective value, the top Hessian eigenvalues of the objective actually minimised at that step (loss
+For :class:`CurvatureCallback`, each measurement is one row of ``RunResult.records["curvature"]``
+(``state.log``) with the step, the objective value, the top Hessian eigenvalues of the objective actually minimised at that step (loss
 with its dynamic weights at ``state.step`` plus ``state.penalty``), the sharpness against the
 stability limit ``2(1+β)/lr`` from ``state.lr`` and ``state.momentum``, and optionally the largest
 NTK eigenvalues, a Hutch++ trace estimate and per-layer gradient norms.
@@ -125,12 +125,13 @@ class Diagnostics(Callback):
     Rows (besides ``step`` and ``epoch``): ``curvature``: ``loss``, ``eigenvalues`` (descending), ``sharpness``,
     ``limit`` and ``ratio`` (where the update rule has a stability limit, :func:`update_limit`), ``lr``,
     ``trace``/``trace_stderr``; ``sharpness``: ``sharpness``, ``limit``, ``ratio``, ``lr``; ``ntk``:
-    ``eigenvalues``; ``gradient_norm``: ``total`` and ``layers`` (module or parameter name → norm). Every row has ``seconds``, the wall
-    time the measurement took (for a step measuring several diagnostics, the shared objective is charged to the
-    first; the rows' times add up to the total). All of it is added to ``state.excluded_seconds`` (kept out of the run's time budget) and summed in
-    :attr:`seconds` and :attr:`cpu_seconds`. Nothing touches the model being trained or any random stream the
-    trainer draws from: the objective is a copy, the subset and Lanczos start vectors come from generators
-    derived from the run seed.
+    ``eigenvalues``; ``gradient_norm``: ``total`` and ``layers`` (module or parameter name → norm).
+
+    Every row has ``seconds``, the wall time the measurement took (for a step measuring several diagnostics,
+    the shared objective is charged to the first; the rows' times add up to the total). All of it is added to
+    ``state.excluded_seconds`` (kept out of the run's time budget) and summed in :attr:`seconds` and
+    :attr:`cpu_seconds`. Nothing touches the model being trained or any random stream the trainer draws from:
+    the objective is a copy, the subset and Lanczos start vectors come from generators derived from the run seed.
     """
 
     def __init__(self, config: DiagnosticsConfig | Mapping[str, Any]):
@@ -187,7 +188,8 @@ class Diagnostics(Callback):
             elif name == "ntk":
                 assert opt.ntk is not None
                 count = min(opt.ntk.subset, len(x))
-                ntk = NTK(state.model, x[:count], trace_outputs=opt.ntk.trace_outputs, bn=opt.bn, dtype=DTYPES[opt.dtype])
+                ntk = NTK(state.model, x[:count], trace_outputs=opt.ntk.trace_outputs, bn=opt.bn,
+                          dtype=DTYPES[opt.dtype])
                 row["eigenvalues"] = ntk.eigenvalues(min(opt.ntk.top_k, ntk.dim), seed=state.seed).tolist()
             elif name == "gradient_norm":
                 assert opt.gradient_norm is not None

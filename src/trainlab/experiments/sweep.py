@@ -153,7 +153,8 @@ def check_compatible(specs: Sequence[RunSpec]) -> None:
     for i, spec in enumerate(specs):
         check_choice(f"specs[{i}].trainer", spec.trainer, SWEEP_TRAINERS)
         if spec.diagnostics:
-            raise ConfigError(f"specs[{i}].diagnostics", dict(spec.diagnostics), "none (the sweep engine records no diagnostics; such cells run one by one)")
+            raise ConfigError(f"specs[{i}].diagnostics", dict(spec.diagnostics),
+                              "none (the sweep engine records no diagnostics; such cells run one by one)")
         if spec.budget.seconds is not None or spec.budget.evals is not None:
             raise ConfigError(f"specs[{i}].budget", spec.budget.to_dict(), "a budget in steps, epochs or sample_evals")
         for key in ("task", "model", "device", "budget", "loss"):
