@@ -124,10 +124,12 @@ def long_run_command(loss: str, amplitude: float, period: float, steps: int, wid
               help="Processes running simulations.")
 @click.option("--rel-jump", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
               help="Onset: first one-step rise of L by more than this fraction of L.")
+@click.option("--skip", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Onset: ignore rises of L in the first SKIP steps (the initial transient).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the tables and figure.")
 def threshold(loss: str, amplitudes: tuple[float, ...], periods: tuple[float, ...], steps: int, width: int, seed: int,
               every: int, curvature_every: int, lrs: tuple[float, ...], simulations: int, confidence: float,
-              workers: int, rel_jump: float, out: Path) -> None:
+              workers: int, rel_jump: float, skip: int, out: Path) -> None:
     """λ_max at the onset of instability against 1/lr: SIMULATIONS runs per learning rate over (A, T) draws,
     mean with a t confidence interval."""
     from trainlab.core.config import ConfigError  # start-up time: see trainlab.cli.lazy
@@ -142,7 +144,7 @@ def threshold(loss: str, amplitudes: tuple[float, ...], periods: tuple[float, ..
     try:
         study = ThresholdStudy(lrs=lrs, simulations=simulations, amplitudes=amplitudes, periods=periods, steps=steps,
                                loss=loss, width=width, seed=seed, every=every, curvature_every=curvature_every,
-                               rel_jump=rel_jump, workers=workers)
+                               rel_jump=rel_jump, skip=skip, workers=workers)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
     table = threshold_study(study)

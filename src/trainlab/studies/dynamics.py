@@ -172,7 +172,7 @@ class ThresholdStudy:
     i > 0 the seed ``derive_seed(seed, "threshold", i)``, each with an (A, T) pair drawn uniformly from
     ``amplitudes`` × ``periods`` by a generator seeded from ``seed``; both are the same for every learning rate,
     so the learning rates are compared on the same simulations. ``workers`` processes run simulations at once
-    (one torch thread each)."""
+    (one torch thread each). ``rel_jump`` and ``skip`` define the onset (:func:`instability_onset`)."""
 
     lrs: tuple[float, ...]
     simulations: int = 40
@@ -185,6 +185,7 @@ class ThresholdStudy:
     every: int = 10
     curvature_every: int = 50
     rel_jump: float = 1e-2
+    skip: int = 0
     workers: int = 1
 
     def __post_init__(self) -> None:
@@ -201,6 +202,7 @@ class ThresholdStudy:
             for value in values:
                 check_number(name[:-1], value, low=low, low_open=name == "periods")
         check_number("rel_jump", self.rel_jump, low=0, low_open=True)
+        check_number("skip", self.skip, low=0, integer=True)
 
     def draws(self) -> list[tuple[int, float, float]]:
         """(seed, A, T) of each simulation."""
@@ -224,7 +226,7 @@ def _simulate(job: tuple[ThresholdStudy, int, float, int, float, float], data_di
     study, index, lr, seed, amplitude, period = job
     callbacks = [DynamicsCallback(study.every), CurvatureCallback(every=study.curvature_every, top=1)]
     result = execute(study.spec(lr, seed, amplitude, period), data_dir=data_dir, callbacks=callbacks)
-    onset = instability_onset(result, rel_jump=study.rel_jump) if result.status == "ok" else None
+    onset = instability_onset(result, rel_jump=study.rel_jump, skip=study.skip) if result.status == "ok" else None
     return {"lr": lr, "inverse_lr": 1 / lr, "two_over_lr": 2 / lr, "simulation": index, "seed": seed,
             "amplitude": amplitude, "period": period, "status": result.status,
             "step": onset[0] if onset else math.nan, "threshold": onset[1] if onset else math.nan}
