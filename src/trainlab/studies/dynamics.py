@@ -151,7 +151,7 @@ def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -
     The t-interval is exact for normal data and, by the central limit theorem, close to its nominal coverage for
     the roughly 40 independent simulations per learning rate of thesis 002, whose thresholds are bounded and
     unimodal; a percentile bootstrap would be a second approximation of the same sampling distribution and
-    under-covers at such sizes (Efron & Tibshirani 1993, §13), so the classical interval is the one stated."""
+    under-covers at such sizes (Efron & Tibshirani 1993, chs. 13–14), so the classical interval is the one stated."""
     check_number("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
     data = np.asarray(values, dtype=float)
     data = data[np.isfinite(data)]
