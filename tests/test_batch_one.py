@@ -9,7 +9,8 @@ from trainlab.core.budget import Budget
 from trainlab.data.task import Split, Task
 from trainlab.losses import get_loss
 from trainlab.trainers import make_optimizer, make_trainer
-from trainlab.trainers.gradient import batch_starts, train_epoch
+from trainlab.trainers.batching import batch_starts
+from trainlab.trainers.gradient import train_epoch
 
 
 def task(n: int = 40) -> Task:
