@@ -25,7 +25,7 @@ from typing import Any
 
 from trainlab.core.config import ConfigError, check_choice, check_number, did_you_mean, from_mapping
 from trainlab.diagnostics.gradients import GROUPINGS
-from trainlab.diagnostics.objective import BN_MODES
+from trainlab.models.batchnorm import check_bn_mode
 
 DTYPES = ("float64", "float32")
 
@@ -104,8 +104,8 @@ REQUESTS: dict[str, type] = {
 @dataclass(frozen=True)
 class DiagnosticsConfig:
     """Which diagnostics to record (``None``: off) and the settings they share: the training ``subset`` size
-    (``None``: the whole training split), batch norm mode ``bn`` (``eval``: running statistics; ``train``: the
-    subset's own), the ``dtype`` of the computation and the Lanczos tolerance ``tol`` (relative residual)."""
+    (``None``: the whole training split), batch norm mode ``bn`` (``eval``: running statistics; ``batch``, alias
+    ``train``: the subset's own), the ``dtype`` of the computation and the Lanczos tolerance ``tol`` (relative residual)."""
 
     curvature: CurvatureRequest | None = None
     sharpness: SharpnessRequest | None = None
@@ -119,7 +119,7 @@ class DiagnosticsConfig:
     def __post_init__(self) -> None:
         if self.subset is not None:
             check_number("subset", self.subset, low=1, integer=True)
-        check_choice("bn", self.bn, BN_MODES)
+        object.__setattr__(self, "bn", check_bn_mode(self.bn))
         check_choice("dtype", self.dtype, DTYPES)
         check_number("tol", self.tol, low=0, low_open=True)
 
