@@ -19,7 +19,7 @@ from trainlab.losses import get_loss
 from trainlab.trainers import make_trainer
 from trainlab.trainers.base import evaluate
 from trainlab.trainers.callbacks import Callback, TrainState
-from trainlab.trainers.gradient import batch_starts
+from trainlab.trainers.batching import batch_starts
 from trainlab.trainers.result import RunResult
 
 
