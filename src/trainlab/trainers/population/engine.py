@@ -38,8 +38,12 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 def _batch_stats_bn(self: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
     """Batch norm with the statistics of ``x`` itself (biased variance), running statistics untouched:
-    (x − mean) / √(var + eps) · γ + β over every dimension but the channel one. Written with plain tensor
-    operations, which vmap batches far faster than ``torch.batch_norm``'s batching rule."""
+    (x − mean) / √(var + eps) · γ + β over every dimension but the channel one. Outside ``vmap`` this is
+    ``F.batch_norm`` in training mode without running statistics (one fused kernel); under ``vmap`` (and
+    for one value per channel, which ``F.batch_norm`` refuses) plain tensor operations, which vmap batches
+    far faster than ``torch.batch_norm``'s batching rule."""
+    if x.numel() > x.shape[1] and not torch._C._functorch.is_batchedtensor(x):
+        return nn.functional.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
     dims = [0, *range(2, x.ndim)]
     shape = (1, -1) + (1,) * (x.ndim - 2)
     centred = x - x.mean(dims, keepdim=True)
