@@ -178,10 +178,10 @@ def stacked_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor, bn: 
         elif isinstance(m, _BN) and not shared and h.numel() > h.shape[1] * h.shape[2]:
             # (N, P, C, ...) as (N, P·C, ...): one fused batch norm per individual and channel
             flat = h.reshape(len(h), -1, *h.shape[3:])
-            stats = [buffers[pre + "running_mean"].repeat(p_count), buffers[pre + "running_var"].repeat(p_count)] \
-                if bn == "eval" else [None, None]
+            mean, var = (buffers[pre + "running_mean"].repeat(p_count), buffers[pre + "running_var"].repeat(p_count)) \
+                if bn == "eval" else (None, None)
             weight, bias = (params[pre + "weight"].reshape(-1), params[pre + "bias"].reshape(-1)) if m.affine else (None, None)
-            h = nn.functional.batch_norm(flat, *stats, weight, bias, bn == "batch", 0.0, m.eps).view(h.shape)
+            h = nn.functional.batch_norm(flat, mean, var, weight, bias, bn == "batch", 0.0, m.eps).view(h.shape)
         elif isinstance(m, _BN):
             dims = [0, *range(2 if shared else 3, h.ndim)]
             if bn == "batch":
