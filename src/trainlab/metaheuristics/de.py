@@ -111,13 +111,15 @@ class DE(Searcher):
         self._trial: Tensor | None = None
 
     def mutate(self) -> Tensor:
-        """v_i = x_r1 + F (x_r2 − x_r3), written into the reused trial buffer."""
-        x = self.x
-        r = distinct_indices(self, len(x), 3)
-        v, work = self.buffer("trial", len(x)), self.buffer("work", len(x))
-        torch.index_select(x, 0, r[:, 1], out=v)
-        v.sub_(torch.index_select(x, 0, r[:, 2], out=work)).mul_(self.config.F)
-        return v.add_(torch.index_select(x, 0, r[:, 0], out=work))
+        """v_i = x_r1 + F (x_r2 − x_r3), all rows at once as v = C·x (one matrix product into the reused
+        trial buffer; row i of C holds 1 at r1, F at r2 and −F at r3)."""
+        x, n = self.x, len(self.x)
+        r = distinct_indices(self, n, 3).cpu()
+        c = torch.zeros(n, n, dtype=torch.float64)
+        rows = torch.arange(n)
+        for k, weight in enumerate((1.0, self.config.F, -self.config.F)):
+            c[rows, r[:, k]] = weight
+        return torch.mm(c.to(x.device, x.dtype), x, out=self.buffer("trial", n))
 
     def ask(self) -> Tensor:
         """The trial vectors (valid until the next ``ask``: they live in a reused buffer)."""
