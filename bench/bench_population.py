@@ -22,6 +22,9 @@ per individual). Ratio = the fastest peer's CPU time / the engine's.
 with a process-time clock: the searcher's share (SHADE's ``ask`` + ``tell``), the engine's, and the run's
 user and system CPU time (``resource.getrusage``).
 
+``--searcher D``: CPU time (user and system) per SHADE generation on a (``--sizes``[0], D) float32 population
+with a free fitness (random numbers), i.e. the searcher alone; D = 1,403,289 is mlp11's genome on wine.
+
 ``--options CASE``: the opt-in engine options against the default: CPU time per population evaluation
 with ``compile=True`` and with ``fitness_dtype="bfloat16"``, and the final metrics of SHADE runs at
 ``--evals`` evaluations over ``--seeds`` seeds with each.
@@ -201,6 +204,25 @@ def profile_run(args: argparse.Namespace, case: str) -> None:
         f"auto-mode probe {probe:.2f} s = {probe / total:.1%}")
 
 
+def searcher_generation(args: argparse.Namespace, dim: int) -> None:
+    from trainlab.metaheuristics import Problem, make_searcher
+
+    g = torch.Generator().manual_seed(0)
+    pop = (torch.rand(args.sizes[0], dim, generator=g) * 2 - 1) * 0.05
+    problem = Problem(lambda x: torch.rand(len(x), generator=g), dim, -50.0, 50.0)
+    searcher = make_searcher("shade", problem, pop, torch.Generator().manual_seed(1))
+    for _ in range(3):
+        searcher.step(len(pop))
+    generations = 20
+    r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    for _ in range(generations):
+        searcher.step(len(pop))
+    r1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - w0
+    user, system = (r1.ru_utime - r0.ru_utime) / generations, (r1.ru_stime - r0.ru_stime) / generations
+    Console().print(f"SHADE generation, P = {len(pop)}, D = {dim:,}: CPU {1000 * (user + system):.0f} ms "
+                    f"(user {1000 * user:.0f}, system {1000 * system:.0f}), wall {1000 * wall / generations:.0f} ms")
+
+
 def run_options(args: argparse.Namespace, case: str, device: str) -> None:
     model_name, task_name = case.split("/")
     task = load_task(task_name, profile=args.profile_task, device=device)
@@ -246,6 +268,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES))
     parser.add_argument("--peers", action="store_true", help="engine vs EvoTorch, torch.func vmap and a v2p loop")
     parser.add_argument("--profile", metavar="CASE", help="profile one SHADE run, e.g. mlp11/wqc")
+    parser.add_argument("--searcher", type=int, metavar="D", help="CPU time of one SHADE generation at dimension D")
     parser.add_argument("--options", metavar="CASE", help="compile and bfloat16 against the default, e.g. mlp2/bcw")
     parser.add_argument("--evals", type=int, default=210, help="evaluations of the --profile/--options runs")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the --options runs")
@@ -254,6 +277,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.searcher:
+        return searcher_generation(args, args.searcher)
     if args.profile:
         return profile_run(args, args.profile)
     if args.options:
