@@ -168,7 +168,7 @@ def run_peers(args: argparse.Namespace, device: str) -> None:
             times = cpu_and_wall(fns, args.repeats)
             best_peer = min(v[0] for k, v in times.items() if k != "engine")
             cells = [f"{times[k][0]:.4f} ({times[k][1]:.4f})" for k in ("engine", "evotorch", "vmap", "v2p loop")]
-            mode = f"{engine.mode_used} (chunk {engine.chunk_used or size})"
+            mode = "loop" if engine.mode_used == "loop" else f"{engine.mode_used} (chunk {engine.chunk_used or size})"
             table.add_row(case, str(size), str(len(x)), mode, *cells, f"{best_peer / times['engine'][0]:.2f}×")
             Console().print(f"{case} P={size}: {mode}; " + ", ".join(f"{k} {v[0]:.4f}" for k, v in times.items()))
     Console(width=200).print(table)
@@ -227,7 +227,7 @@ def run_options(args: argparse.Namespace, case: str, device: str) -> None:
     model_name, task_name = case.split("/")
     task = load_task(task_name, profile=args.profile_task, device=device)
     model = build_model(model_name, task.input_shape, task.n_outputs, generator=torch_generator(0, "init")).to(device)
-    x, y = task.train.x, task.train.y
+    x, y = task.train.x[: args.samples], task.train.y[: args.samples]
     loss = get_loss(task.loss)
     settings = {"default": {}, "compile": {"compile": True}, "bfloat16": {"fitness_dtype": "bfloat16"}}
     table = Table(title=f"{case}: opt-in engine options (CPU s per population evaluation of P = {args.sizes[0]}; "
@@ -250,11 +250,11 @@ def run_options(args: argparse.Namespace, case: str, device: str) -> None:
             net = build_model(model_name, task.input_shape, task.n_outputs, generator=torch_generator(seed, "init")).to(device)
             r = make_trainer("shade", **options).fit(net, task, Budget(evals=args.evals), seed=seed)
             finals.append((r.final["train_loss"], r.final["val_metric"], r.final["test_metric"]))
-        mean = np.mean(finals, axis=0)
+        metrics = [f"{v:.4f}" for v in np.mean(finals, axis=0)] if finals else ["-"] * 3
         ev = evaluators[name]
-        table.add_row(name, f"{ev.mode_used} (chunk {ev.chunk_used or len(pop)})",
+        table.add_row(name, "loop" if ev.mode_used == "loop" else f"{ev.mode_used} (chunk {ev.chunk_used or len(pop)})",
                       f"{times[name][0]:.4f} ({times[name][1]:.4f})", f"{times['default'][0] / times[name][0]:.2f}×",
-                      f"{first[name]:.1f}", f"{mean[0]:.4f}", f"{mean[1]:.4f}", f"{mean[2]:.4f}")
+                      f"{first[name]:.1f}", *metrics)
         Console().print(f"{name}: {times[name]}, finals {finals}")
     Console(width=200).print(table)
 
@@ -271,7 +271,7 @@ def main() -> None:
     parser.add_argument("--searcher", type=int, metavar="D", help="CPU time of one SHADE generation at dimension D")
     parser.add_argument("--options", metavar="CASE", help="compile and bfloat16 against the default, e.g. mlp2/bcw")
     parser.add_argument("--evals", type=int, default=210, help="evaluations of the --profile/--options runs")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of the --options runs")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the --options runs (0: speed only)")
     parser.add_argument("--profile-task", default="thesis000", help="task profile of --profile/--options")
     parser.add_argument("--set", nargs="*", default=[], help="trainer options of the --profile run (KEY=VALUE)")
     args = parser.parse_args()
