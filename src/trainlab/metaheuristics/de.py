@@ -90,11 +90,18 @@ def repair(searcher: Searcher, v: Tensor, parent: Tensor, how: str) -> Tensor:
     return repair_(searcher, v.clone(), parent, how)
 
 
-def select_(x: Tensor, f: Tensor, trial: Tensor, fitness: Tensor) -> Tensor:
-    """Greedy selection in place: rows i with f(u_i) ≤ f(x_i) of ``x`` become ``trial``'s, ``f`` takes their
-    fitness; returns the accepted mask (P,). ``torch.lerp`` with 0/1 row weights copies exactly."""
+def select_(searcher: Searcher, trial: Tensor, fitness: Tensor) -> Tensor:
+    """Greedy selection in place: rows i with f(u_i) ≤ f(x_i) of ``searcher.x`` become ``trial``'s (only
+    those rows are copied, through a reused buffer), ``searcher.f`` takes their fitness; returns the
+    accepted mask (P,)."""
+    x, f = searcher.x, searcher.f
+    assert f is not None
     accept = fitness <= f
-    torch.lerp(x, trial, accept.to(x.dtype)[:, None], out=x)
+    index = accept.nonzero().squeeze(1)
+    if len(index) == len(x):
+        x.copy_(trial)
+    elif len(index):
+        x.index_copy_(0, index, torch.index_select(trial, 0, index, out=searcher.buffer("work", len(index))))
     torch.where(accept, fitness.to(f.dtype), f, out=f)
     return accept
 
@@ -135,6 +142,6 @@ class DE(Searcher):
             self._note_best(self.x, self.f)
             return
         assert self._trial is not None
-        select_(self.x, self.f, self._trial, fitness)
+        select_(self, self._trial, fitness)
         self._note_best(self.x, self.f)
         self.generation += 1

@@ -232,7 +232,7 @@ class SHADE(Searcher):
             self.m_f, self.m_cr, self.k, self._F[improved], self._CR[improved], delta,
             self.config.cr_mean, self.config.terminal_cr,
         )
-        select_(self.x, self.f, self._trial, fitness)
+        select_(self, self._trial, fitness)
         self._note_best(self.x, self.f)
         self.generation += 1
         self.after_generation()
