@@ -176,7 +176,7 @@ def run_peers(args: argparse.Namespace, device: str) -> None:
 
 def profile_run(args: argparse.Namespace, case: str) -> None:
     model_name, task_name = case.split("/")
-    task = load_task(task_name, profile=args.profile_task)
+    task = load_task(task_name, **profile_option(args))
     model = build_model(model_name, task.input_shape, task.n_outputs, generator=torch_generator(0, "init"))
     trainer = make_trainer("shade", **dict(kv.split("=", 1) for kv in args.set))
     profiler = cProfile.Profile(time.process_time)
@@ -204,6 +204,11 @@ def profile_run(args: argparse.Namespace, case: str) -> None:
         f"auto-mode probe {probe:.2f} s = {probe / total:.1%}")
 
 
+def profile_option(args: argparse.Namespace) -> dict[str, str]:
+    """The task option ``profile`` of --profile/--options (none when ``--profile-task ""``)."""
+    return {"profile": args.profile_task} if args.profile_task else {}
+
+
 def searcher_generation(args: argparse.Namespace, dim: int) -> None:
     from trainlab.metaheuristics import Problem, make_searcher
 
@@ -225,7 +230,7 @@ def searcher_generation(args: argparse.Namespace, dim: int) -> None:
 
 def run_options(args: argparse.Namespace, case: str, device: str) -> None:
     model_name, task_name = case.split("/")
-    task = load_task(task_name, profile=args.profile_task, device=device)
+    task = load_task(task_name, device=device, **profile_option(args))
     model = build_model(model_name, task.input_shape, task.n_outputs, generator=torch_generator(0, "init")).to(device)
     x, y = task.train.x[: args.samples], task.train.y[: args.samples]
     loss = get_loss(task.loss)
@@ -272,7 +277,7 @@ def main() -> None:
     parser.add_argument("--options", metavar="CASE", help="compile and bfloat16 against the default, e.g. mlp2/bcw")
     parser.add_argument("--evals", type=int, default=210, help="evaluations of the --profile/--options runs")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the --options runs (0: speed only)")
-    parser.add_argument("--profile-task", default="thesis000", help="task profile of --profile/--options")
+    parser.add_argument("--profile-task", default="thesis000", help="task profile of --profile/--options (\"\": none, e.g. for mnist)")
     parser.add_argument("--set", nargs="*", default=[], help="trainer options of the --profile run (KEY=VALUE)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
