@@ -376,9 +376,10 @@ class PopulationEvaluator:
         return _DECISIONS[key]
 
     def _pick(self, population: Tensor, x: Tensor, y: Tensor, step: int) -> tuple[str, int | None]:
-        """The cheapest mode (and, unless ``chunk_size`` is set, chunk among P, 32 and 8 for the batched
-        modes) on this model, device and population size, by CPU time per individual (process time; on
-        CUDA, wall time with synchronisation). Each candidate evaluates one chunk (the loop: up to 4
+        """The cheapest of the loop and the batched mode (stacked for a plain Sequential, else vmap) and,
+        unless ``chunk_size`` is set, of the chunks P, 32 and 8 for the batched mode, on this model, device
+        and population size, by CPU time per individual (process time; on CUDA, wall time with
+        synchronisation). Each candidate evaluates one chunk (the loop: up to 4
         individuals) on up to ``PROBE_SAMPLES`` samples of one batch, twice, interleaved with the others;
         the faster of its two calls counts (the first includes one-off costs). A smaller chunk must be 5 %
         cheaper than a larger one to be kept. Probe calls are not counted as fitness evaluations."""
@@ -386,7 +387,7 @@ class PopulationEvaluator:
         cut = min(len(x), self.batch_size or len(x), PROBE_SAMPLES)
         x, y = x[:cut], y[:cut]
         chunks = [min(n, self.chunk_size)] if self.chunk_size else sorted({n, min(n, 32), min(n, 8)}, reverse=True)
-        modes = ("stacked", "vmap") if self.stackable else ("vmap",)
+        modes = ("stacked",) if self.stackable else ("vmap",)  # vmap never beat stacked where both apply
         candidates = [("loop", min(n, 4))] + [(m, c) for m in modes for c in chunks]
         costs = dict.fromkeys(candidates, float("inf"))
         clock = time.perf_counter if population.device.type == "cuda" else time.process_time
