@@ -68,7 +68,13 @@ def channel_dims(x: Tensor) -> list[int]:
 
 def batch_statistics_forward(self: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
     """A batch-norm layer's forward in ``"batch"`` mode: :func:`normalise` over :func:`channel_dims`, then
-    γ and β when the layer is affine. Running statistics are untouched."""
+    γ and β when the layer is affine. Running statistics are untouched.
+
+    Where nothing is differentiated or vectorised (no gradient recording, not under ``vmap``; a fitness
+    evaluation) the same function is torch's fused ``F.batch_norm`` in training mode without running
+    statistics: one kernel instead of several temporaries (same formula; rounding may differ)."""
+    if not torch.is_grad_enabled() and x.numel() > x.shape[1] and not torch._C._functorch.is_batchedtensor(x):
+        return nn.functional.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
     y = normalise(x, channel_dims(x), self.eps)
     if self.affine:
         shape = (1, -1) + (1,) * (x.ndim - 2)
