@@ -46,7 +46,7 @@ def gamma(amplitude: float, period: float, classes: int, steps: int | None, raw:
 @click.option("--value", type=click.Choice(["end", "final"]), default="end", show_default=True,
               help="Accuracy at the end of training, or of the best-validation selection.")
 def contours(store_dir: Path, out: Path | None, value: str) -> None:
-    """Train/test accuracy contours over (T, A) per width from an experiment's result store."""
+    """Train/test accuracy contours over (T, A) per setting (width, spiral angle, ...) from a result store."""
     from trainlab.studies.dynamics import contour_figure, with_end_metrics  # start-up time: see trainlab.cli.lazy
     from trainlab.experiments import ResultStore  # start-up time: see trainlab.cli.lazy
     from trainlab.report import save_figure  # start-up time: see trainlab.cli.lazy
@@ -56,6 +56,24 @@ def contours(store_dir: Path, out: Path | None, value: str) -> None:
     for path in save_figure(contour_figure(runs, value=value, title=store_dir.name), out or store_dir / "contours"):
         click.echo(str(path))
 
+
+@dynamic_loss.command("levels")
+@click.argument("store_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--value", type=click.Choice(["end", "final"]), default="end", show_default=True,
+              help="Accuracy at the end of training, or of the best-validation selection.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the unrounded table (means, seed sds, counts) to this CSV file.")
+def levels(store_dir: Path, value: str, csv_path: Path | None) -> None:
+    """Static against best dynamic accuracy per setting (loss, width, spiral angle, ...), as a Markdown table."""
+    from trainlab.studies.dynamics import levels_display, levels_table, with_end_metrics  # start-up time: see trainlab.cli.lazy
+    from trainlab.experiments import ResultStore  # start-up time: see trainlab.cli.lazy
+    from trainlab.report.tables import to_markdown  # start-up time: see trainlab.cli.lazy
+
+    with ResultStore.open(store_dir) as store:
+        table = levels_table(with_end_metrics(store.runs_frame(), store.history_frame()), value=value)
+    if csv_path is not None:
+        table.to_csv(csv_path, index=False)
+    click.echo(to_markdown(levels_display(table)), nl=False)
 
 def _spec(loss: str, amplitude: float, period: float, steps: int, lr: float, width: int, seed: int) -> RunSpec:
     from trainlab.experiments.spec import RunSpec  # start-up time: see trainlab.cli.lazy
