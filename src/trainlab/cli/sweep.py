@@ -25,15 +25,18 @@ def dynamic_loss() -> None:
 @click.option("--classes", "-C", type=int, default=3, show_default=True)
 @click.option("--steps", type=int, default=None, help="Steps to draw (default: 2 C T).")
 @click.option("--raw", is_flag=True, help="Raw factors Γ̂ instead of the normalised Γ.")
+@click.option("--code-period", is_flag=True, help="The printed thesis code's period of ⌊T⌋ + 1 steps.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("gamma.png"), show_default=True)
-def gamma(amplitude: float, period: float, classes: int, steps: int | None, raw: bool, out: Path) -> None:
+def gamma(amplitude: float, period: float, classes: int, steps: int | None, raw: bool, code_period: bool,
+          out: Path) -> None:
     """Plot Γ_j(t), one line per class."""
     from trainlab.losses import DynamicSchedule  # start-up time: see trainlab.cli.lazy
     from trainlab.report import save_figure  # start-up time: see trainlab.cli.lazy
 
     from matplotlib.figure import Figure
 
-    ax = DynamicSchedule(amplitude, period, normalise=not raw).plot(steps or int(2 * classes * period), classes)
+    schedule = DynamicSchedule(amplitude, period, normalise=not raw, code_period=code_period)
+    ax = schedule.plot(steps or int(2 * classes * schedule.steps_per_period), classes)
     figure = ax.figure
     assert isinstance(figure, Figure)
     click.echo("\n".join(str(p) for p in save_figure(figure, out.with_suffix(""), formats=(out.suffix[1:] or "png",))))

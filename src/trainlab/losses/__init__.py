@@ -297,7 +297,9 @@ class DynamicSchedule:
         ax.set_xlabel("step t")
         ax.set_ylabel("Γ(t)" if self.normalise else "Γ̂(t)")
         ax.set_title(f"{'Γ(t)' if self.normalise else 'Γ̂(t)'}: amplitude A = {self.amplitude:g}, "
-                     f"period T = {self.period:g} steps, {n_classes} classes")
+                     f"period T = {self.period:g}"
+                     f"{f' (printed code: {self.steps_per_period:g} steps)' if self.code_period else ' steps'}, "
+                     f"{n_classes} classes")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0.0)
         return ax
 
