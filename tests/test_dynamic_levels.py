@@ -42,7 +42,7 @@ def runs_frame() -> pd.DataFrame:
 
 
 def test_setting_columns_are_what_varies_besides_the_schedule() -> None:
-    assert setting_columns(runs_frame()) == ["loss", "task_options.angle"]
+    assert setting_columns(runs_frame()) == ["loss", "task_options.angle", "model_options.width"]
 
 
 def test_levels_table_against_hand_computed_means() -> None:
@@ -63,7 +63,7 @@ def test_levels_table_against_hand_computed_means() -> None:
     assert at4["dynamic_train"] == pytest.approx(0.86) and at4["dynamic_test"] == pytest.approx(0.71)
     assert (at4["top_test_A"], at4["top_test_T"]) == (5.0, 300) and at4["top_test"] == pytest.approx(0.81 + 0.02 - 0.1)
     shown = levels_display(table)
-    assert list(shown.columns[:2]) == ["loss", "angle (π)"] and shown.iloc[0, 1] == "3"
+    assert list(shown.columns[:3]) == ["loss", "angle (π)", "width"] and shown.iloc[0, 1] == "3"
     assert shown["best dynamic (A, T)"].tolist() == ["(5, 300)", "(10, 300)"]
     assert shown["static train / test"].iloc[0] == "0.510 ± 0.010 / 0.460 ± 0.010"
     with pytest.raises(ConfigError, match="runs"):

@@ -159,16 +159,17 @@ def with_end_metrics(runs: pd.DataFrame, histories: pd.DataFrame) -> pd.DataFram
 
 AMPLITUDE, PERIOD = "loss_options.amplitude", "loss_options.period"
 _SCHEDULE_COLUMNS = (AMPLITUDE, PERIOD, "loss_options.total_steps", "loss_options.stop_at")
+_ALWAYS = ("loss", "model_options.width", "task_options.angle")
 _SETTING_PREFIXES = ("task_options.", "model_options.", "loss_options.", "trainer_options.", "budget.")
 
 
 def setting_columns(runs: pd.DataFrame) -> list[str]:
-    """The columns that tell the settings of a dynamic-loss experiment apart: ``loss`` and every option column
-    (task, model, loss, trainer, budget) that varies among the ok runs, except the schedule's A and T (and the
-    stop step, which follows the budget) — e.g. ``model_options.width`` and ``task_options.angle``."""
+    """The columns that tell the settings of a dynamic-loss experiment apart: ``loss``, the network width and the
+    spiral's angle (when present), and every other option column (task, model, loss, trainer, budget) that
+    varies among the ok runs, except the schedule's A and T (and the stop step, which follows the budget)."""
     ok = runs[runs["status"] == "ok"]
     columns = [c for c in ok.columns if c == "loss" or (c.startswith(_SETTING_PREFIXES) and c not in _SCHEDULE_COLUMNS)]
-    return [c for c in columns if c == "loss" or ok[c].astype(str).nunique() > 1]
+    return [c for c in columns if c in _ALWAYS or ok[c].astype(str).nunique() > 1]
 
 
 def _settings(runs: pd.DataFrame) -> list[tuple[dict[str, Any], pd.DataFrame]]:
