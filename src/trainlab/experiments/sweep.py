@@ -141,8 +141,8 @@ def _loss_key(loss: Loss) -> dict[str, Any]:
     """What must be equal between cells: the loss's configuration without its schedule."""
     config = loss.config()
     if isinstance(loss, DynamicLoss):
-        for key in ("amplitude", "period", "normalise", "stop_at", "total_steps"):
-            config.pop(key)
+        for key in ("amplitude", "period", "normalise", "stop_at", "total_steps", "code_period"):
+            config.pop(key, None)
     return config
 
 

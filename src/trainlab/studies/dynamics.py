@@ -293,23 +293,129 @@ def with_end_metrics(runs: pd.DataFrame, histories: pd.DataFrame) -> pd.DataFram
     return out
 
 
+AMPLITUDE, PERIOD = "loss_options.amplitude", "loss_options.period"
+_SCHEDULE_COLUMNS = (AMPLITUDE, PERIOD, "loss_options.total_steps", "loss_options.stop_at")
+_ALWAYS = ("loss", "model_options.width", "task_options.angle")
+_SETTING_PREFIXES = ("task_options.", "model_options.", "loss_options.", "trainer_options.", "budget.")
+
+
+def setting_columns(runs: pd.DataFrame) -> list[str]:
+    """The columns that tell the settings of a dynamic-loss experiment apart: ``loss``, the network width and the
+    spiral's angle (when present), and every other option column (task, model, loss, trainer, budget) that
+    varies among the ok runs, except the schedule's A and T (and the stop step, which follows the budget)."""
+    ok = runs[runs["status"] == "ok"]
+    columns = [c for c in ok.columns if c == "loss" or (c.startswith(_SETTING_PREFIXES) and c not in _SCHEDULE_COLUMNS)]
+    return [c for c in columns if c in _ALWAYS or ok[c].astype(str).nunique() > 1]
+
+
+def _settings(runs: pd.DataFrame) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+    ok = runs[runs["status"] == "ok"]
+    columns = setting_columns(runs)
+    keys = ok[columns].astype(str)
+    out = []
+    for _, part in ok.groupby([keys[c] for c in columns], sort=False):
+        out.append(({c: part[c].iloc[0] for c in columns}, part))
+    return sorted(out, key=lambda item: [str(v) if isinstance(v, str) else f"{float(v):020.6f}" for v in item[0].values()])
+
+
+def _static_under_every_period(part: pd.DataFrame) -> pd.DataFrame:
+    """``part`` with its A = 1 runs repeated under every T of the dynamic runs: the static loss is one result
+    whatever T its file happened to give it."""
+    static = part[part[AMPLITUDE] == 1.0]
+    periods = sorted(part.loc[part[AMPLITUDE] != 1.0, PERIOD].unique())
+    if static.empty or not periods:
+        return part
+    copies = [static.assign(**{PERIOD: t}) for t in periods]
+    return pd.concat([part[part[AMPLITUDE] != 1.0], *copies], ignore_index=True)
+
+
+def levels_table(runs: pd.DataFrame, *, value: str = "end") -> pd.DataFrame:
+    """One row per setting (:func:`setting_columns`, e.g. loss × width × angle) of a dynamic-loss experiment: the
+    static loss (A = 1) and the best dynamic cell (A > 1; highest mean train accuracy over seeds, ties broken by
+    test), train and test accuracy as mean and seed sd, plus the highest mean test accuracy of any dynamic cell
+    and its (A, T). ``value="end"`` reads the last history row (:func:`with_end_metrics`, what the thesis
+    reports), ``"final"`` the best-validation selection."""
+    for column in (AMPLITUDE, PERIOD, f"{value}_train_metric", f"{value}_test_metric"):
+        if column not in runs.columns:
+            raise ConfigError("runs", column, f"a runs frame of a dynamic-loss sweep with {value}_* metric columns")
+    train, test = f"{value}_train_metric", f"{value}_test_metric"
+    rows = []
+    for setting, part in _settings(runs):
+        cells = part.groupby([AMPLITUDE, PERIOD])[[train, test]].agg(["mean", "std", "count"])
+        row: dict[str, Any] = dict(setting)
+        static = part[part[AMPLITUDE] == 1.0]
+        row.update(static_train=static[train].mean(), static_train_sd=static[train].std(),
+                   static_test=static[test].mean(), static_test_sd=static[test].std(), static_seeds=len(static))
+        dynamic = cells[cells.index.get_level_values(0) != 1.0]
+        if dynamic.empty:
+            rows.append(row)
+            continue
+        order = dynamic.sort_values([(train, "mean"), (test, "mean")], ascending=False)
+        (a, t), best = order.index[0], order.iloc[0]
+        row.update(best_A=a, best_T=t, dynamic_train=best[(train, "mean")], dynamic_train_sd=best[(train, "std")],
+                   dynamic_test=best[(test, "mean")], dynamic_test_sd=best[(test, "std")],
+                   dynamic_seeds=int(best[(train, "count")]), dynamic_cells=len(dynamic))
+        (a, t) = dynamic[(test, "mean")].idxmax()
+        row.update(top_test=dynamic[(test, "mean")].max(), top_test_A=a, top_test_T=t)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def levels_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`levels_table` as text cells: ``train / test`` as ``mean ± sd`` over seeds, one column each for
+    the static loss, the best dynamic cell and the dynamic cell with the highest test accuracy."""
+
+    def pair(row: pd.Series, prefix: str) -> str:
+        if not math.isfinite(row.get(f"{prefix}_train", math.nan)):
+            return "–"
+        return (f"{row[f'{prefix}_train']:.3f} ± {row[f'{prefix}_train_sd']:.3f} / "
+                f"{row[f'{prefix}_test']:.3f} ± {row[f'{prefix}_test_sd']:.3f}")
+
+    settings = [c for c in table.columns if c == "loss" or c.startswith(_SETTING_PREFIXES)]
+    out = pd.DataFrame({_short_name(c): table[c].map(lambda v, c=c: _value(c, v)) for c in settings})
+    out["static train / test"] = [pair(r, "static") for _, r in table.iterrows()]
+    out["best dynamic (A, T)"] = [f"({r['best_A']:g}, {r['best_T']:g})" if "best_A" in r and math.isfinite(r["best_A"])
+                                  else "–" for _, r in table.iterrows()]
+    out["dynamic train / test"] = [pair(r, "dynamic") for _, r in table.iterrows()]
+    out["highest test (A, T)"] = [f"{r['top_test']:.3f} ({r['top_test_A']:g}, {r['top_test_T']:g})"
+                                  if "top_test" in r and math.isfinite(r["top_test"]) else "–" for _, r in table.iterrows()]
+    return out
+
+
+def _short_name(column: str) -> str:
+    return {"task_options.angle": "angle (π)", "model_options.width": "width"}.get(column, column.split(".")[-1])
+
+
+def _value(column: str, value: Any) -> str:
+    return f"{float(value):g}" if column == "task_options.angle" else str(value)
+
+
 def contour_figure(runs: pd.DataFrame, *, value: str = "end", title: str | None = None) -> Figure:
-    """Train and test accuracy (mean over seeds) over the (T, A) grid, one row of panels per width, from
-    ``ResultStore.runs_frame()`` of a dynamic-loss experiment (with :func:`with_end_metrics` columns when
-    ``value="end"``; ``value="final"`` uses the best-validation selection); A = 1 (static) is marked."""
-    needed = ("model_options.width", "loss_options.period", "loss_options.amplitude")
+    """Train and test accuracy (mean over seeds) over the (T, A) grid, one row of panels per setting
+    (:func:`setting_columns`: loss, width, spiral angle, ... where they vary), from ``ResultStore.runs_frame()``
+    of a dynamic-loss experiment (with :func:`with_end_metrics` columns when ``value="end"``; ``value="final"``
+    uses the best-validation selection); A = 1 (static) is marked and drawn under every T."""
+    needed = ("model_options.width", PERIOD, AMPLITUDE)
     for column in needed:
         if column not in runs.columns:
             raise ConfigError("runs", column, "a runs frame of a spiral dynamic-loss sweep (" + ", ".join(needed) + ")")
-    ok = runs[runs["status"] == "ok"]
-    widths = sorted(ok["model_options.width"].unique())
-    fig = Figure(figsize=(11.0, 4.2 * len(widths)), layout="constrained")
-    axes = fig.subplots(len(widths), 2, squeeze=False)
-    for row, width in zip(axes, widths):
-        part = ok[ok["model_options.width"] == width]
+    settings = _settings(runs)
+    fig = Figure(figsize=(11.0, 4.2 * len(settings)), layout="constrained")
+    axes = fig.subplots(len(settings), 2, squeeze=False)
+    for row, (setting, part) in zip(axes, settings):
+        label = ", ".join(_short(c, v) for c, v in setting.items() if c != "model_options.width")
+        width = f"width {part['model_options.width'].iloc[0]}"
         for ax, split in zip(row, ("train", "test")):
-            contour(part, "loss_options.period", "loss_options.amplitude", f"{value}_{split}_metric", ax=ax,
-                    vmin=0.3, vmax=1.0, log_x=True, title=f"width {width}: {split} accuracy")
+            contour(_static_under_every_period(part), PERIOD, AMPLITUDE, f"{value}_{split}_metric", ax=ax,
+                    vmin=0.3, vmax=1.0, log_x=True, title=f"{width}{', ' + label if label else ''}: {split} accuracy")
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _short(column: str, value: Any) -> str:
+    if column == "loss":
+        return str(value)
+    if column == "task_options.angle":
+        return f"angle {float(value):g}π"
+    return f"{column.split('.')[-1]} {value}"
