@@ -27,7 +27,10 @@ def test_parse_values_and_routes() -> None:
         "model_options": {"width": 8},
         "task_options": {"n": 50},
         "loss_options": {"A": 2},
+        "diagnostics": {},
     }
+    nested = parse_settings(["diagnostics.curvature.every=50", "diagnostics.curvature.trace=true", "diagnostics.subset=64"])
+    assert nested["diagnostics"] == {"curvature": {"every": 50, "trace": True}, "subset": 64}
 
 
 def test_train_writes_result_and_weights_equal_to_the_python_api(tmp_path) -> None:

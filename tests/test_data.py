@@ -372,6 +372,42 @@ def test_spiral_matches_thesis_code() -> None:
     assert task.preprocessing["seeds"] == {"train": [0], "val": [1], "test": [7, 8]}
 
 
+
+@pytest.mark.parametrize("angle", [0.5, 2.0, 2.5, 3.0, 4.0, 7.25])
+def test_spiral_arms_sweep_exactly_the_requested_angle(angle: float) -> None:
+    """Closed form: without noise, point k of arm j (r_k = k/(N − 1) > 0) lies at polar angle
+    2πj/C + angle·π·k/(N − 1), so the unwrapped angle rises linearly from the arm's start to
+    start + angle·π; with noise, two angles differ by exactly (a − b)·π·k/(N − 1) (the same draws)."""
+    arms, points = 3, 50
+    k = np.arange(1, points)
+    for noise in (0.0, 0.2):
+        x, y = make_spiral(arms, points, noise, 4, angle)
+        x4, _ = make_spiral(arms, points, noise, 4, 4.0)
+        for j in range(arms):
+            arm = x[j * points : (j + 1) * points]
+            assert (y[j * points : (j + 1) * points] == j).all()
+            np.testing.assert_allclose(np.hypot(arm[:, 0], arm[:, 1]), np.linspace(0, 1, points), atol=1e-12)
+            theta = np.unwrap(np.arctan2(arm[1:, 1], arm[1:, 0]))
+            arm4 = x4[j * points : (j + 1) * points]
+            shift = np.unwrap(np.arctan2(arm[1:, 1], arm[1:, 0]) - np.arctan2(arm4[1:, 1], arm4[1:, 0]))
+            np.testing.assert_allclose(shift - shift[0], (angle - 4.0) * np.pi * (k - 1) / (points - 1), atol=1e-9)
+            if noise == 0.0:
+                start = 2 * np.pi * j / arms
+                theta = theta - 2 * np.pi * np.round((theta[0] - start - angle * np.pi / (points - 1)) / (2 * np.pi))
+                np.testing.assert_allclose(theta, start + angle * np.pi * k / (points - 1), atol=1e-9)
+                assert theta[-1] - start == pytest.approx(angle * np.pi, abs=1e-9)
+    task = load_task("spiral", angle=angle, test_seeds=[5])
+    np.testing.assert_allclose(task.test.x.numpy(), make_spiral(3, 100, 0.2, 5, angle)[0].astype(np.float32))
+    assert task.preprocessing["angle_span"] == f"{angle:g}π"
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), "3pi", True])
+def test_spiral_angle_is_validated(bad: object) -> None:
+    with pytest.raises(ConfigError) as err:
+        task_config("spiral", angle=bad)
+    assert err.value.field == "task.spiral.angle" and "(0, inf)" in err.value.allowed
+
+
 # ----------------------------------------------------------------------------- images
 def test_bilinear_resize_matches_pil_and_pad_mode() -> None:
     img = np.random.default_rng(6).integers(0, 256, size=(2, 28, 28), dtype=np.uint8)

@@ -99,6 +99,71 @@ def test_oscillations_stop_at_a_step_or_for_the_last_period() -> None:
     assert last[70].max().item() > 1
 
 
+
+def thesis_training_loop_factors(
+    amplitude: float, period: float, classes: int, total_time: int, last_period_no_osc: bool, normalise: bool
+) -> np.ndarray:
+    """The factors each step of the training loop of Lavín Pallero (2021, §5.10) uses, transcribed: ``c_fn``
+    (normalised) or ``c_fn_MSE_new`` (raw) of §5.6 at the loop's (t, c, w_max); the step returns t + 1, and
+    ``if t > T`` resets t, moves to the next class and, with ``last_period_no_osc``, sets w_max = 1 once
+    ``i > total_time - T``."""
+    rows = []
+    t, c, w_max = 0, 0, amplitude
+    for i in range(total_time):
+        slope = 2 * (w_max - 1) / period
+        w_main_class = np.where(t < period / 2.0, 1 + t * slope, 2 * w_max - t * slope - 1)
+        res = np.ones(classes) + (w_main_class - 1) * np.eye(classes)[c]
+        rows.append(res / np.sum(res) * classes if normalise else res)
+        t = t + 1
+        if t > period:
+            t = 0
+            c = (c + 1) % classes
+            if last_period_no_osc and i > total_time - period:
+                w_max = 1
+    return np.array(rows)
+
+
+@pytest.mark.parametrize(
+    ("amplitude", "period", "classes", "total_time"),
+    [(5.0, 10, 3, 100), (20.0, 7, 3, 60), (3.0, 4, 3, 41), (12.5, 7.5, 4, 90), (40.0, 300, 3, 2000)],
+)
+def test_code_period_matches_the_printed_training_loop(amplitude: float, period: float, classes: int, total_time: int) -> None:
+    t = torch.arange(total_time)
+    for normalise in (True, False):
+        for last in (False, True):
+            ours = gamma(t, classes, amplitude=amplitude, period=period, normalise=normalise,
+                         total_steps=total_time if last else None, code_period=True).numpy()
+            theirs = thesis_training_loop_factors(amplitude, period, classes, total_time, last, normalise)
+            np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    formula = gamma(t, classes, amplitude=amplitude, period=period).numpy()
+    assert not np.allclose(formula, thesis_training_loop_factors(amplitude, period, classes, total_time, False, True))
+
+
+def test_code_period_by_hand_and_its_last_period() -> None:
+    """T = 4: the printed code's counter runs 0…4, so class 0 is emphasised for steps 0–4, class 1 from step 5;
+    g(0…4) = 1, 1 + m, A, 1 + m, 1 with m = (A − 1)/2. With 20 steps its last period starts at step 20 − 4 = 16
+    by the formulas but at the period end after it in the code: step 19 ends a period (5·4 − 1 > 16), so only
+    step 20 on would be static — none of the 20 steps is."""
+    raw = gamma(torch.arange(11), 3, amplitude=5.0, period=4, normalise=False, code_period=True)
+    expected = [[1, 1, 1], [3, 1, 1], [5, 1, 1], [3, 1, 1], [1, 1, 1], [1, 1, 1], [1, 3, 1], [1, 5, 1], [1, 3, 1],
+                [1, 1, 1], [1, 1, 1]]
+    assert raw.tolist() == expected
+    assert DynamicSchedule(5.0, 4, total_steps=20, code_period=True).static_from == 20
+    assert DynamicSchedule(5.0, 4, total_steps=20).static_from == 16
+    assert DynamicSchedule(5.0, 4, total_steps=22, code_period=True).static_from == 20
+    assert DynamicSchedule(5.0, 30, total_steps=10, code_period=True).static_from == 31
+
+
+def test_code_period_is_validated_and_left_out_of_the_default_identity() -> None:
+    """``code_period`` at its default is not in ``config()``, so run ids made before the option existed stay."""
+    with pytest.raises(ConfigError, match=r"loss\.dynamic_ce\.code_period: got 1"):
+        get_loss("dynamic_ce", code_period=1)
+    for name in DYNAMIC:
+        assert "code_period" not in get_loss(name, amplitude=5.0, period=10).config()
+        config = get_loss(name, amplitude=5.0, period=10, code_period=True).config()
+        assert config["code_period"] is True
+        assert get_loss(**config) == get_loss(name, amplitude=5.0, period=10, code_period=True)
+
 def test_amplitude_one_is_constant() -> None:
     assert torch.equal(gamma(torch.arange(500), 4, amplitude=1.0, period=7), torch.ones(500, 4, dtype=torch.float64))
 

@@ -309,3 +309,69 @@ def test_search_cli_matches_python_api() -> None:
     assert f"{expected.fun:.3e}" in res.output
     bad = CliRunner().invoke(search, ["de", "--population", "3", "--evals", "10", "--seeds", "1"])
     assert bad.exit_code != 0 and "population_size" in bad.output
+
+
+@pytest.mark.parametrize("name", ["shade", "de"])
+def test_float32_search_makes_the_float64_searchs_decisions(name: str) -> None:
+    """The float32 searcher and the float64 reference draw the same random choices (per-individual draws on
+    the CPU generator, crossover draws compared as in float64) and so, on a fitness that float32 rounding of
+    the genes cannot change (⌊Σ x²⌋: a gene rounding changes Σ x² by ~1e-6, an integer boundary is that
+    close with probability ~1e-6 per evaluation), accept the same trials in every generation, end with the
+    same success memories, and with populations equal up to float32 rounding."""
+    def coarse(x: torch.Tensor) -> torch.Tensor:
+        return torch.floor((x.double() ** 2).sum(1))
+
+    runs = []
+    for dtype in (torch.float32, torch.float64):
+        p = problem(coarse, dim=6, bounds=(-5.0, 5.0))
+        init = torch.rand(12, 6, generator=gen(7), dtype=torch.float64) * 10 - 5
+        options = {"memory_size": 5} if name == "shade" else {"repair": "midpoint"}  # "random" draws in the dtype
+        s = make_searcher(name, p, init.to(dtype), gen(3), **options)
+        accepted = []
+        told = s.tell
+
+        def tell(fitness: torch.Tensor, s=s, told=told, accepted=accepted) -> None:
+            if s.f is not None:
+                accepted.append((fitness.double() <= s.f.double()).tolist())
+            told(fitness)
+
+        s.tell = tell  # type: ignore[method-assign]
+        while p.evals < 12 * 40:
+            s.step(12 * 40 - p.evals)
+        assert s.x.dtype == dtype and s.f is not None and s.f.dtype == dtype
+        runs.append((s, accepted))
+    (s32, acc32), (s64, acc64) = runs
+    assert acc32 == acc64 and any(any(row) for row in acc32) and not all(all(row) for row in acc32)
+    assert torch.equal(s32.f.double(), s64.f)
+    assert (s32.x.double() - s64.x).abs().max() < 1e-4
+    if name == "shade":
+        assert torch.equal(s32.m_f, s64.m_f) and torch.equal(s32.m_cr, s64.m_cr)
+        assert len(s32.archive) == len(s64.archive) and (s32.archive.double() - s64.archive).abs().max() < 1e-4
+
+
+def test_searchers_reuse_their_buffers_and_are_deterministic() -> None:
+    """A generation allocates no new (P, D) scratch tensors after the first; the same seed gives the same
+    numbers."""
+    results = []
+    for _ in range(2):
+        p = problem(rastrigin, dim=8, bounds=(-5.12, 5.12))
+        s = make_searcher("shade", p, torch.rand(10, 8, generator=gen(1)) * 10 - 5, gen(2))
+        s.step(100)
+        s.step(100)
+        pointers = {k: v.data_ptr() for k, v in s._buffers.items()}
+        union = s._union.data_ptr()
+        for _ in range(20):
+            s.step(100)
+        assert {k: v.data_ptr() for k, v in s._buffers.items()} == pointers and s._union.data_ptr() == union
+        results.append((s.x.clone(), s.f.clone()))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_float32_ceiling_decides_comparisons_as_float64() -> None:
+    from trainlab.metaheuristics.de import float32_ceiling
+
+    c = torch.cat([torch.rand(5000, generator=gen(0), dtype=torch.float64), torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)])
+    t = float32_ceiling(c)
+    assert t.dtype == torch.float32 and (t.double() >= c).all()
+    for u in (t, torch.nextafter(t, torch.tensor(0.0)), torch.nextafter(t, torch.tensor(2.0)), c.float()):
+        assert torch.equal(u.double() < c, u < t)

@@ -10,11 +10,11 @@ from torch.nn.utils import parameters_to_vector
 
 from trainlab.core.config import ConfigError
 from trainlab.losses import get_loss
+from trainlab.models.batchnorm import recalibrate
 from trainlab.trainers.population.engine import (
     ParamLayout,
     PopulationEvaluator,
     initial_population,
-    recalibrate_bn,
     stackable,
 )
 
@@ -165,7 +165,7 @@ def test_recalibrated_model_computes_the_fitness(kind: str) -> None:
     fitness = PopulationEvaluator(model, get_loss("cross_entropy"), mode="stacked")(pop, x, y)
     m = copy.deepcopy(model)
     ParamLayout.of(m).load(m, pop[2])
-    assert recalibrate_bn(m, x) == len(x)
+    assert recalibrate(m, [x]) == len(x)
     first = m[0] if kind == "mlp" else None
     if first is not None:  # the first layer's statistics are those of the inputs (biased variance)
         torch.testing.assert_close(first.running_mean, x.mean(0), rtol=1e-5, atol=1e-6)
@@ -213,7 +213,7 @@ def test_stackable_and_errors() -> None:
     with pytest.raises(ConfigError, match="mode"):
         PopulationEvaluator(build("residual"), loss, mode="stacked")
     with pytest.raises(ConfigError, match="bn"):
-        PopulationEvaluator(build("mlp"), loss, bn="train")
+        PopulationEvaluator(build("mlp"), loss, bn="running")
     with pytest.raises(ConfigError, match="chunk_size"):
         PopulationEvaluator(build("mlp"), loss, chunk_size=0)
     with pytest.raises(ValueError, match="population"):
@@ -228,3 +228,93 @@ def test_auto_picks_a_mode_and_agrees() -> None:
     got = auto(pop, x, y)
     assert auto.mode_used in ("loop", "vmap", "stacked")
     torch.testing.assert_close(got, PopulationEvaluator(model, get_loss("cross_entropy"), mode="loop")(pop, x, y))
+
+
+def test_auto_decision_is_cached_per_signature_and_shared_between_processes(monkeypatch, tmp_path) -> None:
+    """One probe per (model structure, device, P, batch): a second evaluator of the same structure reuses
+    the decision; another population size probes again; a process that starts with an empty cache reads
+    the decision another one wrote to the ``TRAINLAB_ENGINE_CACHE`` file instead of probing."""
+    from trainlab.trainers.population import engine
+
+    monkeypatch.setattr(engine, "_DECISIONS", {})
+    monkeypatch.setenv(engine.CACHE_ENV, str(tmp_path / "decisions.json"))
+    probes = []
+    pick = PopulationEvaluator._pick
+
+    def counting(self, *args):
+        probes.append(len(args[0]))
+        return pick(self, *args)
+
+    monkeypatch.setattr(PopulationEvaluator, "_pick", counting)
+    x, y = data("mlp")
+    loss = get_loss("cross_entropy")
+    pops = {n: initial_population(build("mlp"), n, torch.Generator().manual_seed(n)) for n in (4, 6)}
+    first = PopulationEvaluator(build("mlp"), loss)
+    first(pops[4], x, y)
+    second = PopulationEvaluator(build("mlp"), loss)
+    second(pops[4], x, y)
+    assert probes == [4] and (second.mode_used, second.chunk_used) == (first.mode_used, first.chunk_used)
+    PopulationEvaluator(build("mlp"), loss)(pops[6], x, y)
+    assert probes == [4, 6]
+    monkeypatch.setattr(engine, "_DECISIONS", {})  # a fresh worker process
+    third = PopulationEvaluator(build("mlp"), loss)
+    third(pops[4], x, y)
+    assert probes == [4, 6] and (third.mode_used, third.chunk_used) == (first.mode_used, first.chunk_used)
+
+
+def test_loop_mode_leaves_the_model_alone_and_follows_its_changes_only_at_construction() -> None:
+    """The loop evaluates a private copy: the model's parameters and buffers are not touched, and later
+    changes to the model (recalibration, gradient epochs) do not change the fitness function."""
+    model = build("mlp")
+    x, y = data("mlp")
+    pop = initial_population(model, 3, torch.Generator().manual_seed(5))
+    ev = PopulationEvaluator(model, get_loss("cross_entropy"), mode="loop", bn="eval")
+    before = ev(pop, x, y)
+    state = copy.deepcopy(model.state_dict())
+    for mod in model.modules():
+        if isinstance(mod, nn.BatchNorm1d):
+            mod.running_mean.add_(1.0)
+    assert torch.equal(ev(pop, x, y), before)
+    model.load_state_dict(state)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_bfloat16_fitness_is_close_and_refused_where_unsupported(monkeypatch) -> None:
+    from trainlab.trainers.population import engine
+
+    loss = get_loss("cross_entropy")
+    if engine.bf16_supported(torch.device("cpu")):
+        model = build("mlp")
+        x, y = data("mlp")
+        pop = initial_population(model, 5, torch.Generator().manual_seed(6))
+        exact = PopulationEvaluator(model, loss, mode="stacked")(pop, x, y)
+        for mode in ("stacked", "loop", "vmap"):
+            low = PopulationEvaluator(model, loss, mode=mode, fitness_dtype="bfloat16")(pop, x, y)
+            assert low.dtype == torch.float32
+            # bfloat16 keeps 8 significant bits: relative rounding 2⁻⁹ per operation, a few layers deep
+            torch.testing.assert_close(low, exact, rtol=0.05, atol=0.02)
+    monkeypatch.setattr(engine, "bf16_supported", lambda device: False)
+    with pytest.raises(ConfigError, match="fitness_dtype.*no native bfloat16"):
+        PopulationEvaluator(build("mlp"), loss, fitness_dtype="bfloat16")
+    with pytest.raises(ConfigError, match="fitness_dtype"):
+        PopulationEvaluator(build("mlp"), loss, fitness_dtype="float16")
+
+
+def test_compile_is_validated() -> None:
+    loss = get_loss("cross_entropy")
+    with pytest.raises(ConfigError, match="compile"):
+        PopulationEvaluator(build("mlp"), loss, mode="loop", compile=True)
+    with pytest.raises(ConfigError, match="compile"):
+        PopulationEvaluator(build("residual"), loss, compile=True)
+
+
+@pytest.mark.slow
+def test_compiled_stacked_path_matches_the_stacked_path() -> None:
+    model = build("mlp")
+    x, y = data("mlp")
+    pop = initial_population(model, 5, torch.Generator().manual_seed(8))
+    loss = get_loss("cross_entropy")
+    compiled = PopulationEvaluator(model, loss, compile=True)
+    torch.testing.assert_close(compiled(pop, x, y), PopulationEvaluator(model, loss, mode="stacked")(pop, x, y),
+                               rtol=1e-5, atol=1e-5)
+    assert compiled.mode_used == "stacked"

@@ -142,3 +142,17 @@ def test_genomes_round_trip_through_the_model(bcw) -> None:
     net, r = fit(bcw, "de", epochs=1)
     layout = ParamLayout.of(net)
     assert torch.equal(layout.flatten(net), torch.cat([r.state_dict[n].reshape(-1) for n in layout.names]))
+
+
+def test_float64_searcher_is_selectable_and_speed_options_are_validated(bcw) -> None:
+    """``dtype = "float64"`` runs the search in float64 (the network stays float32) and, its fitness being
+    the same float32 loss, keeps the promise that the selected model reproduces the best fitness."""
+    _, r = fit(bcw, "shade", epochs=2, dtype="float64")
+    best = r.records["search"][0]["best_fitness"]
+    assert r.status == "ok" and r.history[-1]["train_loss"] == pytest.approx(best, rel=1e-5, abs=1e-6)
+    with pytest.raises(ConfigError, match="trainer.shade.dtype"):
+        make_trainer("shade", dtype="float16")
+    with pytest.raises(ConfigError, match="compile"):
+        make_trainer("shade", compile=True, mode="loop")
+    with pytest.raises(ConfigError, match="fitness_dtype"):
+        make_trainer("shade", fitness_dtype="float16")

@@ -19,7 +19,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ROUTES = {"task": "task_options", "model": "model_options", "loss": "loss_options", "trainer": "trainer_options"}
+ROUTES = {"task": "task_options", "model": "model_options", "loss": "loss_options", "trainer": "trainer_options",
+          "diagnostics": "diagnostics"}
 
 
 def parse_value(text: str) -> Any:
@@ -36,7 +37,8 @@ def parse_value(text: str) -> Any:
 
 def parse_settings(settings: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``key=value`` pairs into option mappings; ``task.``/``model.``/``loss.`` prefixes route a key
-    to those options, anything else (or ``trainer.``) is a trainer option."""
+    to those options, ``diagnostics.`` to the diagnostics table (``diagnostics.curvature.every=50``: dots
+    nest), anything else (or ``trainer.``) is a trainer option."""
     out: dict[str, dict[str, Any]] = {route: {} for route in ROUTES.values()}
     for item in settings:
         key, sep, value = item.partition("=")
@@ -44,7 +46,29 @@ def parse_settings(settings: Sequence[str]) -> dict[str, dict[str, Any]]:
             raise click.BadParameter(f"got {item!r}; expected key=value", param_hint="--set")
         prefix, dot, rest = key.partition(".")
         route = ROUTES.get(prefix) if dot else None
+        if route == "diagnostics":
+            table = out[route]
+            *parents, last = rest.split(".")
+            for part in parents:
+                inner = table.get(part)
+                table[part] = inner if isinstance(inner, dict) else {}
+                table = table[part]
+            table[last] = parse_value(value)
+            continue
         out[route or "trainer_options"][rest if route else key] = parse_value(value)
+    return out
+
+
+def parse_diagnostics(lines: Sequence[str], table: dict[str, Any]) -> dict[str, Any]:
+    """``--diagnostics`` values, each a line of the TOML ``diagnostics`` table (``curvature = { every = 50 }``),
+    merged over ``table`` (from ``--set diagnostics.…``)."""
+    out = dict(table)
+    for line in lines:
+        try:
+            out.update(tomllib.loads(line))
+        except tomllib.TOMLDecodeError as err:
+            allowed = f"a TOML line such as 'curvature = {{ every = 50 }}' ({err})"
+            raise ConfigError("--diagnostics", line, allowed) from None
     return out
 
 
@@ -113,6 +137,9 @@ def common_options(f: Any) -> Any:
 @click.option("--lr-find", "lr_find", is_flag=True, help="Run the LR finder first; use its suggestion as lr.")
 @click.option("--lr-find-suggest", type=LazyChoice(_suggestions), default=None,
               help="fastai suggestion rule of the LR finder (default valley).")
+@click.option("--diagnostics", "diagnostics", multiple=True, metavar="TOML",
+              help="A line of the diagnostics table (repeatable), e.g. 'curvature = { every = 50, top_k = 3, trace = true }',"
+              " 'sharpness = { every = 10 }', 'ntk = { every = 100 }', 'gradient_norm = { every = 1 }' (docs/diagnostics.md).")
 @click.option("--tensorboard", "tensorboard", type=click.Path(file_okay=False), default=None,
               help="Also log the history live to this TensorBoard folder (needs the tensorboard extra).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for result.json and model.pt.")
@@ -122,7 +149,7 @@ def train(
     activation: str | None, init: str | None, width: int | None, device: str, data_dir: str | None,
     settings: tuple[str, ...], epochs: int | None, steps: int | None, evals: int | None,
     sample_evals: int | None, seconds: float | None, schedule: str | None, lr_find: bool,
-    lr_find_suggest: str | None, tensorboard: str | None, out: str, overwrite: bool,
+    lr_find_suggest: str | None, diagnostics: tuple[str, ...], tensorboard: str | None, out: str, overwrite: bool,
 ) -> None:
     """Train one model on one task and write the result (config, history, metrics, spending, environment)
     as JSON with the selected weights into OUT."""
@@ -147,6 +174,7 @@ def train(
             task_options=routed["task_options"],
             model_options=_model_options(activation, init, width, routed["model_options"]),
             trainer_options=trainer_options, loss_options=routed["loss_options"], device=_device(device),
+            diagnostics=parse_diagnostics(diagnostics, routed["diagnostics"]),
         )
         spec.resolved()
         check_out_dir(out)
@@ -176,6 +204,13 @@ def train(
         first = result.message.splitlines()[0] if result.message else "unknown error"
         raise click.ClickException(f"run failed ({first}); result with the traceback written to {path}")
     console.print(summary_table(result))
+    if spec.diagnostics and "diagnostics_seconds" in result.environment:
+        env = result.environment
+        logged = ", ".join(f"{name} ({len(result.records.get(name, []))} rows)"
+                           for name, value in spec.resolved().diagnostics.items() if isinstance(value, dict))
+        console.print(f"diagnostics recorded: {logged}; they took {env['diagnostics_seconds']:.2f} s wall"
+                      f" ({env['diagnostics_cpu_seconds']:.2f} s CPU) of the run's {env['wall_seconds']:.2f} s,"
+                      " outside its time budget")
     if result.status == "diverged":
         console.print(f"[bold yellow]diverged:[/] {result.message}; the history and the weights selected before it are kept")
     console.print(f"result written to {path}")
@@ -200,6 +235,9 @@ def lr_find(
     from trainlab.experiments.lr_find import run_lr_find  # start-up time: see trainlab.cli.lazy
 
     routed = parse_settings(settings)
+    if routed["diagnostics"]:
+        raise click.ClickException(str(ConfigError("--set", "diagnostics.…", "options of the task, model, loss and "
+                                                   "trainer (lr-find records no diagnostics; use train)")))
     options = {**routed["trainer_options"], **({"lr": lr} if lr is not None else {})}
     if batch_size is not None:
         options["batch_size"] = batch_size

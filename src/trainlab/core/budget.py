@@ -8,7 +8,8 @@ Counting conventions, the same for every trainer:
 * ``sample_evals`` = ``forward_samples + backward_samples``: the unit of equal-compute comparisons.
 * ``evals``: full-training-set fitness evaluations (population methods); gradient trainers leave it 0.
 * ``steps``: optimizer steps (gradient methods) or generations (population methods).
-* ``seconds``: wall time since the start of ``fit``, monitoring included.
+* ``seconds``: wall time since the start of ``fit``, monitoring included, diagnostics callbacks
+  (``TrainState.excluded_seconds``) excluded.
 """
 from __future__ import annotations
 

@@ -1,13 +1,16 @@
-"""A training callback that records curvature diagnostics every ``every`` steps.
+"""Training callbacks that record diagnostics: :class:`Diagnostics` (what a ``diagnostics`` table asks for,
+each diagnostic on its own schedule) and :class:`CurvatureCallback` (everything every ``every`` steps).
 
-Each measurement is one row of ``RunResult.records["curvature"]`` (``state.log``) with the step, the
-objective value, the top Hessian eigenvalues of the objective actually minimised at that step (loss
+For :class:`CurvatureCallback`, each measurement is one row of ``RunResult.records["curvature"]``
+(``state.log``) with the step, the objective value, the top Hessian eigenvalues of the objective actually minimised at that step (loss
 with its dynamic weights at ``state.step`` plus ``state.penalty``), the sharpness against the
 stability limit ``2(1+β)/lr`` from ``state.lr`` and ``state.momentum``, and optionally the largest
 NTK eigenvalues, a Hutch++ trace estimate and per-layer gradient norms.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +19,13 @@ from torch import Tensor
 
 from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.core.config import check_choice, check_number
+from trainlab.diagnostics.config import DiagnosticsConfig, diagnostics_config
 from trainlab.diagnostics.gradients import gradient_norms
 from trainlab.diagnostics.hessian import hessian_top, hessian_trace
 from trainlab.diagnostics.ntk import NTK
-from trainlab.diagnostics.objective import BN_MODES, Objective
-from trainlab.diagnostics.stability import stability_limit
+from trainlab.diagnostics.objective import Objective
+from trainlab.diagnostics.stability import stability_limit, update_limit
+from trainlab.models.batchnorm import check_bn_mode
 from trainlab.core.seeding import torch_generator
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -55,7 +60,7 @@ class CurvatureOptions:
         for name in ("subset", "ntk_subset", "chunk_size"):
             if getattr(self, name) is not None:
                 check_number(name, getattr(self, name), low=1, integer=True)
-        check_choice("bn", self.bn, BN_MODES)
+        check_bn_mode(self.bn)
         check_choice("dtype", self.dtype, DTYPES)
         check_number("tol", self.tol, low=0, low_open=True)
 
@@ -112,3 +117,90 @@ class CurvatureCallback(Callback):
         if opt.grad_norms:
             row["grad_norms"] = gradient_norms(objective)
         state.log("curvature", **row)
+
+
+class Diagnostics(Callback):
+    """The callback a ``diagnostics`` table makes: each requested diagnostic of :class:`DiagnosticsConfig` at the
+    start of training and every ``every`` optimizer steps, one row per measurement in ``records[<name>]``.
+
+    Rows (besides ``step`` and ``epoch``): ``curvature``: ``loss``, ``eigenvalues`` (descending), ``sharpness``,
+    ``limit`` and ``ratio`` (where the update rule has a stability limit, :func:`update_limit`), ``lr``,
+    ``trace``/``trace_stderr``; ``sharpness``: ``sharpness``, ``limit``, ``ratio``, ``lr``; ``ntk``:
+    ``eigenvalues``; ``gradient_norm``: ``total`` and ``layers`` (module or parameter name → norm).
+
+    Every row has ``seconds``, the wall time the measurement took (for a step measuring several diagnostics,
+    the shared objective is charged to the first; the rows' times add up to the total). All of it is added to
+    ``state.excluded_seconds`` (kept out of the run's time budget) and summed in :attr:`seconds` and
+    :attr:`cpu_seconds`. Nothing touches the model being trained or any random stream the trainer draws from:
+    the objective is a copy, the subset and Lanczos start vectors come from generators derived from the run seed.
+    """
+
+    def __init__(self, config: DiagnosticsConfig | Mapping[str, Any]):
+        self.config = config if isinstance(config, DiagnosticsConfig) else diagnostics_config(config)
+        self.indices: Tensor | None = None
+        self.seconds = 0.0
+        self.cpu_seconds = 0.0
+
+    def on_fit_start(self, state: TrainState) -> None:
+        n = len(state.task.train)
+        size = self.config.subset
+        if size is None or size >= n:
+            self.indices = torch.arange(n)
+        else:
+            gen = torch_generator(state.seed, "diagnostics-subset")
+            self.indices = torch.randperm(n, generator=gen)[:size].sort().values
+        if self.config.requests:
+            self._measure(state, list(self.config.requests))
+
+    def on_step_end(self, state: TrainState) -> None:
+        due = [name for name, request in self.config.requests.items() if state.step % request.every == 0]
+        if due:
+            self._measure(state, due)
+
+    def _measure(self, state: TrainState, names: list[str]) -> None:
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        opt, split = self.config, state.task.train
+        if self.indices is None:
+            self.indices = torch.arange(len(split))
+        index = self.indices.to(split.x.device)
+        x, y = split.x[index], split.y[index]
+        objective = Objective.from_state(state, x, y, bn=opt.bn, dtype=DTYPES[opt.dtype])
+        limit = update_limit(state.optimizer, state.lr, state.momentum)
+        top: list[float] | None = None
+        mark = wall0
+        for name in names:
+            row: dict[str, Any] = {}
+            if name in ("curvature", "sharpness"):
+                k = opt.curvature.top_k if opt.curvature is not None and "curvature" in names else 1
+                if top is None or len(top) < k:
+                    top = hessian_top(objective, min(k, objective.dim), seed=state.seed, tol=opt.tol).values.tolist()
+                row["sharpness"] = top[0]
+                if state.lr is not None:
+                    row["lr"] = state.lr
+                if limit is not None:
+                    row["limit"], row["ratio"] = limit, top[0] / limit
+            if name == "curvature":
+                assert opt.curvature is not None
+                row["loss"] = float(objective.value())
+                row["eigenvalues"] = top[: opt.curvature.top_k] if top is not None else []
+                if opt.curvature.trace:
+                    estimate = hessian_trace(objective, matvecs=opt.curvature.trace_matvecs, seed=state.seed)
+                    row["trace"], row["trace_stderr"] = estimate.value, estimate.stderr
+            elif name == "ntk":
+                assert opt.ntk is not None
+                count = min(opt.ntk.subset, len(x))
+                ntk = NTK(state.model, x[:count], trace_outputs=opt.ntk.trace_outputs, bn=opt.bn,
+                          dtype=DTYPES[opt.dtype])
+                row["eigenvalues"] = ntk.eigenvalues(min(opt.ntk.top_k, ntk.dim), seed=state.seed).tolist()
+            elif name == "gradient_norm":
+                assert opt.gradient_norm is not None
+                norms = gradient_norms(objective, by=opt.gradient_norm.by)
+                row["total"] = norms.pop("total")
+                row["layers"] = norms
+            now = time.perf_counter()
+            row["seconds"], mark = now - mark, now
+            state.log(name, **row)
+        wall, cpu = mark - wall0, time.process_time() - cpu0
+        self.seconds += wall
+        self.cpu_seconds += cpu
+        state.excluded_seconds += wall

@@ -3,8 +3,8 @@
 An experiment file has these sections (see ``docs/experiments.md`` for the full reference)::
 
     [experiment]            # name, master seed, seeds (count or list of indices), device, engine, eval_every
-    [defaults]              # task, model, trainer, loss, budget and *_options tables shared by every run
-    [trainers.<label>]      # named trainer variants: algorithm = "adam", then its options
+    [defaults]              # task, model, trainer, loss, budget, diagnostics and *_options tables shared by every run
+    [trainers.<label>]      # named trainer variants: algorithm = "adam", then its options (and a diagnostics table)
     [grid]                  # axes: lists of values; keys task/model/trainer/loss/budget or "<section>.<option>"
     [[exclude]]             # drop the cells that match every key given
     [[override]]            # match = {...}, set = {...}: change options of matching cells
@@ -36,6 +36,7 @@ from trainlab.core.budget import Budget
 from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.core.seeding import derive_seed
 from trainlab.data import task_config
+from trainlab.diagnostics import diagnostics_config
 from trainlab.experiments.spec import RunSpec, resolved_id
 from trainlab.losses import get_loss
 from trainlab.models import model_config
@@ -47,7 +48,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 NAMES = ("task", "model", "trainer", "loss")
-SECTIONS = ("task_options", "model_options", "trainer_options", "loss_options", "budget")
+SECTIONS = ("task_options", "model_options", "trainer_options", "loss_options", "budget", "diagnostics")
 TOP_LEVEL = ("experiment", "defaults", "trainers", "grid", "exclude", "override")
 EXPERIMENT_KEYS = ("name", "description", "seed", "seeds", "device", "engine", "eval_every", "weights")
 ENGINES = ("default", "sweep")
@@ -169,12 +170,35 @@ def _view(flat: Flat, label: str) -> dict[str, Any]:
 
 
 def _split_options(flat: Flat) -> dict[str, dict[str, Any]]:
+    """The cell's options per section; a dotted diagnostics key (``diagnostics.curvature.every``) sets one option
+    inside its table, after the tables set by earlier keys."""
     options: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     for key, (value, _) in flat.items():
         if "." in key:
             section, option = key.split(".", 1)
-            options[section][option] = value
+            if section == "diagnostics" and "." in option:
+                _set_nested(options[section], option.split("."), value)
+            else:
+                options[section][option] = value
     return options
+
+
+def _set_nested(table: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        inner = table.get(part)
+        table[part] = dict(inner) if isinstance(inner, Mapping) else {}
+        table = table[part]
+    table[path[-1]] = value
+
+
+def _overlay(flat: Flat, layer: Flat) -> None:
+    """``flat.update(layer)``, where a diagnostics key also drops the deeper keys it replaces (a later layer's
+    ``diagnostics.curvature`` table replaces an earlier ``diagnostics.curvature.every``)."""
+    for key, item in layer.items():
+        if key.startswith("diagnostics."):
+            for old in [k for k in flat if k.startswith(key + ".")]:
+                del flat[old]
+        flat[key] = item
 
 
 def auto_device(device: str) -> str:
@@ -363,7 +387,7 @@ class _Parser:
                 flat[f"{key}.{option}"] = (v, f"{where}.{option}")
         else:
             self.check_value(where, value)
-            flat[key] = (value, where)
+            _overlay(flat, {key: (value, where)})
 
     def check_value(self, where: str, value: Any) -> None:
         """Numbers a run can use: integers within int64, floats finite and within float32's range."""
@@ -391,7 +415,9 @@ class _Parser:
                 raise self.error(f"{where}.algorithm", algorithm, "a trainer name")
             flat: Flat = {"trainer": (algorithm, f"{where}.algorithm" if "algorithm" in table else where)}
             for option, value in table.items():
-                if option != "algorithm":
+                if option == "diagnostics":
+                    self.put(flat, option, value, f"{where}.{option}")
+                elif option != "algorithm":
                     self.check_value(f"{where}.{option}", value)
                     flat[f"trainer_options.{option}"] = (value, f"{where}.{option}")
             out[label] = flat
@@ -468,8 +494,8 @@ class _Parser:
         if not isinstance(label, str):
             raise self.error(label_where, label, "a trainer name or a label from [trainers]")
         flat = dict(defaults)
-        flat.update(variants.get(label, {"trainer": (label, label_where)}))
-        flat.update({k: v for k, v in grid.items() if k != "trainer"})
+        _overlay(flat, variants.get(label, {"trainer": (label, label_where)}))
+        _overlay(flat, {k: v for k, v in grid.items() if k != "trainer"})
         return label, flat
 
     def expand(self, cells: list[tuple[str, Flat]], seed: int, seeds: tuple[int, ...]) -> list[PlannedRun]:
@@ -545,11 +571,15 @@ class _Parser:
             make_trainer(str(name["trainer"]), **options["trainer_options"]).check_budget(budget)
         except ConfigError as err:
             raise self.relabel(err, self.locate(err, "budget", flat, "defaults.budget")) from None
+        try:
+            diagnostics_config(options["diagnostics"])
+        except ConfigError as err:
+            raise self.relabel(err, self.locate_diagnostics(err, flat)) from None
         spec = RunSpec(
             task=name["task"], model=name["model"], trainer=name["trainer"], budget=budget, seed=0,
             loss=name["loss"], task_options=options["task_options"], model_options=options["model_options"],
             trainer_options=options["trainer_options"], loss_options=options["loss_options"],
-            device=flat["device"][0],
+            device=flat["device"][0], diagnostics=options["diagnostics"],
         )
         try:
             spec.resolved()
@@ -558,6 +588,18 @@ class _Parser:
                 raise self.relabel(err, self.locate(err, "budget", flat, "defaults.budget")) from None
             raise self.relabel(err, where["trainer"]) from None
         return spec
+
+    @staticmethod
+    def locate_diagnostics(err: ConfigError, flat: Flat) -> str:
+        """The TOML key path of the diagnostics option ``err`` is about: the deepest key that set it, extended by
+        the rest of the option's path."""
+        parts = err.field.split(".")
+        for j in range(len(parts), 1, -1):
+            key = ".".join(parts[:j])
+            if key in flat:
+                return ".".join([flat[key][1], *parts[j:]])
+        first = next((where for k, (_, where) in flat.items() if k.startswith("diagnostics.")), "defaults.diagnostics")
+        return f"{first.rsplit('.', 1)[0]}.{'.'.join(parts[1:])}"
 
     @staticmethod
     def locate(err: ConfigError, key: str, flat: Flat, fallback: str) -> str:

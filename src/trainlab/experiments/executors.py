@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -32,6 +33,7 @@ from trainlab.data import load_task
 from trainlab.experiments.spec import RunSpec, execute
 from trainlab.experiments.store import utc_now
 from trainlab.experiments.sweep import run_sweep
+from trainlab.trainers.population.engine import CACHE_ENV as ENGINE_CACHE_ENV
 from trainlab.trainers.callbacks import Callback, TrainState
 from trainlab.trainers.result import RunResult
 
@@ -172,6 +174,10 @@ class _Worker:
 class ProcessExecutor(Executor):
     """A local pool of ``workers`` processes (spawn start method, one torch thread each).
 
+    The workers share the population engine's ``mode="auto"`` decisions through a file in a temporary
+    folder (``TRAINLAB_ENGINE_CACHE``, unless already set), so every cell of one model structure and
+    population size uses the same engine.
+
     Each worker holds one job at a time, so a worker that dies (killed, out of memory) fails only the runs
     of its job and is replaced. Workers ignore Ctrl-C (the parent stops them) and exit when the parent dies.
     """
@@ -181,6 +187,9 @@ class ProcessExecutor(Executor):
 
     def run(self, jobs: Iterable[Job], events: Events) -> Iterator[tuple[Job, list[Outcome]]]:
         context = multiprocessing.get_context("spawn")
+        shared = None if ENGINE_CACHE_ENV in os.environ else tempfile.TemporaryDirectory(prefix="trainlab-engine-")
+        if shared is not None:
+            os.environ[ENGINE_CACHE_ENV] = os.path.join(shared.name, "decisions.json")
         outbox = context.Queue()
         todo = iter(jobs)
         workers: list[_Worker] = []
@@ -241,6 +250,9 @@ class ProcessExecutor(Executor):
                     worker.process.join()
                 worker.inbox.close()
             outbox.close()
+            if shared is not None:
+                os.environ.pop(ENGINE_CACHE_ENV, None)
+                shared.cleanup()
 
 
 class RayExecutor(Executor):

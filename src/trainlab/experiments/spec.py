@@ -21,6 +21,7 @@ from trainlab.core.config import ConfigError, check_number
 from trainlab.core.environment import environment
 from trainlab.core.seeding import torch_generator
 from trainlab.data import load_task, task_config
+from trainlab.diagnostics import Diagnostics, diagnostics_config
 from trainlab.losses import get_loss
 from trainlab.models import build_model, model_config
 from trainlab.trainers import make_trainer
@@ -33,7 +34,9 @@ MAX_SEED = 2**63 - 1
 
 @dataclass(frozen=True)
 class RunSpec:
-    """task × model × trainer (with options) × loss × budget × seed, on a device."""
+    """task × model × trainer (with options) × loss × budget × seed, on a device; ``diagnostics`` is the
+    ``diagnostics`` table (:mod:`trainlab.diagnostics.config`) of what to record while training. A spec
+    without diagnostics has the identity it had before they existed (the key is left out of ``to_dict``)."""
 
     task: str
     model: str
@@ -46,6 +49,7 @@ class RunSpec:
     trainer_options: Mapping[str, Any] = field(default_factory=dict)
     loss_options: Mapping[str, Any] = field(default_factory=dict)
     device: str = "cpu"
+    diagnostics: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_number("seed", self.seed, low=0, high=MAX_SEED, integer=True)
@@ -55,6 +59,10 @@ class RunSpec:
         out["budget"] = self.budget.to_dict()
         for key in ("task_options", "model_options", "trainer_options", "loss_options"):
             out[key] = dict(out[key])
+        if self.diagnostics:
+            out["diagnostics"] = dict(self.diagnostics)
+        else:
+            del out["diagnostics"]
         return out
 
     @classmethod
@@ -81,6 +89,7 @@ class RunSpec:
             model_options=model_config(self.model, **self.model_options),
             trainer_options=trainer,
             loss_options=loss_options,
+            diagnostics=diagnostics_config(self.diagnostics).to_dict(),
         )
 
     def run_id(self) -> str:
@@ -104,11 +113,16 @@ def execute(
     Configuration errors raise :class:`ConfigError`; any other exception becomes a ``failed`` result
     carrying the traceback, so that one bad run never stops an experiment. The result's environment
     records the run's wall time and CPU time (this process, every thread, user + system; data loading
-    included) as ``wall_seconds`` and ``cpu_seconds``.
+    included) as ``wall_seconds`` and ``cpu_seconds``; with ``spec.diagnostics``, the part of them its
+    :class:`~trainlab.diagnostics.Diagnostics` callback took is ``diagnostics_seconds`` and
+    ``diagnostics_cpu_seconds`` (kept out of the trainer's ``spending.seconds``).
     """
     resolved = spec.resolved()
     config = {"run_id": resolved.run_id(), **resolved.to_dict()}
     wall0, cpu0 = time.perf_counter(), time.process_time()
+    diagnostics = Diagnostics(resolved.diagnostics) if resolved.diagnostics else None
+    if diagnostics is not None:
+        callbacks = [*callbacks, diagnostics]
     try:
         task = load_task(spec.task, data_dir=data_dir, device=spec.device, **spec.task_options)
         model = build_model(
@@ -128,4 +142,6 @@ def execute(
         result = RunResult.failed(config, environment(torch.device(spec.device)), err)
     result.config = config
     result.environment.update(cpu_seconds=time.process_time() - cpu0, wall_seconds=time.perf_counter() - wall0)
+    if diagnostics is not None:
+        result.environment.update(diagnostics_seconds=diagnostics.seconds, diagnostics_cpu_seconds=diagnostics.cpu_seconds)
     return result

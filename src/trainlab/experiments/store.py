@@ -8,7 +8,9 @@ Tables (schema version 1):
   the headline ``metric`` name, the environment (JSON), ``started_at``/``finished_at`` (ISO 8601 UTC)
   and ``attempts``.
 * ``histories``: one row per recorded epoch (``run_id``, ``row``, ``epoch``, JSON ``data``).
-* ``records``: what callbacks logged (``run_id``, ``name``, ``row``, JSON ``data``).
+* ``records``: what callbacks logged (``run_id``, ``name``, ``row``, JSON ``data``), among them the rows of
+  the ``diagnostics`` table (names ``curvature``, ``sharpness``, ``ntk``, ``gradient_norm``); what the
+  diagnostics cost is in the run's ``environment`` (``diagnostics_seconds``, ``diagnostics_cpu_seconds``).
 * ``weights``: the selected weights of each run (``torch.save`` bytes), optional.
 * ``meta``: key/value pairs (schema version, experiment name, the experiment file's text).
 
@@ -473,6 +475,7 @@ class ResultStore:
             row["git_revision"] = env.get("git_revision")
             row["device_name"] = env.get("device_name")
             row["cpu_seconds"] = env.get("cpu_seconds", math.nan)
+            row["diagnostics_seconds"] = env.get("diagnostics_seconds", math.nan)
             rows.append(row)
         frame = pd.DataFrame(rows)
         if frame.empty:

@@ -218,6 +218,13 @@ class DynamicSchedule:
 
     Oscillations stop (A = 1) from step ``stop_at`` on, or — with ``total_steps`` — for the last
     period, t ≥ total_steps − T (the thesis's ``last_period_no_osc``); give at most one of the two.
+
+    ``code_period`` follows the code printed in Lavín Pallero (2021, §5.10) instead of the formulas: its
+    in-period counter runs 0, 1, …, ⌊T⌋ and is reset only once it exceeds T, so a period lasts
+    P = ⌊T⌋ + 1 steps: t_T = t mod P and i = ⌊t / P⌋ mod C (g keeps its slope m = 2(A − 1)/T, so
+    g = 1 at both t_T = 0 and t_T = T). Its ``last_period_no_osc`` is checked only when a period ends,
+    so with ``total_steps`` = S the oscillations stop at the first period end after step S − T: from step
+    kP with k the smallest integer ≥ 1 such that kP − 1 > S − T (fewer than T static steps, or none).
     """
 
     amplitude: float = 1.0
@@ -225,12 +232,14 @@ class DynamicSchedule:
     normalise: bool = True
     stop_at: int | None = None
     total_steps: int | None = None
+    code_period: bool = False
 
     def __post_init__(self) -> None:
         check_number("amplitude", self.amplitude, low=1)
         check_number("period", self.period, low=0, low_open=True)
-        if not isinstance(self.normalise, bool):
-            raise ConfigError("normalise", self.normalise, "true or false")
+        for flag in ("normalise", "code_period"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(flag, getattr(self, flag), "true or false")
         for key in ("stop_at", "total_steps"):
             if getattr(self, key) is not None:
                 check_number(key, getattr(self, key), low=0, integer=True)
@@ -238,18 +247,26 @@ class DynamicSchedule:
             raise ConfigError("stop_at", self.stop_at, "None when total_steps is given (use one of the two)")
 
     @property
+    def steps_per_period(self) -> float:
+        """Steps between two changes of the emphasised class: T, or ⌊T⌋ + 1 with ``code_period``."""
+        return math.floor(self.period) + 1 if self.code_period else self.period
+
+    @property
     def static_from(self) -> float:
         """First step without oscillations (∞ when they never stop)."""
         if self.stop_at is not None:
             return self.stop_at
         if self.total_steps is not None:
+            if self.code_period:
+                p = self.steps_per_period
+                return p * max(1, math.floor((self.total_steps - self.period + 1) / p) + 1)
             return self.total_steps - self.period
         return math.inf
 
     def g(self, t: Tensor | int) -> Tensor:
         """g(t_T) as float64, elementwise over ``t`` (1 where oscillations are stopped)."""
         t = torch.as_tensor(t, dtype=torch.float64)
-        t_in = torch.remainder(t, self.period)
+        t_in = torch.remainder(t, self.steps_per_period)
         slope = 2.0 * (self.amplitude - 1.0) / self.period
         g = 1.0 + slope * torch.minimum(t_in, self.period - t_in)
         return torch.where(t >= self.static_from, torch.ones_like(g), g)
@@ -259,7 +276,7 @@ class DynamicSchedule:
         check_number("n_classes", n_classes, low=1, integer=True)
         t = torch.as_tensor(t, dtype=torch.float64)
         g = self.g(t)
-        emphasised = torch.remainder(torch.floor(t / self.period), n_classes).long()
+        emphasised = torch.remainder(torch.floor(t / self.steps_per_period), n_classes).long()
         raw = 1.0 + (g - 1.0).unsqueeze(-1) * F.one_hot(emphasised, n_classes).to(torch.float64)
         if self.normalise:
             return n_classes * raw / raw.sum(dim=-1, keepdim=True)
@@ -280,7 +297,9 @@ class DynamicSchedule:
         ax.set_xlabel("step t")
         ax.set_ylabel("Γ(t)" if self.normalise else "Γ̂(t)")
         ax.set_title(f"{'Γ(t)' if self.normalise else 'Γ̂(t)'}: amplitude A = {self.amplitude:g}, "
-                     f"period T = {self.period:g} steps, {n_classes} classes")
+                     f"period T = {self.period:g}"
+                     f"{f' (printed code: {self.steps_per_period:g} steps)' if self.code_period else ' steps'}, "
+                     f"{n_classes} classes")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0.0)
         return ax
 
@@ -294,10 +313,11 @@ def gamma(
     normalise: bool = True,
     stop_at: int | None = None,
     total_steps: int | None = None,
+    code_period: bool = False,
 ) -> Tensor:
     """Γ(t) of Ruiz-García et al. 2021 (see :class:`DynamicSchedule`): shape (C,) for a scalar ``t``, (len(t), C)
     else."""
-    schedule = DynamicSchedule(amplitude, period, normalise, stop_at, total_steps)
+    schedule = DynamicSchedule(amplitude, period, normalise, stop_at, total_steps, code_period)
     return schedule.factors(t, n_classes)
 
 
@@ -311,10 +331,21 @@ class DynamicLoss(Loss):
     normalise: bool = True
     stop_at: int | None = None
     total_steps: int | None = None
+    code_period: bool = False
 
     def __post_init__(self) -> None:
-        schedule = DynamicSchedule(self.amplitude, self.period, self.normalise, self.stop_at, self.total_steps)
+        schedule = DynamicSchedule(
+            self.amplitude, self.period, self.normalise, self.stop_at, self.total_steps, self.code_period
+        )
         object.__setattr__(self, "_schedule", schedule)
+
+    def config(self) -> dict[str, Any]:
+        """As :meth:`Loss.config`, without ``code_period`` when it is false: the option came after the run ids
+        of existing studies were fixed, and leaving its default out keeps those ids."""
+        config = super().config()
+        if not self.code_period:
+            config.pop("code_period")
+        return config
 
     @property
     def schedule(self) -> DynamicSchedule:

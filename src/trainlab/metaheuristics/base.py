@@ -76,8 +76,13 @@ class Problem:
 class Searcher(ABC):
     """Base class of ask/tell searchers; ``population`` (P, D) is the initial population (not yet evaluated).
 
-    Randomness comes only from ``generator`` (a CPU ``torch.Generator``, never reseeded), so results do not
-    depend on the device of the population. ``best_x``/``best_f`` is the best point evaluated so far.
+    The search runs on the population's device and in its dtype (the population trainers: float32 by
+    default, float64 selectable). Randomness comes only from ``generator`` (a CPU ``torch.Generator``, never
+    reseeded): per-individual draws (indices, F, CR) are taken from it directly; the (P, D) draws of the
+    gene operators come from :attr:`device_generator`, a generator on the population's device seeded from
+    ``generator`` the first time it is needed. Same seed, device and dtype: the same search.
+    Large temporaries live in :meth:`buffer` scratch tensors, reused between generations.
+    ``best_x``/``best_f`` is the best point evaluated so far.
     """
 
     name = ""
@@ -88,6 +93,8 @@ class Searcher(ABC):
         if population.ndim != 2 or population.shape[1] != problem.dim:
             raise ConfigError("population", tuple(population.shape), f"a (P, {problem.dim}) tensor")
         self.problem, self.generator = problem, generator
+        self._device_generator: torch.Generator | None = None
+        self._buffers: dict[str, Tensor] = {}
         self.x = population.clone()
         self.f: Tensor | None = None
         self.best_x = population[0].clone()
@@ -98,9 +105,28 @@ class Searcher(ABC):
     def device(self) -> torch.device:
         return self.x.device
 
+    @property
+    def device_generator(self) -> torch.Generator:
+        """The generator of the (P, D) draws, on the population's device, seeded from ``generator``."""
+        if self._device_generator is None or self._device_generator.device != self.device:
+            seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+            self._device_generator = torch.Generator(device=self.device)
+            self._device_generator.manual_seed(seed)
+        return self._device_generator
+
     def rand(self, *shape: int) -> Tensor:
-        """U[0, 1) numbers drawn on the CPU generator, moved to the population's device and dtype."""
-        return torch.rand(*shape, generator=self.generator, dtype=torch.float64).to(self.device, self.x.dtype)
+        """U[0, 1) numbers in the population's dtype, drawn on its device by :attr:`device_generator`."""
+        return torch.rand(*shape, generator=self.device_generator, dtype=self.x.dtype, device=self.device)
+
+    def buffer(self, name: str, rows: int, dtype: torch.dtype | None = None) -> Tensor:
+        """A scratch (rows, D) tensor on the population's device, of its dtype unless ``dtype`` is given, kept
+        between calls (its content is whatever was left in it); allocated again only when more rows are
+        needed."""
+        dtype = dtype or self.x.dtype
+        buf = self._buffers.get(name)
+        if buf is None or len(buf) < rows or buf.dtype != dtype or buf.device != self.device:
+            buf = self._buffers[name] = torch.empty(rows, self.x.shape[1], dtype=dtype, device=self.device)
+        return buf[:rows]
 
     def randint(self, high: int | Tensor, *shape: int) -> Tensor:
         """Integers in [0, high) (``high`` may be a tensor of per-row limits)."""

@@ -8,6 +8,7 @@ the parent and the violated bound (as SHADE), ``"clip"`` clips them.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -40,26 +41,69 @@ def distinct_indices(searcher: Searcher, n: int, k: int) -> Tensor:
     return keys.argsort(dim=1)[:, :k].to(searcher.device)
 
 
-def binomial_crossover(searcher: Searcher, x: Tensor, v: Tensor, cr: Tensor | float) -> Tensor:
-    """u_ij = v_ij where U_ij < CR_i or j = j_rand(i), else x_ij."""
+def binomial_crossover_(searcher: Searcher, x: Tensor, v: Tensor, cr: Tensor | float) -> Tensor:
+    """In place on ``v``: u_ij = v_ij where U_ij < CR_i or j = j_rand(i), else x_ij; returns ``v``.
+
+    The U_ij are float32 draws of :attr:`~Searcher.device_generator` in a reused buffer, whatever the
+    population's dtype, and U_ij < CR_i is decided exactly as in float64 (against CR_i rounded up to the
+    next float32), so a float32 and a float64 search draw the same choices. The choice becomes a 0/1
+    weight in place, and ``torch.lerp`` with a weight of exactly 0 or 1 returns exactly x_ij or v_ij (ATen
+    computes x + w (v − x) for w < ½ and v − (v − x)(1 − w) otherwise), with no boolean temporaries."""
     n, d = x.shape
-    cr = torch.as_tensor(cr, dtype=x.dtype, device=x.device).reshape(-1, 1)
-    mask = searcher.rand(n, d) < cr
-    mask[torch.arange(n, device=x.device), searcher.randint(d, n)] = True
-    return torch.where(mask, v, x)
+    draws = searcher.buffer("uniform", n, torch.float32)
+    draws.uniform_(generator=searcher.device_generator)
+    weight = draws if x.dtype == torch.float32 else searcher.buffer("crossover", n)
+    torch.lt(draws, float32_ceiling(torch.as_tensor(cr, dtype=torch.float64).reshape(-1, 1)).to(x.device), out=weight)
+    weight[torch.arange(n, device=x.device), searcher.randint(d, n)] = 1.0
+    return torch.lerp(x, v, weight, out=v)
+
+
+def float32_ceiling(values: Tensor) -> Tensor:
+    """The smallest float32 ≥ each float64 value: for every float32 u, u < c ⟺ u < float32_ceiling(c)."""
+    down = values.float()
+    return torch.where(down.double() < values, torch.nextafter(down, torch.tensor(math.inf)), down)
+
+
+def binomial_crossover(searcher: Searcher, x: Tensor, v: Tensor, cr: Tensor | float) -> Tensor:
+    """u_ij = v_ij where U_ij < CR_i or j = j_rand(i), else x_ij (a new tensor; see :func:`binomial_crossover_`)."""
+    return binomial_crossover_(searcher, x, v.clone(), cr)
+
+
+def repair_(searcher: Searcher, v: Tensor, parent: Tensor, how: str) -> Tensor:
+    """In place on ``v``: out-of-box coordinates repaired by rule ``how`` (module docstring); returns ``v``.
+    One min/max pass decides whether anything is out of the box; only then are masks built."""
+    lo, hi = searcher.problem.lower, searcher.problem.upper
+    low, high = torch.aminmax(v)
+    if not (float(low) < lo or float(high) > hi):
+        return v
+    if how == "clip":
+        return v.clamp_(lo, hi)
+    below, above = v < lo, v > hi
+    if how == "midpoint":
+        return v.copy_(torch.where(below, (lo + parent) / 2, torch.where(above, (hi + parent) / 2, v)))
+    fresh = lo + (hi - lo) * searcher.rand(*v.shape)
+    return v.copy_(torch.where(below | above, fresh, v))
 
 
 def repair(searcher: Searcher, v: Tensor, parent: Tensor, how: str) -> Tensor:
-    lo, hi = searcher.problem.lower, searcher.problem.upper
-    below, above = v < lo, v > hi
-    if not (below.any() or above.any()):
-        return v
-    if how == "clip":
-        return v.clamp(lo, hi)
-    if how == "midpoint":
-        return torch.where(below, (lo + parent) / 2, torch.where(above, (hi + parent) / 2, v))
-    fresh = lo + (hi - lo) * searcher.rand(*v.shape)
-    return torch.where(below | above, fresh, v)
+    """Out-of-box coordinates of ``v`` repaired by rule ``how`` (a new tensor; see :func:`repair_`)."""
+    return repair_(searcher, v.clone(), parent, how)
+
+
+def select_(searcher: Searcher, trial: Tensor, fitness: Tensor) -> Tensor:
+    """Greedy selection in place: rows i with f(u_i) ≤ f(x_i) of ``searcher.x`` become ``trial``'s (only
+    those rows are copied, through a reused buffer), ``searcher.f`` takes their fitness; returns the
+    accepted mask (P,)."""
+    x, f = searcher.x, searcher.f
+    assert f is not None
+    accept = fitness <= f
+    index = accept.nonzero().squeeze(1)
+    if len(index) == len(x):
+        x.copy_(trial)
+    elif len(index):
+        x.index_copy_(0, index, torch.index_select(trial, 0, index, out=searcher.buffer("work", len(index))))
+    torch.where(accept, fitness.to(f.dtype), f, out=f)
+    return accept
 
 
 @SEARCHERS.register("de")
@@ -74,14 +118,22 @@ class DE(Searcher):
         self._trial: Tensor | None = None
 
     def mutate(self) -> Tensor:
-        r = distinct_indices(self, len(self.x), 3)
-        return self.x[r[:, 0]] + self.config.F * (self.x[r[:, 1]] - self.x[r[:, 2]])
+        """v_i = x_r1 + F (x_r2 − x_r3), all rows at once as v = C·x (one matrix product into the reused
+        trial buffer; row i of C holds 1 at r1, F at r2 and −F at r3)."""
+        x, n = self.x, len(self.x)
+        r = distinct_indices(self, n, 3).cpu()
+        c = torch.zeros(n, n, dtype=torch.float64)
+        rows = torch.arange(n)
+        for k, weight in enumerate((1.0, self.config.F, -self.config.F)):
+            c[rows, r[:, k]] = weight
+        return torch.mm(c.to(x.device, x.dtype), x, out=self.buffer("trial", n))
 
     def ask(self) -> Tensor:
+        """The trial vectors (valid until the next ``ask``: they live in a reused buffer)."""
         if self.f is None:
             return self.x
-        v = repair(self, self.mutate(), self.x, self.config.repair)
-        self._trial = binomial_crossover(self, self.x, v, self.config.CR)
+        v = repair_(self, self.mutate(), self.x, self.config.repair)
+        self._trial = binomial_crossover_(self, self.x, v, self.config.CR)
         return self._trial
 
     def tell(self, fitness: Tensor) -> None:
@@ -90,8 +142,6 @@ class DE(Searcher):
             self._note_best(self.x, self.f)
             return
         assert self._trial is not None
-        better = fitness <= self.f
-        self.x = torch.where(better[:, None], self._trial, self.x)
-        self.f = torch.where(better, fitness, self.f)
+        select_(self, self._trial, fitness)
         self._note_best(self.x, self.f)
         self.generation += 1

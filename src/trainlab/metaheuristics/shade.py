@@ -9,6 +9,11 @@ strictly improved upon go to the archive A (|A| ≤ round(archive_rate · N), ra
 F_i, CR_i and Δf_i = |f(u_i) − f(x_i)| update memory slot k (cyclic): with w = Δf / ΣΔf,
 M_F[k] = Σ w F² / Σ w F (weighted Lehmer mean) and M_CR[k] = Σ w CR (weighted arithmetic mean).
 Defaults are the paper's: H = 100, p_max = 0.2, |A| = N, memories initialised to 0.5.
+
+Implementation: the per-individual draws (r_i, F_i, CR_i, p_i, pbest, r1, r2, archive deletions) come from
+the CPU generator; the gene operators run on the population's device and dtype, in place, in reused
+buffers: the population and the archive share one buffer (rows [0, N) and [N, N + |A|)), so that
+x_r2 ∈ P ∪ A is one ``index_select`` with no concatenation.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from torch import Tensor
 
 from trainlab.core.config import ConfigError, check_choice, check_number, from_mapping
 from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher
-from trainlab.metaheuristics.de import binomial_crossover, repair
+from trainlab.metaheuristics.de import binomial_crossover_, repair_, select_
 
 
 @dataclass(frozen=True)
@@ -77,14 +82,42 @@ class SHADE(Searcher):
     config_class: type[SHADEConfig] = SHADEConfig
 
     def __init__(self, problem: Problem, population: Tensor, generator: torch.Generator, **options: object):
-        super().__init__(problem, population, generator)
         self.config = from_mapping(self.config_class, options, where=self.name)
+        self._union = population[:0]
+        self._n = self._archive_len = 0
+        super().__init__(problem, population, generator)
         if len(population) < 4:
             raise ConfigError("population_size", len(population), "at least 4 for current-to-pbest/1")
         self.reset_memory()
-        self.archive = population[:0].clone()
         self._trial: Tensor | None = None
         self._F = self._CR = population.new_empty(0)
+
+    @property
+    def x(self) -> Tensor:
+        """The population, rows [0, N) of the population-and-archive buffer."""
+        return self._union[: self._n]
+
+    @x.setter
+    def x(self, value: Tensor) -> None:
+        """Replace the population (N may change); the archive is kept."""
+        self._store(value, self.archive)
+
+    @property
+    def archive(self) -> Tensor:
+        """The archive A, rows [N, N + |A|) of the population-and-archive buffer."""
+        return self._union[self._n : self._n + self._archive_len]
+
+    @archive.setter
+    def archive(self, value: Tensor) -> None:
+        self._store(self.x, value)
+
+    def _store(self, x: Tensor, archive: Tensor) -> None:
+        """A new population-and-archive buffer holding ``x`` and ``archive``, with room for a full archive."""
+        n, a = len(x), len(archive)
+        union = x.new_empty(n + max(a, int(round(self.config.archive_rate * n))), x.shape[1])
+        union[:n] = x
+        union[n : n + a] = archive.to(union)
+        self._union, self._n, self._archive_len = union, n, a
 
     def reset_memory(self) -> None:
         h = self.config.memory_size
@@ -141,26 +174,47 @@ class SHADE(Searcher):
         return r1.to(self.device), r2.to(self.device)
 
     def mutate(self, F: Tensor) -> Tensor:
-        union = torch.cat([self.x, self.archive])
+        """v_i = x_i + F_i (x_pbest − x_i) + F_i (x_r1 − x_r2), all rows at once as v = x + C·[P; A] (one
+        ``addmm`` into the reused trial buffer), where row i of C holds +F_i at pbest_i and r1_i and −F_i at
+        i and r2_i (summed where indices coincide, so x_pbest − x_i is exactly 0 when pbest_i = i)."""
+        x, n = self.x, len(self.x)
+        union = self._union[: n + self._archive_len]
         r1, r2 = self.partners()
-        fx = F.to(self.device, self.x.dtype)[:, None]
-        return self.x + fx * (self.x[self.pbest()] - self.x) + fx * (self.x[r1] - union[r2])
+        pbest = self.pbest()
+        rows, f = torch.arange(n), F.to(torch.float64)
+        c = torch.zeros(n, len(union), dtype=torch.float64)
+        for cols, sign in ((pbest, 1.0), (rows, -1.0), (r1, 1.0), (r2, -1.0)):
+            c.index_put_((rows, cols.cpu()), sign * f, accumulate=True)
+        return torch.addmm(x, c.to(self.device, x.dtype), union, out=self.buffer("trial", n))
 
     def ask(self) -> Tensor:
+        """The trial vectors (valid until the next ``ask``: they live in a reused buffer)."""
         if self.f is None:
             return self.x
         self._F, self._CR = self.sample_parameters(len(self.x))
-        v = repair(self, self.mutate(self._F), self.x, "midpoint")
-        self._trial = binomial_crossover(self, self.x, v, self._CR.to(self.device, self.x.dtype))
+        v = repair_(self, self.mutate(self._F), self.x, "midpoint")
+        self._trial = binomial_crossover_(self, self.x, v, self._CR)
         return self._trial
 
     def add_to_archive(self, parents: Tensor) -> None:
-        """Append ``parents``; while over capacity, delete random members."""
-        self.archive = torch.cat([self.archive, parents])
-        excess = len(self.archive) - self.archive_capacity
-        if excess > 0:
-            keep = torch.randperm(len(self.archive), generator=self.generator)[excess:].sort().values
-            self.archive = self.archive[keep.to(self.device)]
+        """Add ``parents`` (m, D); when |A| + m exceeds the capacity, a uniformly random subset of the |A| + m
+        of the capacity's size is kept (the old members and parents deleted at random). Parents go into
+        free archive rows, so members never move."""
+        a, m, cap = self._archive_len, len(parents), self.archive_capacity
+        start = self._n
+        if len(self._union) < start + min(a + m, cap):
+            self._store(self.x, self.archive)
+        if a + m <= cap:
+            self._union[start + a : start + a + m] = parents
+            self._archive_len = a + m
+            return
+        keep = torch.randperm(a + m, generator=self.generator)[a + m - cap :]
+        taken = torch.zeros(cap, dtype=torch.bool)
+        taken[keep[keep < a]] = True
+        rows = (~taken).nonzero().squeeze(1) + start
+        new = keep[keep >= a] - a
+        self._union[rows.to(self.device)] = parents[new.to(self.device)]
+        self._archive_len = cap
 
     def tell(self, fitness: Tensor) -> None:
         if self.f is None:
@@ -168,16 +222,17 @@ class SHADE(Searcher):
             self._note_best(self.x, self.f)
             return
         assert self._trial is not None
+        fitness = fitness.to(self.f.dtype)
         improved = (fitness < self.f).cpu()
-        accept = fitness <= self.f
         delta = (self.f - fitness).abs().cpu().double()[improved]
-        self.add_to_archive(self.x[improved.to(self.device)])
+        index = improved.nonzero().squeeze(1).to(self.device)
+        if len(index):
+            self.add_to_archive(torch.index_select(self.x, 0, index, out=self.buffer("work", len(index))))
         self.k = update_memory(
             self.m_f, self.m_cr, self.k, self._F[improved], self._CR[improved], delta,
             self.config.cr_mean, self.config.terminal_cr,
         )
-        self.x = torch.where(accept[:, None], self._trial, self.x)
-        self.f = torch.where(accept, fitness, self.f)
+        select_(self, self._trial, fitness)
         self._note_best(self.x, self.f)
         self.generation += 1
         self.after_generation()

@@ -26,6 +26,8 @@ MIN_BLOCKS = 3
 UNFINISHED = ("pending", "running")
 SWEEP_AXES = ("loss_options.period", "loss_options.amplitude")
 Records = Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]
+DIAGNOSTICS = ("curvature", "sharpness", "ntk", "gradient_norm")
+"""Record names of the ``diagnostics`` table (:mod:`trainlab.diagnostics.config`)."""
 
 
 def _slug(text: object) -> str:
@@ -79,6 +81,7 @@ def build_report(
     out: str | Path,
     *,
     records: Records | None = None,
+    diagnostics: Mapping[str, pd.DataFrame] | None = None,
     value: str = "final_test_metric",
     higher_is_better: bool | None = None,
     alpha: float = 0.05,
@@ -104,7 +107,9 @@ def build_report(
     ranks), Wilcoxon + Holm between trainer labels paired on (model, seed), time-to-target and learning
     curves against each ``curve_x``; across tasks (blocks = task × model, seed means) Friedman, Nemenyi
     and a critical-difference diagram, plus Wilcoxon + Holm; contour plots for (period, amplitude)
-    sweeps; curvature panels of ``records`` (run_id → ``RunResult.records``); failed-run messages.
+    sweeps; per task, the ``diagnostics`` records (record name → ``ResultStore.records_frame(name)``) of every
+    grid cell against the step (mean over seeds, band: their range; the stability limit dashed); curvature panels
+    of ``records`` (run_id → ``RunResult.records``); failed-run messages.
     ``higher_is_better`` defaults to False when ``value`` names a loss. ``failed`` is the policy of
     :func:`trainlab.report.stats.paired_table` ("worst" or "exclude").
 
@@ -140,6 +145,8 @@ def build_report(
         _parameters(report, raw[(runs["task"] == task).to_numpy()], str(task), value)
     _across_tasks(report, runs, value, higher, alpha, failed)
     _sweeps(report, raw)
+    if diagnostics and any(len(f) for f in diagnostics.values()):
+        _diagnostics(report, runs, diagnostics)
     if records:
         _curvature(report, runs, records)
     _selection_warnings(report, runs)
@@ -367,11 +374,89 @@ def _sweeps(report: _Report, runs: pd.DataFrame) -> None:
         report.figure(fig, "contour_" + "_".join(_slug(k) for k in key), f"{name}: final train/test metric")
 
 
+def _diagnostics(report: _Report, runs: pd.DataFrame, frames: Mapping[str, pd.DataFrame]) -> None:
+    """Per task: sharpness with its stability limit, Hessian trace, NTK λ_max and gradient norm against the step,
+    one line per grid cell, and a table of what the diagnostics found and what they cost."""
+    report.add("## Diagnostics", "",
+               "Recorded by the `diagnostics` table (docs/diagnostics.md) on the objective each trainer minimised, "
+               "at the start and every `every` optimizer steps. Lines: mean over a cell's seeds; band: their range; "
+               "dashed: the stability limit of the cell's update rule (2/lr for GD, 2(1+β)/lr with heavy-ball "
+               "momentum β; none for adaptive methods).", "")
+    cells = runs[["run_id", "task"]].copy()
+    models = runs["model"].astype(str)
+    cells["cell"] = models + " / " + runs["label"].astype(str)
+    sharp = frames.get("sharpness")
+    if sharp is None or sharp.empty:
+        sharp = frames.get("curvature")
+    quantities = [
+        ("sharpness", sharp, "sharpness", "limit", False, "λ_max of the Hessian"),
+        ("trace", frames.get("curvature"), "trace", None, False, "tr H (Hutch++)"),
+        ("ntk", _first(frames.get("ntk"), "eigenvalues"), "eigenvalues", None, True, "λ_max of the NTK"),
+        ("gradient_norm", frames.get("gradient_norm"), "total", None, True, "‖∇f‖₂"),
+    ]
+    for task in sorted(cells["task"].dropna().astype(str).unique()):
+        ids = cells[cells["task"].astype(str) == task]
+        drawn = False
+        for name, frame, y, limit, log, label in quantities:
+            if frame is None or frame.empty or y not in frame.columns:
+                continue
+            part = frame.merge(ids, on="run_id")
+            if part.empty or not pd.to_numeric(part[y], errors="coerce").notna().any():
+                continue
+            if not drawn:
+                report.add(f"### Task `{task}`", "")
+                drawn = True
+            ax = plots.diagnostic_curves(part, y=y, limit=limit if limit in part.columns else None, log_y=log,
+                                         ylabel=label, title=f"{task}: {label}")
+            caption = f"{task}: {label} against the optimizer step, one line per model / trainer label"
+            if limit and limit in part.columns:
+                caption += "; dashed: its stability limit"
+            report.figure(ax.figure, f"diagnostics_{name}_{_slug(task)}", caption)
+        if drawn:
+            table = _diagnostics_table(runs[runs["task"].astype(str) == task], frames, sharp)
+            report.table(table, f"diagnostics_{_slug(task)}",
+                         "per cell: runs with records, mean λ_max at the last measurement, the largest λ_max / limit "
+                         "seen, and the wall time of the diagnostics against that of training (the runs' `seconds`, which "
+                         "leave the diagnostics out), summed over the cell's runs")
+
+
+def _first(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
+    """``frame`` with a list column replaced by its first entry (the largest eigenvalue)."""
+    if frame is None or frame.empty or column not in frame.columns:
+        return frame
+    out = frame.copy()
+    out[column] = [v[0] if isinstance(v, (list, tuple)) and v else math.nan for v in out[column]]
+    return out
+
+
+def _diagnostics_table(runs: pd.DataFrame, frames: Mapping[str, pd.DataFrame], sharp: pd.DataFrame | None) -> pd.DataFrame:
+    logged = set().union(*(set(f["run_id"]) for f in frames.values() if len(f)))
+    rows = []
+    for (model, label), part in runs.groupby([runs["model"].astype(str), runs["label"].astype(str)], sort=True):
+        ids = set(part["run_id"]) & logged
+        if not ids:
+            continue
+        row: dict[str, Any] = {"model": model, "label": label, "runs": len(ids)}
+        if sharp is not None and not sharp.empty and "sharpness" in sharp.columns:
+            mine = sharp[sharp["run_id"].isin(ids)]
+            last = mine.sort_values("step").groupby("run_id").tail(1)
+            row["last λ_max"] = f"{pd.to_numeric(last['sharpness']).mean():.4g}" if len(last) else "–"
+            ratio = pd.to_numeric(mine["ratio"], errors="coerce") if "ratio" in mine.columns else pd.Series([], dtype=float)
+            row["max λ_max / limit"] = f"{ratio.max():.3f}" if ratio.notna().any() else "–"
+        if "diagnostics_seconds" in part.columns:
+            cost = pd.to_numeric(part.loc[part["run_id"].isin(ids), "diagnostics_seconds"], errors="coerce").sum()
+            wall = pd.to_numeric(part.loc[part["run_id"].isin(ids), "seconds"], errors="coerce").sum()
+            row["diagnostics s"] = f"{cost:.3g}"
+            row["training s"] = f"{wall:.3g}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _curvature(report: _Report, runs: pd.DataFrame, records: Records) -> None:
     report.add("## Curvature and dynamics panels", "")
     lrs = runs.set_index("run_id")["trainer_options.lr"] if "trainer_options.lr" in runs else pd.Series(dtype=float)
     for run_id, recs in records.items():
-        named = {k: v for k, v in recs.items() if v}
+        named = {k: v for k, v in recs.items() if v and (k == "curvature" or k not in DIAGNOSTICS)}
         if not named:
             continue
         curvature = named.pop("curvature", None)
@@ -428,8 +513,8 @@ def write_report(
 ) -> Path:
     """Open ``experiment_dir``'s result store and write its report to ``out`` (default
     ``<experiment_dir>/report``); return the path of ``report.md``. Panels of every callback record
-    are drawn for the first ``panels`` runs that logged ``curvature`` rows (the diagnostics callback);
-    ``options`` go to :func:`build_report`."""
+    are drawn for the first ``panels`` runs that logged ``curvature`` rows (the diagnostics callback); the
+    records of the ``diagnostics`` table are drawn per grid cell; ``options`` go to :func:`build_report`."""
     check_number("panels", panels, low=0, integer=True)
     experiment_dir = Path(experiment_dir)
     with ResultStore.open(experiment_dir) as store:
@@ -440,7 +525,8 @@ def write_report(
                               on="run_id", how="left")
         logged = store.records_frame("curvature")["run_id"].unique()[:panels] if panels else []
         records = {run_id: store.result(run_id, weights=False).records for run_id in logged}
+        diagnostics = {name: store.records_frame(name) for name in DIAGNOSTICS}
     names = runs["experiment"].dropna() if "experiment" in runs else pd.Series(dtype=str)
     name = str(names.iloc[0]) if len(names) else experiment_dir.name
     return build_report(runs, history, out if out is not None else experiment_dir / "report", records=records,
-                        formats=formats, title=f"Report: {name}", **options)
+                        diagnostics=diagnostics, formats=formats, title=f"Report: {name}", **options)

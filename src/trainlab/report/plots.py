@@ -593,3 +593,49 @@ def _panel(panels: list[tuple[str, pd.DataFrame, list[str], Any, bool]], x: str,
     if title:
         fig.suptitle(title)
     return fig
+
+
+def diagnostic_curves(
+    frame: pd.DataFrame,
+    *,
+    y: str,
+    x: str = "step",
+    by: str = "cell",
+    limit: str | None = None,
+    log_y: bool = False,
+    ylabel: str | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """One line per ``by`` value (a grid cell): the mean of ``y`` over its runs against ``x``, with a band from
+    the runs' minimum to maximum; ``limit`` (a column, e.g. the stability limit 2(1+β)/lr of each row) is
+    drawn dashed in the line's colour, labelled once. Rows with a non-finite ``y`` are left out."""
+    _require(frame, [x, y, by] + ([limit] if limit else []), "frame")
+    if ax is None:
+        ax = new_axes((7.0, 3.6))
+    data = frame[[by, x, y] + ([limit] if limit else [])].copy()
+    data[y] = pd.to_numeric(data[y], errors="coerce")
+    data = data[np.isfinite(data[y])]
+    drawn_limit = False
+    for index, (name, part) in enumerate(data.groupby(by, sort=True)):
+        colour = f"C{index % 10}"
+        stats = part.groupby(x)[y].agg(["mean", "min", "max"]).sort_index()
+        ax.plot(stats.index, stats["mean"], color=colour, linewidth=1.2, label=str(name))
+        if (stats["max"] > stats["min"]).any():
+            ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.15, linewidth=0)
+        if limit:
+            line = pd.to_numeric(part[limit], errors="coerce").groupby(part[x]).mean().sort_index()
+            line = line[np.isfinite(line)]
+            if len(line):
+                ax.plot(line.index, line.to_numpy(), color=colour, linestyle="--", linewidth=1.0,
+                        label=None if drawn_limit else "stability limit 2(1+β)/lr (dashed)")
+                drawn_limit = True
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(axis_label(x) if x != "step" else "optimizer step")
+    ax.set_ylabel(ylabel or y)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small", loc="best")
+    if title:
+        ax.set_title(title, fontsize="medium")
+    return ax

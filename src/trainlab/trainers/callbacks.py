@@ -23,7 +23,10 @@ Penalty = Callable[[dict[str, Tensor]], Tensor]
 @dataclass
 class TrainState:
     """What a callback can see. ``penalty`` maps a parameter dict to the regulariser added to the loss,
-    so the objective actually minimised at ``step`` is ``loss(model(x), y, step) + penalty(params)``."""
+    so the objective actually minimised at ``step`` is ``loss(model(x), y, step) + penalty(params)``.
+    ``optimizer`` names the update rule (the trainer's ``optimizer`` option, else the trainer's name).
+    A callback that measures rather than trains (diagnostics) adds its wall time to ``excluded_seconds``,
+    which the trainer leaves out of ``spending.seconds``, so it never spends a time budget."""
 
     model: nn.Module
     task: Task
@@ -34,11 +37,13 @@ class TrainState:
     step: int = 0
     lr: float | None = None
     momentum: float = 0.0
+    optimizer: str | None = None
     penalty: Penalty | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     stop: bool = False
     stop_reason: str = ""
+    excluded_seconds: float = 0.0
 
     def log(self, name: str, **values: Any) -> None:
         self.records.setdefault(name, []).append({"step": self.step, "epoch": self.epoch, **values})

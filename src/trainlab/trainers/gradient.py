@@ -9,11 +9,12 @@ One trainer class, registered under each optimizer's name: ``gd`` (full-batch SG
 
 Mini-batches come from a ``torch.randperm`` of the training split on its device, with a generator
 derived from the run seed; a trailing batch of a single sample is merged into the previous one (batch
-norm cannot train on one sample). With ``batch_size = 1`` (per-sample SGD) on a model with batch norm,
+norm cannot train on one sample): :mod:`trainlab.trainers.batching`, the loop the LR finder shares. With ``batch_size = 1`` (per-sample SGD) on a model with batch norm,
 a sample's own statistics are undefined (zero variance), so each batch-norm layer normalises with its
 running statistics (as in evaluation, "frozen" batch norm) while its affine parameters still train, and
-the running statistics are recomputed on the whole training split at the start of every epoch (one
-forward pass over it, counted as forward samples), so they follow the weights. ``train_epoch`` is public so that memetic hybrids can apply "one
+the running statistics are recalibrated on the whole training split at the start of every epoch
+(:func:`trainlab.models.batchnorm.recalibrate`: one forward pass over it, counted as forward samples), so
+they follow the weights. ``train_epoch`` is public so that memetic hybrids can apply "one
 epoch of a chosen optimizer" to any model.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -33,8 +34,12 @@ from trainlab.core.config import ConfigError, check_choice, check_number, did_yo
 from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
+from trainlab.losses.metrics import METRICS
+from trainlab.models.batchnorm import batch_norm_layers, bn_mode, recalibrate
 from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.batching import batch_starts, epoch_batches
 from trainlab.trainers.callbacks import Callback, Penalty
+from trainlab.trainers.evaluation import EVAL_TEST, EVAL_TRAIN, EvalPolicy, resolve_train
 from trainlab.trainers.lr_finder import SUGGESTIONS, lr_find
 from trainlab.trainers.optimizers import OPTIMIZERS, OptimizerSpec, make_optimizer, optimizer_options
 from trainlab.trainers.regularization import (
@@ -55,14 +60,13 @@ from trainlab.trainers.schedules import (
     apply_schedule,
     make_schedule,
 )
-from trainlab.trainers.second_order import refresh_batch_norm
 
 GRADIENT_TRAINERS = ("gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
 """The built-in gradient trainers; every optimizer registered in ``OPTIMIZERS`` later is one too
 (:func:`gradient_trainers` lists them all)."""
 _OPTIMIZER_OF = {"gd": "sgd"}
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "gd": {"batch_size": None},
+    "gd": {"batch_size": None, "eval_test": "rows"},
     "lbfgs": {"batch_size": None, "line_search_fn": "strong_wolfe"},
 }
 AVERAGING = ("none", "polyak", "ema")
@@ -84,6 +88,10 @@ class GradientConfig:
     ``decoupled_weight_decay``, ``dropout``, ``patience``/``min_delta`` (early stopping),
     ``clip_norm``/``clip_value``, ``averaging`` (none/polyak/ema with ``ema_decay``). ``select``: which
     epochs may be selected, ``trained`` (fastai's ``SaveModelCallback``) or ``all`` (epoch 0 included).
+    Evaluation policy (:mod:`trainlab.trainers.evaluation`): a history row every ``eval_every`` epochs with
+    validation always, train values ``eval_train`` (auto/running/full), test ``eval_test`` (end/rows; ``gd``
+    defaults to rows), on at most ``eval_samples`` samples per split. ``compile`` runs the training steps
+    through ``torch.compile`` (Ansel et al. 2024).
     """
 
     optimizer: str = "sgd"
@@ -122,7 +130,11 @@ class GradientConfig:
     averaging: str = "none"
     ema_decay: float = 0.999
     eval_every: int = 1
+    eval_train: str = "auto"
+    eval_test: str = "end"
+    eval_samples: int | None = None
     select: str = "trained"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS.names())
@@ -173,6 +185,13 @@ class GradientConfig:
         check_choice("averaging", self.averaging, AVERAGING)
         check_number("ema_decay", self.ema_decay, low=0, high=1, low_open=True, high_open=True)
         check_number("eval_every", self.eval_every, low=1, integer=True)
+        check_choice("eval_train", self.eval_train, EVAL_TRAIN)
+        check_choice("eval_test", self.eval_test, EVAL_TEST)
+        if self.eval_samples is not None:
+            check_number("eval_samples", self.eval_samples, low=1, integer=True)
+        check_choice("compile", self.compile, (False, True))
+        if self.compile:
+            check_compile("compile", None)
 
     @property
     def lr(self) -> float:
@@ -229,16 +248,9 @@ class EpochStats:
     steps: int = 0
     loss: float = float("nan")
     stopped: bool = False
-
-
-def batch_starts(n: int, batch_size: int | None) -> list[int]:
-    """Start indices of the mini-batches of an epoch; a trailing single sample joins the previous batch."""
-    if batch_size is None or batch_size >= n:
-        return [0]
-    starts = list(range(0, n, batch_size))
-    if n - starts[-1] == 1:
-        starts.pop()
-    return starts
+    outputs: list[Tensor] = field(default_factory=list)
+    """With ``keep_outputs``: each step's detached outputs (first evaluation of the step), with ``targets``."""
+    targets: list[Tensor] = field(default_factory=list)
 
 
 def train_epoch(
@@ -253,56 +265,52 @@ def train_epoch(
     rule: StepRule | None = None,
     step: int = 0,
     augment_generator: torch.Generator | None = None,
+    keep_outputs: bool = False,
+    forward: Callable[[Tensor], Tensor] | None = None,
 ) -> EpochStats:
     """One pass of mini-batch training over ``task.train`` (full batch when ``batch_size`` is None).
 
     ``step`` is the index of the first optimizer step (for dynamic losses and schedules); with a
     ``monitor`` its step count is used instead, every step is ticked and the epoch ends early when the
     monitor says stop. A non-finite batch loss ends the epoch (``stopped``; the monitor, if any, marks
-    the run diverged). Returns the spending of this epoch.
+    the run diverged). With ``keep_outputs`` the stats keep every step's outputs and targets (for the
+    running training loss and metric); ``forward`` replaces ``model(x)`` for the training forward pass (a
+    compiled model). Returns the spending of this epoch.
     """
     rule = rule or StepRule()
     model.train()
-    x_all, y_all = task.train.x, task.train.y
-    n = len(y_all)
-    starts = batch_starts(n, batch_size)
-    perm = torch.randperm(n, generator=generator, device=x_all.device) if len(starts) > 1 else None
-    ends = starts[1:] + [n]
+    x_all = task.train.x
+    n = len(task.train.y)
     params: dict[str, Tensor] = dict(model.named_parameters())
     trainable = [p for p in params.values() if p.requires_grad]
     weights: list[Tensor] = [params[name] for name in weight_names(model)] if rule.decoupled_weight_decay > 0 else []
-    augment = task.augment
     closure_needed = isinstance(optimizer, torch.optim.LBFGS)
     stats = EpochStats()
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    frozen = bool(norms) and batch_size == 1 and n > 1
-    refresh = n if frozen and refresh_batch_norm(model, x_all) else 0
+    frozen = batch_size == 1 and n > 1 and bool(batch_norm_layers(model))
+    refresh = recalibrate(model, [x_all]) if frozen else 0
     loss_sum = 0.0
     seen = 0
+    run = forward if forward is not None else model
     t = monitor.state.step if monitor is not None else step
-    for start, end in zip(starts, ends):
-        if perm is None:
-            x, y = x_all, y_all
-        else:
-            idx = perm[start:end]
-            x, y = x_all[idx], y_all[idx]
-        if augment is not None:
-            x = augment(x, augment_generator if augment_generator is not None else generator)
+    for x, y in epoch_batches(task.train, batch_size, generator, task.augment, augment_generator):
         if rule.schedule is not None:
             lr, mom = apply_schedule(optimizer, rule.schedule, t, rule.momentum_key)
             if monitor is not None:
                 monitor.set_rates(lr=lr)
                 if mom is not None and rule.momentum_key == "momentum":
                     monitor.set_rates(momentum=mom)
-        b = end - start
+        b = len(y)
         calls = 0
 
         def closure() -> Tensor:
             nonlocal calls
             calls += 1
             optimizer.zero_grad(set_to_none=True)
-            with frozen_batch_norm(norms) if frozen else contextlib.nullcontext():
-                outputs = model(x)
+            with bn_mode(model, "eval", keep_others=True) if frozen else contextlib.nullcontext():
+                outputs = run(x)
+            if keep_outputs and calls == 1:
+                stats.outputs.append(outputs.detach())
+                stats.targets.append(y)
             value = loss(outputs, y, t)
             objective = value + rule.penalty(params) if rule.penalty is not None else value
             objective.backward()
@@ -339,19 +347,6 @@ def train_epoch(
     if seen:
         stats.loss = loss_sum / seen
     return stats
-
-
-@contextlib.contextmanager
-def frozen_batch_norm(norms: Sequence[nn.Module]) -> Iterator[None]:
-    """Batch-norm layers in eval mode (running statistics, none recorded) for the duration."""
-    modes = [m.training for m in norms]
-    for m in norms:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, mode in zip(norms, modes):
-            m.train(mode)
 
 
 def planned_steps(budget: Budget, n_train: int, batch_size: int | None, lbfgs: bool = False) -> int | None:
@@ -414,14 +409,19 @@ class GradientTrainer(Trainer):
             )
         penalty = make_penalty(model, cfg.l1, cfg.l2, cfg.lm, cfg.m)
         extra: list[Callback] = [EarlyStopping(cfg.patience, cfg.min_delta)] if cfg.patience else []
+        steps_per_epoch = len(batch_starts(n_train, cfg.batch_size))
+        policy = EvalPolicy(cfg.eval_every, resolve_train(cfg.eval_train, steps_per_epoch), cfg.eval_test, cfg.eval_samples)
         monitor = Monitor(
-            self, model, task, loss_fn, budget, seed, [*callbacks, *extra], penalty=penalty, eval_every=cfg.eval_every
+            self, model, task, loss_fn, budget, seed, [*callbacks, *extra], penalty=penalty, policy=policy
         )
+        forward: Callable[[Tensor], Tensor] | None = None
+        if cfg.compile:
+            check_compile(f"{where}.compile", task.device)
+            forward = cast(Callable[[Tensor], Tensor], torch.compile(model))
         lr = cfg.lr
         if cfg.lr_find:
             lr = self._find_lr(model, task, loss_fn, seed, penalty, monitor)
         optimizer = make_optimizer(cfg.optimizer, model.parameters(), **{**cfg.optimizer_options, "lr": lr})
-        steps_per_epoch = len(batch_starts(n_train, cfg.batch_size))
         schedule = None
         if cfg.schedule != "constant" or cfg.warmup != "none":
             schedule = make_schedule(
@@ -457,13 +457,20 @@ class GradientTrainer(Trainer):
         batches = torch_generator(seed, "batches", device=task.device)
         augment = torch_generator(seed, "augment", device=task.device) if task.augment is not None else None
         swap = averager.swapped if averager is not None else contextlib.nullcontext
+        running = policy.train == "running"
+        metric = METRICS.get(task.metric)
         monitor.begin()
         stop = not monitor.ok
         while not stop:
             stats = train_epoch(
                 model, task, loss_fn, optimizer, batch_size=cfg.batch_size, generator=batches,
-                monitor=monitor, rule=rule, augment_generator=augment,
+                monitor=monitor, rule=rule, augment_generator=augment, keep_outputs=running, forward=forward,
             )
+            if running and stats.outputs:
+                outputs, targets = torch.cat(stats.outputs), torch.cat(stats.targets)
+                with torch.no_grad():
+                    value = float(monitor.monitor_loss(outputs, targets, monitor.state.step))
+                monitor.set_running(value, metric(outputs, targets))
             if stats.stopped and not monitor.ok:
                 break
             with swap():
@@ -493,6 +500,27 @@ class GradientTrainer(Trainer):
         monitor.spend(found.forward_samples, found.backward_samples)
         monitor.set_records("lr_find", [found.to_record()])
         return found.suggestion
+
+
+def check_compile(where: str, device: torch.device | None) -> None:
+    """A :class:`ConfigError` naming ``where`` when ``torch.compile`` cannot run here: an unsupported Python or
+    platform, no C++ compiler for CPU code, no Triton for CUDA code (``device`` None: the first check only)."""
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        raise ConfigError(where, True, "false (torch.compile does not support this Python or platform)")
+    if device is not None and device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        if not has_triton():
+            raise ConfigError(where, True, "false (torch.compile on CUDA needs the triton package, not installed)")
+    elif device is not None:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        try:
+            get_cpp_compiler()
+        except Exception:  # noqa: BLE001 - inductor raises a bare RuntimeError when no compiler is found
+            raise ConfigError(where, True, "false (torch.compile on CPU needs a C++ compiler; none found)") from None
 
 
 def _base_momentum(options: Mapping[str, Any]) -> float:

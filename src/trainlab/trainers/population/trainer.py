@@ -35,12 +35,13 @@ from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
 from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher, make_searcher
+from trainlab.models.batchnorm import check_bn_mode, recalibrate, split
 from trainlab.models.functional import ParamLayout
 from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.gradient import train_epoch
 from trainlab.trainers.optimizers import make_optimizer
-from trainlab.trainers.population.engine import BN_MODES, MODES, PopulationEvaluator, initial_population, recalibrate_bn
+from trainlab.trainers.population.engine import FITNESS_DTYPES, MODES, PopulationEvaluator, initial_population
 from trainlab.trainers.result import RunResult
 
 ALGORITHMS: dict[str, tuple[str, bool]] = {}
@@ -52,6 +53,8 @@ MEMETIC = {
 }
 """The memetic hybrids (SHADE-GD and SHADE-ILS-GD of Morales Muñoz 2025, and the same for CMA-ES,
 sep-CMA-ES and SNES): trainer name → searcher."""
+SEARCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+"""The searcher's dtype choices (option ``dtype``)."""
 SEARCHER_DEFAULTS: dict[str, dict[str, Any]] = {"shade-ils": {"de_evals": 200, "ls_evals": 10}}
 """The SHADE-ILS iteration of Morales Muñoz (2025): 20 generations of 10 (200 evaluations) and 10 of local search."""
 
@@ -64,7 +67,10 @@ class PopulationConfig:
     (:func:`trainlab.trainers.population.engine.initial_population`; row 0 is the model's own initialisation, and the
     population derives from the run seed only, so every algorithm starts from the same one).
     ``fitness_batch``: samples of the shared minibatch per generation (``None``: whole training split).
-    ``batch_size``/``chunk_size``/``mode``/``bn``: engine options (:class:`PopulationEvaluator`).
+    ``batch_size``/``chunk_size``/``mode``/``bn``/``compile``/``fitness_dtype``: engine options
+    (:class:`PopulationEvaluator`; ``compile`` and ``fitness_dtype = "bfloat16"`` are opt-in speed options).
+    ``dtype``: the searcher's population and arithmetic, ``float32`` (default) or ``float64``; the network
+    is evaluated in its own dtype either way.
     ``gd_*``: the memetic gradient epoch (hybrids only). ``select``: which epochs may be selected,
     ``trained`` or ``all`` (the initial population's best included).
     """
@@ -79,6 +85,9 @@ class PopulationConfig:
     chunk_size: int | None = None
     mode: str = "auto"
     bn: str = "batch"
+    compile: bool = False
+    fitness_dtype: str = "float32"
+    dtype: str = "float32"
     options: Mapping[str, Any] = field(default_factory=dict)
     gd_optimizer: str = "adam"
     gd_options: Mapping[str, Any] = field(default_factory=dict)
@@ -98,7 +107,12 @@ class PopulationConfig:
             if getattr(self, key) is not None:
                 check_number(key, getattr(self, key), low=1, integer=True)
         check_choice("mode", self.mode, MODES)
-        check_choice("bn", self.bn, BN_MODES)
+        check_bn_mode(self.bn)
+        check_choice("compile", self.compile, (True, False))
+        check_choice("fitness_dtype", self.fitness_dtype, FITNESS_DTYPES)
+        check_choice("dtype", self.dtype, tuple(SEARCH_DTYPES))
+        if self.compile and self.mode not in ("auto", "stacked"):
+            raise ConfigError("compile", self.compile, f"false with mode={self.mode!r} (compile applies to the stacked path)")
         check_number("gd_every", self.gd_every, low=1, integer=True)
         check_choice("select", self.select, SELECTIONS)
         object.__setattr__(self, "options", dict(self.options))
@@ -147,19 +161,21 @@ class PopulationTrainer(Trainer):
         monitor = Monitor(self, model, task, loss, budget, seed, callbacks)
         layout = ParamLayout.of(model)
         x_train, y_train = task.train.x, task.train.y
-        recalibrate_bn(model, x_train, cfg.batch_size)
+        recalibrate(model, split(x_train, cfg.batch_size))
         evaluator = PopulationEvaluator(
-            model, loss, mode=cfg.mode, bn=cfg.bn, chunk_size=cfg.chunk_size, batch_size=cfg.batch_size
+            model, loss, mode=cfg.mode, bn=cfg.bn, chunk_size=cfg.chunk_size, batch_size=cfg.batch_size,
+            compile=cfg.compile, fitness_dtype=cfg.fitness_dtype,
         )
+        net_dtype = next(model.parameters()).dtype
         batch_gen = torch_generator(seed, "fitness-batch", device=task.device)
         data = [x_train, y_train]
         pending = {"forward": 0, "backward": 0, "evals": 0}
 
         def fitness(pop: Tensor) -> Tensor:
-            return evaluator(pop, data[0], data[1], monitor.state.step)
+            return evaluator(pop.to(net_dtype), data[0], data[1], monitor.state.step)
 
         def value_and_grad(genome: Tensor) -> tuple[Tensor, Tensor]:
-            return evaluator.value_and_grad(genome, data[0], data[1], monitor.state.step)
+            return evaluator.value_and_grad(genome.to(net_dtype), data[0], data[1], monitor.state.step)
 
         def spent(n: int, _f: Tensor, grad: bool) -> None:
             pending["forward"] += n * len(data[1])
@@ -172,6 +188,7 @@ class PopulationTrainer(Trainer):
         problem = Problem(fitness, layout.dim, cfg.lower, cfg.upper, value_and_grad, sample, spent)
         population = initial_population(model, cfg.population_size, torch_generator(seed, "population"),
                                         scheme=cfg.init, layout=layout).clamp(cfg.lower, cfg.upper)
+        population = population.to(SEARCH_DTYPES[cfg.dtype])
         options = {**SEARCHER_DEFAULTS.get(self.searcher_name, {}), **cfg.options}
         if self._needs_total(options):
             options["max_evals"] = max_evals_of(budget, cfg, len(y_train))
@@ -210,7 +227,7 @@ class PopulationTrainer(Trainer):
                 stop = self._gradient_epoch(model, task, loss, layout, searcher, problem, monitor, gd_gen)
                 stop = tick() or stop
             layout.load(model, searcher.best_x.to(next(model.parameters()).dtype))
-            recalibrate_bn(model, x_train, cfg.batch_size)
+            recalibrate(model, split(x_train, cfg.batch_size))
             stop = monitor.end_epoch() or stop
         result = monitor.finish({"trainer": self.describe()})
         result.records.setdefault("search", []).append(
