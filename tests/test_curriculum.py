@@ -14,9 +14,11 @@ from torch import nn
 from trainlab.core.budget import Budget
 from trainlab.core.config import ConfigError
 from trainlab.core.seeding import torch_generator
+from trainlab.data import load_task
 from trainlab.data.task import Split, Task
 from trainlab.models import build_model
 from trainlab.trainers import curriculum, make_trainer
+from trainlab.trainers.conformance import check_trainer
 from trainlab.trainers.gradient import EpochStats, train_epoch
 
 N = 40
@@ -133,3 +135,9 @@ def test_bad_options_and_files_are_one_line_errors(tmp_path: Path) -> None:
     torch.save(build_model("mlp2", (3,), 2).state_dict(), tmp_path / "other" / "model.pt")
     with pytest.raises(ConfigError, match=r"^trainer\.curriculum\.reference: .*a run of the same architecture"):
         make_trainer("curriculum", reference=str(tmp_path / "other")).fit(model, task, Budget(epochs=1), seed=0)
+
+
+def test_curriculum_conforms(tmp_path: Path) -> None:
+    n = len(load_task("spiral", points=20).train)
+    np.save(tmp_path / "scores.npy", np.arange(n, dtype=float))
+    assert "the same seed gives the same run" in check_trainer("curriculum", scores=str(tmp_path / "scores.npy"))

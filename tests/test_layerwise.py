@@ -16,6 +16,7 @@ from trainlab.data.task import Split, Task
 from trainlab.models import build_model
 from trainlab.trainers import make_trainer
 from trainlab.trainers.callbacks import Callback, TrainState
+from trainlab.trainers.conformance import check_trainer
 
 # mlp2 with hidden widths [8, 6, 5] on 4 inputs: 0 BN(4), 1 Linear, 2 ReLU, 3 BN(8) | 4 Linear, 5 ReLU,
 # 6 BN(6) | 7 Linear, 8 ReLU, 9 BN(5) | 10 Linear (output). Written out here, not taken from the trainer.
@@ -145,3 +146,7 @@ def test_models_without_a_layer_stack_and_bad_options_are_one_line_errors() -> N
         "name": "layerwise", "optimizer": "nag", "batch_size": 64, "epochs_per_layer": 2,
         "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0,
     }
+
+
+def test_layerwise_conforms() -> None:
+    assert "the same seed gives the same run" in check_trainer("layerwise", epochs_per_layer=1)
