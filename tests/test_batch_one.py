@@ -9,7 +9,8 @@ from trainlab.core.budget import Budget
 from trainlab.data.task import Split, Task
 from trainlab.losses import get_loss
 from trainlab.trainers import make_optimizer, make_trainer
-from trainlab.trainers.gradient import batch_starts, train_epoch
+from trainlab.trainers.batching import batch_starts
+from trainlab.trainers.gradient import train_epoch
 
 
 def task(n: int = 40) -> Task:
@@ -25,8 +26,8 @@ def net() -> nn.Module:
 
 
 def test_an_epoch_is_eval_mode_sgd_after_refreshing_the_statistics() -> None:
-    """Oracle: running statistics := full-split statistics (layer by layer, unbiased variance), then
-    plain SGD on the eval-mode model over the same permutation."""
+    """Oracle: running statistics := full-split statistics (layer by layer, biased variance: the recalibration
+    of trainlab.models.batchnorm), then plain SGD on the eval-mode model over the same permutation."""
     t, n = task(), 40
     model, ref = net(), net()
     stats = train_epoch(
@@ -36,10 +37,10 @@ def test_an_epoch_is_eval_mode_sgd_after_refreshing_the_statistics() -> None:
     x, y = t.train.x, t.train.y
     with torch.no_grad():
         ref[0].running_mean.copy_(x.mean(0))
-        ref[0].running_var.copy_(x.var(0))
+        ref[0].running_var.copy_(x.var(0, unbiased=False))
         hidden = ref[2](ref[1](((x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + 1e-5))))
         ref[3].running_mean.copy_(hidden.mean(0))
-        ref[3].running_var.copy_(hidden.var(0))
+        ref[3].running_var.copy_(hidden.var(0, unbiased=False))
     ref.eval()
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(7))
     starts = batch_starts(n, 1)

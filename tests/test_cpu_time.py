@@ -23,14 +23,15 @@ def _rusage_cpu() -> float:
 
 
 class _Burn(Callback):
-    """Spends about ``seconds`` of CPU at the end of training (a busy loop on the wall clock)."""
+    """Spends ``seconds`` of this process's CPU at the end of training (a busy loop on the CPU clock, so a
+    loaded machine makes it take longer, never count less)."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
 
     def on_fit_end(self, state: TrainState) -> None:
-        end = time.perf_counter() + self.seconds
-        while time.perf_counter() < end:
+        end = time.process_time() + self.seconds
+        while time.process_time() < end:
             pass
 
 
@@ -42,10 +43,10 @@ def test_execute_records_cpu_and_wall_time_as_the_kernel_counts_them() -> None:
     env = result.environment
     assert result.status == "ok"
     # the run's CPU is within what the kernel charged this process for the whole call (getrusage ticks are
-    # coarse: allow 20 ms), and includes the busy loop's wall time minus what the machine took from us
+    # coarse: allow 20 ms) and includes the busy loop's CPU; one thread's CPU never exceeds the wall clock
     assert 0 < env["cpu_seconds"] <= kernel + 0.02
-    assert env["cpu_seconds"] >= 0.3 * 0.5
-    assert env["wall_seconds"] >= 0.3 and math.isfinite(env["wall_seconds"])
+    assert env["cpu_seconds"] >= 0.3 - 0.02
+    assert env["wall_seconds"] >= 0.3 - 0.02 and math.isfinite(env["wall_seconds"])
 
 
 def test_cpu_time_reaches_the_store_and_the_report(tmp_path: Path) -> None:

@@ -338,7 +338,7 @@ def test_bad_options_raise_config_errors_naming_the_field() -> None:
     with pytest.raises(ConfigError, match="every"):
         CurvatureCallback(every=0)
     with pytest.raises(ConfigError, match="bn"):
-        CurvatureCallback(bn="batch")
+        CurvatureCallback(bn="running")
     with pytest.raises(ConfigError, match="hvp_mode"):
         Objective(_net(), *_data(), get_loss("mse"), hvp_mode="both")
     with pytest.raises(ConfigError, match="which"):

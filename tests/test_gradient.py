@@ -18,10 +18,10 @@ from trainlab.losses import Loss, get_loss
 from trainlab.core.seeding import torch_generator
 from trainlab.trainers import TRAINERS, make_optimizer, make_trainer
 from trainlab.trainers.schedules import StepDecay
+from trainlab.trainers.batching import batch_starts
 from trainlab.trainers.gradient import (
     GRADIENT_TRAINERS,
     StepRule,
-    batch_starts,
     planned_steps,
     train_epoch,
 )

@@ -153,3 +153,34 @@ def test_trainer_reports_the_lr_used_and_the_rule() -> None:
         assert record["suggestion"] == pytest.approx(fastai_suggestion(record["lrs"], record["smoothed"], 50, method))
     fixed = make_trainer("adam", lr=0.003).fit(nn.Linear(5, 3), t, Budget(epochs=1), seed=3)
     assert fixed.final["lr"] == 0.003
+
+
+def test_the_finder_trains_on_the_batches_and_augmentations_of_the_run_it_tunes() -> None:
+    """Seam: every training-mode forward records the sample indices it sees (x[:, 0] is the index) and the
+    augmentation records its generator draws. The finder's 7 steps (49 samples in batches of 16, 16, 17: the
+    lone last sample joins its neighbour, so it crosses into the third epoch) see exactly the run's first 7."""
+    n = 49
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.arange(n, dtype=torch.float32)[:, None], torch.randn(n, 4, generator=g)], dim=1)
+    y = torch.randint(0, 3, (n,), generator=g)
+    draws: list[float] = []
+
+    def augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        draws.append(float(torch.rand((), generator=gen)))
+        return xb
+
+    split = Split(x, y)
+    task = Task("toy", "classification", split, split, split, 3, "cross_entropy", "accuracy", augment=augment)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    seen: list[list[int]] = []
+    model.register_forward_pre_hook(lambda m, inp: seen.append(inp[0][:, 0].long().tolist()) if m.training else None)
+    result = make_trainer("sgd", batch_size=16, lr_find=True, lr_find_steps=7, lr_find_suggest="minimum").fit(
+        model, task, Budget(epochs=3), seed=5
+    )
+    assert result.spending.steps == 9 and len(seen) == 7 + 9 and len(draws) == 7 + 9
+    finder, run = seen[:7], seen[7:]
+    assert [len(b) for b in run] == [16, 16, 17] * 3
+    assert finder == run[:7] and draws[:7] == draws[7:14]
+    assert sorted(sum(run[:3], [])) == list(range(n)) and run[:3] != run[3:6]  # a fresh permutation each epoch
+    assert result.spending.forward_samples == result.spending.backward_samples == sum(map(len, seen))

@@ -10,11 +10,11 @@ from torch.nn.utils import parameters_to_vector
 
 from trainlab.core.config import ConfigError
 from trainlab.losses import get_loss
+from trainlab.models.batchnorm import recalibrate
 from trainlab.trainers.population.engine import (
     ParamLayout,
     PopulationEvaluator,
     initial_population,
-    recalibrate_bn,
     stackable,
 )
 
@@ -165,7 +165,7 @@ def test_recalibrated_model_computes_the_fitness(kind: str) -> None:
     fitness = PopulationEvaluator(model, get_loss("cross_entropy"), mode="stacked")(pop, x, y)
     m = copy.deepcopy(model)
     ParamLayout.of(m).load(m, pop[2])
-    assert recalibrate_bn(m, x) == len(x)
+    assert recalibrate(m, [x]) == len(x)
     first = m[0] if kind == "mlp" else None
     if first is not None:  # the first layer's statistics are those of the inputs (biased variance)
         torch.testing.assert_close(first.running_mean, x.mean(0), rtol=1e-5, atol=1e-6)
@@ -213,7 +213,7 @@ def test_stackable_and_errors() -> None:
     with pytest.raises(ConfigError, match="mode"):
         PopulationEvaluator(build("residual"), loss, mode="stacked")
     with pytest.raises(ConfigError, match="bn"):
-        PopulationEvaluator(build("mlp"), loss, bn="train")
+        PopulationEvaluator(build("mlp"), loss, bn="running")
     with pytest.raises(ConfigError, match="chunk_size"):
         PopulationEvaluator(build("mlp"), loss, chunk_size=0)
     with pytest.raises(ValueError, match="population"):

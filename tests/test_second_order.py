@@ -192,7 +192,16 @@ def test_batch_norm_running_stats_are_full_batch_statistics() -> None:
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     first_bn = model[0]
     np.testing.assert_allclose(first_bn.running_mean.numpy(), x.mean(0), rtol=1e-5)
-    np.testing.assert_allclose(first_bn.running_var.numpy(), x.var(0, ddof=1), rtol=1e-4)
+    np.testing.assert_allclose(first_bn.running_var.numpy(), x.var(0, ddof=0), rtol=1e-4)
+    # the monitored eval-mode model computes the objective: torch's training-mode batch norm, dropout off
+    oracle = copy.deepcopy(model).eval()
+    for m in oracle.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.train()
+    with torch.no_grad():
+        objective = nn.functional.cross_entropy(oracle(task.train.x), task.train.y).item()
+        monitored = nn.functional.cross_entropy(model.eval()(task.train.x), task.train.y).item()
+    assert monitored == pytest.approx(objective, rel=1e-5)
     # spending: per iteration gradient + D HVPs, probes, and one refresh pass
     d = sum(p.numel() for p in model.parameters())
     assert result.spending.backward_samples == 2 * 60 * (1 + d)

@@ -5,10 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.core.budget import Budget
+from trainlab.core.budget import Budget, Spending
 from trainlab.core.config import ConfigError
 from trainlab.data.task import Split, Task
 from trainlab.trainers import make_trainer
+from trainlab.trainers.history import History, Keep, Verdict
 
 
 def _task(val_sign: float) -> Task:
@@ -55,3 +56,23 @@ def test_initial_weights_are_kept_when_no_trained_epoch_is_finite() -> None:
 def test_bad_select_names_the_field() -> None:
     with pytest.raises(ConfigError, match="select"):
         make_trainer("adam", select="best")
+
+
+def test_history_verdicts_follow_the_rule() -> None:
+    """The rule Monitor and the sweep share: epoch 0 is only the fallback under "trained", a non-finite
+    training loss diverges the run and is never selected, ties keep the earlier epoch."""
+    def row(epoch: int, train: float, val: float) -> dict[str, float]:
+        return History.row(epoch, {"train": (train, 0.0), "val": (val, 0.0), "test": (val, 0.0)}, Spending(), 0.1)
+
+    rows = [(0, 1.0, 0.1), (1, 1.0, 0.5), (2, 1.0, 0.3), (3, 1.0, 0.3), (4, float("nan"), 0.0)]
+    expected = {"trained": ([Keep.INITIAL, Keep.BEST, Keep.BEST, Keep.NOTHING, Keep.NOTHING], 2),
+                "all": ([Keep.BEST, Keep.NOTHING, Keep.NOTHING, Keep.NOTHING, Keep.NOTHING], 0)}
+    for select, (keeps, best) in expected.items():
+        h = History(select)
+        verdicts = [h.add(row(*r)) for r in rows]
+        assert [v.keep for v in verdicts] == keeps
+        assert [v.divergence for v in verdicts] == [""] * 4 + ["non-finite training loss at epoch 4"]
+        assert h.best_epoch == best and h.final()["val_loss"] == rows[best][2]
+    h = History("trained")
+    assert h.add(row(0, float("inf"), 0.1)) == Verdict(Keep.INITIAL, "non-finite training loss at epoch 0")
+    assert h.best_epoch == 0 and list(h.rows[0])[:3] == ["epoch", "train_loss", "train_metric"]

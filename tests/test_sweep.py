@@ -234,3 +234,29 @@ def test_cli_gamma_and_long_run(tmp_path: Path) -> None:
     saved = RunResult.load(tmp_path / "run", weights=False)
     assert len(saved.records["dynamics"]) == 21 and len(saved.records["curvature"]) == 3
     assert (tmp_path / "run" / "dynamics.png").is_file()
+
+
+@pytest.mark.parametrize("select", ["trained", "all"])
+@pytest.mark.parametrize("lr", [1.0, 8.0])
+def test_a_cell_and_a_plain_run_record_the_same_history_and_select_the_same_epoch(lr: float, select: str) -> None:
+    """On the same (float64) trajectory the sweep and ``Monitor`` record the same rows (keys in order, epochs,
+    values) and select the same epoch: at lr 8 the untrained epoch 0 has the lowest validation loss, so
+    ``select="all"`` picks it and ``"trained"`` a trained epoch."""
+    spec = dataclasses.replace(cell(seed=4, lr=lr, steps=60, eval_every=5, amplitude=8.0, period=9),
+                               trainer_options={"lr": lr, "eval_every": 5, "select": select})
+    swept = run_sweep([spec, cell(seed=1, steps=60, eval_every=5)], dtype="float64")[0]
+    task = load_task("spiral", points=40)
+    task = dataclasses.replace(task, train=_double(task.train), val=_double(task.val), test=_double(task.test))
+    model = build_model("spiral-mlp", (2,), 3, width=WIDTH, generator=torch_generator(4, "init")).double()
+    fitted = make_trainer("gd", lr=lr, eval_every=5, select=select).fit(
+        model, task, spec.budget, 4, loss=get_loss("dynamic_ce", amplitude=8.0, period=9)
+    )
+    assert [list(row) for row in swept.history] == [list(row) for row in fitted.history]
+    for a, b in zip(without_seconds(fitted.history), without_seconds(swept.history)):
+        assert b == pytest.approx(a, rel=1e-9, abs=1e-12)
+    val = {int(r["epoch"]): r["val_loss"] for r in fitted.history}
+    candidates = [e for e in val if select == "all" or e > 0]
+    assert swept.best_epoch == fitted.best_epoch == min(candidates, key=val.__getitem__)
+    assert swept.final == pytest.approx(fitted.final, rel=1e-9, abs=1e-12)
+    if lr == 8.0:
+        assert (fitted.best_epoch == 0) == (select == "all")

@@ -19,8 +19,9 @@ from trainlab.core.config import check_choice, check_number
 from trainlab.diagnostics.gradients import gradient_norms
 from trainlab.diagnostics.hessian import hessian_top, hessian_trace
 from trainlab.diagnostics.ntk import NTK
-from trainlab.diagnostics.objective import BN_MODES, Objective
+from trainlab.diagnostics.objective import Objective
 from trainlab.diagnostics.stability import stability_limit
+from trainlab.models.batchnorm import check_bn_mode
 from trainlab.core.seeding import torch_generator
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -55,7 +56,7 @@ class CurvatureOptions:
         for name in ("subset", "ntk_subset", "chunk_size"):
             if getattr(self, name) is not None:
                 check_number(name, getattr(self, name), low=1, integer=True)
-        check_choice("bn", self.bn, BN_MODES)
+        check_bn_mode(self.bn)
         check_choice("dtype", self.dtype, DTYPES)
         check_number("tol", self.tol, low=0, low_open=True)
 

@@ -50,7 +50,7 @@ class NTK:
         """J of shape (N, K, D): per-sample ``vmap(jacrev)`` with running statistics, whole-batch
         ``jacrev`` when batch norm couples the samples (``bn="train"``)."""
         theta = self.fmodel.theta
-        if self.fmodel.bn == "train":
+        if self.fmodel.couples_samples:
             return jacrev(self.outputs)(theta)
 
         def single(xi: Tensor) -> Tensor:

@@ -4,11 +4,11 @@
 dynamic-loss weights (Ruiz-García et al. 2021) and ``penalty`` is the trainer's regulariser (``TrainState.penalty``).
 The model is copied, so diagnostics never touch the weights or buffers being trained.
 
-Batch norm is evaluated in a stated mode:
+Batch norm is evaluated in a stated mode (:mod:`trainlab.models.batchnorm`):
 
 * ``"eval"`` (default): running statistics, so ``f`` is a sum of per-sample terms;
-* ``"train"``: statistics of the subset itself (``torch.func.replace_all_batch_norm_modules_``), the
-  function mini-batch training differentiates; running statistics are never updated.
+* ``"train"`` (or ``"batch"``): statistics of the subset itself, the function mini-batch training
+  differentiates; running statistics are never updated.
 
 Dropout is always off (the copy is in eval mode), so ``f`` is deterministic.
 """
@@ -25,12 +25,11 @@ from torch.func import functional_call, grad
 from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.diagnostics.hvp import HVP_MODES, check_vectors, gradient_graph, graph_hvp, hvp
 from trainlab.losses import Loss
+from trainlab.models.batchnorm import bn_mode, check_bn_mode
 from trainlab.models.functional import ParamLayout
 
 if TYPE_CHECKING:
     from trainlab.trainers.callbacks import Penalty, TrainState
-
-BN_MODES = ("eval", "train")
 
 
 class FunctionalModel:
@@ -42,12 +41,10 @@ class FunctionalModel:
 
     def __init__(self, model: nn.Module, *, bn: str = "eval", dtype: torch.dtype | None = None,
                  device: str | torch.device | None = None):
-        check_choice("bn", bn, BN_MODES)
+        self.mode = check_bn_mode(bn)
         module = copy.deepcopy(model).eval()
         if dtype is not None or device is not None:
             module = module.to(device=device, dtype=dtype)
-        if bn == "train":
-            torch.func.replace_all_batch_norm_modules_(module)
         self.module, self.bn = module, bn
         self.layout = ParamLayout.of(module)
         if not self.layout.names:
@@ -77,8 +74,14 @@ class FunctionalModel:
     def flatten(self, tensors: dict[str, Tensor]) -> Tensor:
         return self.layout.flatten_tensors(tensors)
 
+    @property
+    def couples_samples(self) -> bool:
+        """Whether batch norm normalises with the batch's statistics (outputs depend on the other samples)."""
+        return self.mode == "batch"
+
     def __call__(self, flat: Tensor, x: Tensor) -> Tensor:
-        return functional_call(self.module, (self.unflatten(flat), self.buffers), (x,))
+        with bn_mode(self.module, self.mode):
+            return functional_call(self.module, (self.unflatten(flat), self.buffers), (x,))
 
     def cast_inputs(self, x: Tensor) -> Tensor:
         x = x.to(self.device)
@@ -115,7 +118,7 @@ class Objective:
             raise ConfigError("x", tuple(x.shape), f"a non-empty batch with as many rows as y ({len(y)})")
         if chunk_size is not None:
             check_number("chunk_size", chunk_size, low=1, integer=True)
-            if bn == "train" and chunk_size < len(x):
+            if check_bn_mode(bn) == "batch" and chunk_size < len(x):
                 raise ConfigError("chunk_size", chunk_size, f">= the subset size {len(x)} with bn='train'")
         self.fmodel = FunctionalModel(model, bn=bn, dtype=dtype, device=device)
         self.loss, self.step, self.penalty, self.hvp_mode = loss, step, penalty, hvp_mode

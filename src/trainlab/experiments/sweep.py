@@ -18,13 +18,13 @@ whose floating-point summation orders differ from the batched kernels here.
 
 Each cell is initialised from ``torch_generator(spec.seed, "init")`` through ``build_model`` exactly
 as ``execute`` does, and its :class:`~trainlab.trainers.result.RunResult` has the ``gd`` trainer's format: a
-history row every ``eval_every`` steps (one full-batch step is one epoch) and at the end, the
-best-validation-loss row as ``final`` with its weights, ``diverged`` when a training loss becomes
-non-finite.
+history row every ``eval_every`` steps (one full-batch step is one epoch) and at the end, the selected row as
+``final`` with its weights, ``diverged`` when a training loss becomes non-finite. Rows and selection are
+:class:`~trainlab.trainers.history.History`'s, the implementation ``Monitor`` uses (each cell's ``select``
+option included).
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,13 +47,14 @@ from trainlab.losses.metrics import METRICS
 from trainlab.models import build_model
 from trainlab.trainers import make_trainer
 from trainlab.trainers.gradient import planned_steps
+from trainlab.trainers.history import History, Keep
 from trainlab.trainers.result import RunResult
 
 SWEEP_TRAINERS = ("gd",)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-CELL_OPTIONS = ("lr",)
-"""Trainer options that may differ between cells; every other ``gd`` option must keep its default
-except ``eval_every``, which must be the same in every cell."""
+CELL_OPTIONS = ("lr", "select")
+"""Trainer options that may differ between cells (the learning rate, which epochs may be selected); every other
+``gd`` option must keep its default except ``eval_every``, which must be the same in every cell."""
 _FACTOR_BLOCK = 1024
 
 
@@ -308,11 +309,7 @@ def _train(
     factors = _Factors(losses, task.n_outputs, dtype, device)
     statics = [loss.static() for loss in losses]
     metric = METRICS.get(task.metric)
-    histories: list[list[dict[str, float]]] = [[] for _ in specs]
-    best_val = [math.inf] * k_cells
-    best_epoch = [0] * k_cells
-    # as Monitor: with select = "trained" (the default) epoch 0 is only the fallback when no trained epoch is finite
-    trained_only = [spec.trainer_options.get("select", "trained") == "trained" for spec in specs]
+    histories = [History(spec.trainer_options.get("select", "trained")) for spec in specs]
     status = ["ok"] * k_cells
     message = [""] * k_cells
     active = list(range(k_cells))
@@ -322,22 +319,14 @@ def _train(
         outs = {name: cells.forward(sx)[0] for name, (sx, _) in splits.items()}
         seconds = time.perf_counter() - t0
         for k in ks:
-            row: dict[str, float] = {"epoch": epoch}
-            for name, (_, sy) in splits.items():
-                out = outs[name][k]
-                row[f"{name}_loss"] = statics[k](out, sy, steps).item()
-                row[f"{name}_metric"] = metric(out, sy)
+            scores = {name: (statics[k](outs[name][k], sy, steps).item(), metric(outs[name][k], sy))
+                      for name, (_, sy) in splits.items()}
             spent = Spending(forward_samples=n * steps, backward_samples=n * steps, steps=steps, seconds=seconds)
-            row.update({key: v for key, v in spent.to_dict().items() if key != "epochs"})
-            row["lr"] = lrs[k]
-            histories[k].append(row)
-            if not math.isfinite(row["train_loss"]):
-                status[k], message[k] = "diverged", f"non-finite training loss at epoch {epoch}"
-            elif epoch == 0 and trained_only[k]:
+            verdict = histories[k].add(History.row(epoch, scores, spent, lrs[k]))
+            if verdict.keep is not Keep.NOTHING:  # the best weights start as the initial ones: the fallback
                 cells.copy_cell(k, best)
-            elif row["val_loss"] < best_val[k]:
-                best_val[k], best_epoch[k] = row["val_loss"], epoch
-                cells.copy_cell(k, best)
+            if verdict.divergence:
+                status[k], message[k] = "diverged", verdict.divergence
 
     with torch.no_grad():
         record(active, 0, 0)
@@ -359,7 +348,7 @@ def _train(
             for k in bad:
                 status[k], message[k] = "diverged", f"non-finite training loss at step {step}"
             with torch.no_grad():
-                record([k for k in bad if histories[k][-1]["epoch"] != step - 1], step - 1, step)
+                record([k for k in bad if histories[k].rows[-1]["epoch"] != step - 1], step - 1, step)
             active = [k for k in active if status[k] == "ok"]
         if step % eval_every == 0 or step == total:
             with torch.no_grad():
@@ -379,31 +368,31 @@ def _train(
     # one process trained every cell together: each cell is charged an equal share of the job's CPU time
     env.update(cpu_seconds=(time.process_time() - cpu0) / k_cells, cpu_shared_by=k_cells,
                wall_seconds=time.perf_counter() - t0)
-    return [_result(spec, k, histories[k], spent[k], n, best_epoch[k], status[k], message[k], best, env)
+    return [_result(spec, k, histories[k], spent[k], n, lrs[k], status[k], message[k], best, env)
             for k, spec in enumerate(specs)]
 
 
 def _result(
     spec: RunSpec,
     k: int,
-    history: list[dict[str, float]],
+    history: History,
     steps: int,
     n_train: int,
-    best_epoch: int,
+    lr: float,
     status: str,
     message: str,
     best: _Cells,
     env: dict[str, Any],
 ) -> RunResult:
-    chosen = next(row for row in history if row["epoch"] == best_epoch)
     resolved = spec.resolved()
     samples = steps * n_train
+    last = history.rows[-1]
     return RunResult(
         status=status,  # type: ignore[arg-type]
-        history=history,
-        final={key: chosen[key] for key in chosen if key.split("_")[0] in SPLITS},
-        best_epoch=best_epoch,
-        spending=Spending(samples, samples, steps, 0, int(history[-1]["epoch"]), history[-1]["seconds"]),
+        history=history.rows,
+        final={**history.final(), "lr": lr},  # as the gd trainer's
+        best_epoch=history.best_epoch,
+        spending=Spending(samples, samples, steps, 0, int(last["epoch"]), last["seconds"]),
         config={"run_id": resolved.run_id(), **resolved.to_dict(), "engine": "sweep"},
         environment=env,
         message=message,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -20,19 +19,20 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.core.budget import Budget, Spending
-from trainlab.core.config import ConfigError, check_choice
+from trainlab.core.config import ConfigError
 from trainlab.trainers.callbacks import Callback, Penalty, TrainState
 from trainlab.data.task import SPLITS, Split, Task
 from trainlab.core.environment import environment
 from trainlab.losses import LOSSES, Loss, get_loss
 from trainlab.losses.metrics import METRICS
 from trainlab.core.registry import Registry
+from trainlab.trainers.history import SELECTIONS, History, Keep
 from trainlab.trainers.result import RunResult
 
+__all__ = ["SELECTIONS", "TRAINERS", "Monitor", "Trainer", "describe_objects", "evaluate", "make_trainer", "predict",
+           "resolve_loss"]
+
 TRAINERS: Registry[Callable[..., "Trainer"]] = Registry("trainer")
-SELECTIONS = ("trained", "all")
-"""Candidates for the selected model: trained epochs only (fastai's ``SaveModelCallback``, which compares
-epochs at their end, so never the initial weights), or every recorded epoch including epoch 0."""
 
 
 class Trainer(ABC):
@@ -101,11 +101,11 @@ class Monitor:
 
     ``tick`` after each optimizer step (or generation) with what it spent; ``end_epoch`` after each epoch.
     Both return ``True`` when training must stop (budget spent, divergence, or a callback asked).
-    The selected model is the one with the lowest validation loss (as in Morales Muñoz 2025). ``select`` says which
-    epochs are candidates (:data:`SELECTIONS`; default: the trainer config's ``select``, else ``trained``):
-    with ``trained`` the initial weights (epoch 0) are chosen only when no trained epoch has a finite
-    validation loss. History rows are recorded every ``eval_every`` epochs and at the last epoch; only
-    recorded epochs are candidates.
+    The history and the selected model follow :class:`~trainlab.trainers.history.History` (shared with the
+    sweep engine): the lowest validation loss among the candidates ``select`` names (:data:`SELECTIONS`;
+    default: the trainer config's ``select``, else ``trained``); with ``trained`` the initial weights
+    (epoch 0) are chosen only when no trained epoch has a finite validation loss. History rows are recorded
+    every ``eval_every`` epochs and at the last epoch; only recorded epochs are candidates.
     """
 
     def __init__(
@@ -123,18 +123,24 @@ class Monitor:
     ):
         self.trainer, self.budget, self.callbacks = trainer, trainer.check_budget(budget), list(callbacks)
         self.eval_every = eval_every
-        self.select = select if select is not None else getattr(trainer.config, "select", "trained")
-        check_choice("select", self.select, SELECTIONS)
+        self.history = History(select if select is not None else getattr(trainer.config, "select", "trained"))
         self._initial_state: dict[str, Tensor] = {}
         self.state = TrainState(model=model, task=task, loss=loss, seed=seed, penalty=penalty)
+        self.state.history = self.history.rows
         self.monitor_loss = loss.static()
-        self.best_val = math.inf
-        self.best_epoch = 0
         self.best_state: dict[str, Tensor] = {}
         self.status = "ok"
         self.message = ""
         self._nonfinite: Tensor | bool = False
         self._t0 = 0.0
+
+    @property
+    def select(self) -> str:
+        return self.history.select
+
+    @property
+    def best_epoch(self) -> int:
+        return self.history.best_epoch
 
     @property
     def spending(self) -> Spending:
@@ -222,25 +228,16 @@ class Monitor:
 
     def _record(self) -> None:
         model, task = self.state.model, self.state.task
-        row: dict[str, float] = {"epoch": self.spending.epochs}
-        for name in SPLITS:
-            row[f"{name}_loss"], row[f"{name}_metric"] = evaluate(
-                model, task.split(name), self.monitor_loss, task.metric, self.state.step
-            )
+        scores = {name: evaluate(model, task.split(name), self.monitor_loss, task.metric, self.state.step)
+                  for name in SPLITS}
         self.spending.seconds = time.perf_counter() - self._t0
-        row.update({k: v for k, v in self.spending.to_dict().items() if k != "epochs"})
-        if self.state.lr is not None:
-            row["lr"] = self.state.lr
-        self.state.history.append(row)
-        if row["epoch"] == 0 and self.select == "trained":
+        verdict = self.history.add(History.row(self.spending.epochs, scores, self.spending, self.state.lr))
+        if verdict.keep is Keep.INITIAL:
             self._initial_state = copy.deepcopy(model.state_dict())
-        if not math.isfinite(row["train_loss"]):
-            self.status, self.message = "diverged", f"non-finite training loss at epoch {row['epoch']}"
-        elif row["epoch"] == 0 and self.select == "trained":
-            return
-        elif row["val_loss"] < self.best_val:
-            self.best_val, self.best_epoch = row["val_loss"], int(row["epoch"])
+        elif verdict.keep is Keep.BEST:
             self.best_state = copy.deepcopy(model.state_dict())
+        if verdict.divergence:
+            self.status, self.message = "diverged", verdict.divergence
 
     def finish(self, config: dict[str, Any] | None = None) -> RunResult:
         """Load the selected weights into the model and build the result (``result.model`` is the model,
@@ -249,17 +246,15 @@ class Monitor:
         if self.state.history and self.state.history[-1]["epoch"] != self.spending.epochs:
             self._record()
         if not self.best_state and self._initial_state:
-            self.best_epoch, self.best_state = 0, self._initial_state
+            self.best_state = self._initial_state
         if self.best_state:
             model.load_state_dict(self.best_state)
         for cb in self.callbacks:
             cb.on_fit_end(self.state)
-        best = next(row for row in self.state.history if row["epoch"] == self.best_epoch)
-        final = {k: best[k] for k in best if k.split("_")[0] in SPLITS}
         return RunResult(
             status=self.status,  # type: ignore[arg-type]
-            history=self.state.history,
-            final=final,
+            history=self.history.rows,
+            final=self.history.final(),
             best_epoch=self.best_epoch,
             spending=self.spending,
             config={**describe_objects(self.state.task, model, self.state.loss),

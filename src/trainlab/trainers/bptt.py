@@ -38,7 +38,7 @@ from trainlab.models.recurrent import RecurrentNet
 from trainlab.trainers.result import RunResult
 from trainlab.core.seeding import torch_generator
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
-from trainlab.trainers.gradient import batch_starts
+from trainlab.trainers.batching import epoch_batches
 from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
 
 
@@ -132,13 +132,8 @@ class TBPTTTrainer(Trainer):
     ) -> bool:  # fmt: skip
         cfg = self.config
         model.train()
-        x_all, y_all = task.train.x, task.train.y
-        n = len(y_all)
-        starts = batch_starts(n, cfg.batch_size)
-        perm = torch.randperm(n, generator=generator, device=x_all.device) if len(starts) > 1 else None
-        for start, end in zip(starts, starts[1:] + [n]):
-            idx = perm[start:end] if perm is not None else slice(None)
-            if self._batch(model, x_all[idx], y_all[idx], loss_fn, optimizer, monitor):
+        for x, y in epoch_batches(task.train, cfg.batch_size, generator):
+            if self._batch(model, x, y, loss_fn, optimizer, monitor):
                 return True
         return False
 

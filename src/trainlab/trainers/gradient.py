@@ -9,11 +9,12 @@ One trainer class, registered under each optimizer's name: ``gd`` (full-batch SG
 
 Mini-batches come from a ``torch.randperm`` of the training split on its device, with a generator
 derived from the run seed; a trailing batch of a single sample is merged into the previous one (batch
-norm cannot train on one sample). With ``batch_size = 1`` (per-sample SGD) on a model with batch norm,
+norm cannot train on one sample): :mod:`trainlab.trainers.batching`, the loop the LR finder shares. With ``batch_size = 1`` (per-sample SGD) on a model with batch norm,
 a sample's own statistics are undefined (zero variance), so each batch-norm layer normalises with its
 running statistics (as in evaluation, "frozen" batch norm) while its affine parameters still train, and
-the running statistics are recomputed on the whole training split at the start of every epoch (one
-forward pass over it, counted as forward samples), so they follow the weights. ``train_epoch`` is public so that memetic hybrids can apply "one
+the running statistics are recalibrated on the whole training split at the start of every epoch
+(:func:`trainlab.models.batchnorm.recalibrate`: one forward pass over it, counted as forward samples), so
+they follow the weights. ``train_epoch`` is public so that memetic hybrids can apply "one
 epoch of a chosen optimizer" to any model.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -33,7 +34,9 @@ from trainlab.core.config import ConfigError, check_choice, check_number, did_yo
 from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
+from trainlab.models.batchnorm import batch_norm_layers, bn_mode, recalibrate
 from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
+from trainlab.trainers.batching import batch_starts, epoch_batches
 from trainlab.trainers.callbacks import Callback, Penalty
 from trainlab.trainers.lr_finder import SUGGESTIONS, lr_find
 from trainlab.trainers.optimizers import OPTIMIZERS, OptimizerSpec, make_optimizer, optimizer_options
@@ -55,7 +58,6 @@ from trainlab.trainers.schedules import (
     apply_schedule,
     make_schedule,
 )
-from trainlab.trainers.second_order import refresh_batch_norm
 
 GRADIENT_TRAINERS = ("gd", "sgd", "momentum", "nag", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
 """The built-in gradient trainers; every optimizer registered in ``OPTIMIZERS`` later is one too
@@ -231,16 +233,6 @@ class EpochStats:
     stopped: bool = False
 
 
-def batch_starts(n: int, batch_size: int | None) -> list[int]:
-    """Start indices of the mini-batches of an epoch; a trailing single sample joins the previous batch."""
-    if batch_size is None or batch_size >= n:
-        return [0]
-    starts = list(range(0, n, batch_size))
-    if n - starts[-1] == 1:
-        starts.pop()
-    return starts
-
-
 def train_epoch(
     model: nn.Module,
     task: Task,
@@ -263,45 +255,33 @@ def train_epoch(
     """
     rule = rule or StepRule()
     model.train()
-    x_all, y_all = task.train.x, task.train.y
-    n = len(y_all)
-    starts = batch_starts(n, batch_size)
-    perm = torch.randperm(n, generator=generator, device=x_all.device) if len(starts) > 1 else None
-    ends = starts[1:] + [n]
+    x_all = task.train.x
+    n = len(task.train.y)
     params: dict[str, Tensor] = dict(model.named_parameters())
     trainable = [p for p in params.values() if p.requires_grad]
     weights: list[Tensor] = [params[name] for name in weight_names(model)] if rule.decoupled_weight_decay > 0 else []
-    augment = task.augment
     closure_needed = isinstance(optimizer, torch.optim.LBFGS)
     stats = EpochStats()
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    frozen = bool(norms) and batch_size == 1 and n > 1
-    refresh = n if frozen and refresh_batch_norm(model, x_all) else 0
+    frozen = batch_size == 1 and n > 1 and bool(batch_norm_layers(model))
+    refresh = recalibrate(model, [x_all]) if frozen else 0
     loss_sum = 0.0
     seen = 0
     t = monitor.state.step if monitor is not None else step
-    for start, end in zip(starts, ends):
-        if perm is None:
-            x, y = x_all, y_all
-        else:
-            idx = perm[start:end]
-            x, y = x_all[idx], y_all[idx]
-        if augment is not None:
-            x = augment(x, augment_generator if augment_generator is not None else generator)
+    for x, y in epoch_batches(task.train, batch_size, generator, task.augment, augment_generator):
         if rule.schedule is not None:
             lr, mom = apply_schedule(optimizer, rule.schedule, t, rule.momentum_key)
             if monitor is not None:
                 monitor.set_rates(lr=lr)
                 if mom is not None and rule.momentum_key == "momentum":
                     monitor.set_rates(momentum=mom)
-        b = end - start
+        b = len(y)
         calls = 0
 
         def closure() -> Tensor:
             nonlocal calls
             calls += 1
             optimizer.zero_grad(set_to_none=True)
-            with frozen_batch_norm(norms) if frozen else contextlib.nullcontext():
+            with bn_mode(model, "eval", keep_others=True) if frozen else contextlib.nullcontext():
                 outputs = model(x)
             value = loss(outputs, y, t)
             objective = value + rule.penalty(params) if rule.penalty is not None else value
@@ -339,19 +319,6 @@ def train_epoch(
     if seen:
         stats.loss = loss_sum / seen
     return stats
-
-
-@contextlib.contextmanager
-def frozen_batch_norm(norms: Sequence[nn.Module]) -> Iterator[None]:
-    """Batch-norm layers in eval mode (running statistics, none recorded) for the duration."""
-    modes = [m.training for m in norms]
-    for m in norms:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, mode in zip(norms, modes):
-            m.train(mode)
 
 
 def planned_steps(budget: Budget, n_train: int, batch_size: int | None, lbfgs: bool = False) -> int | None:

@@ -19,7 +19,10 @@ finite. The suggestion rules see the smoothed curve sliced as fastai's ``Learner
 
 A suggestion whose point lies in the first or last 5 % of the considered log-lr range is flagged
 ``at_edge``: the curve gave the rule nothing to choose from and the value is an artefact of the range.
-The model's weights, buffers and train/eval mode are restored afterwards.
+Step i trains on the batch step i of a run with the same seed and batch size trains on
+(:func:`trainlab.trainers.batching.batch_stream`, the gradient trainers' batching loop, with the run's
+``"batches"`` and ``"augment"`` generators), epoch after epoch. The model's weights, buffers and train/eval
+mode are restored afterwards.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
 from trainlab.trainers.base import resolve_loss
+from trainlab.trainers.batching import batch_stream
 from trainlab.trainers.callbacks import Penalty
 from trainlab.trainers.optimizers import make_optimizer
 
@@ -238,30 +242,18 @@ def lr_find(
     was_training = model.training
     opt = make_optimizer(optimizer, model.parameters(), **{**(optimizer_options or {}), "lr": lr_min})
     params: dict[str, torch.Tensor] = dict(model.named_parameters())
-    gen = torch_generator(seed, "lr_find", device=task.device)
-    x_all, y_all = task.train.x, task.train.y
-    n = len(y_all)
-    b = n if batch_size is None or batch_size >= n else batch_size
+    augment = torch_generator(seed, "augment", device=task.device) if task.augment is not None else None
+    batches = batch_stream(task.train, batch_size, torch_generator(seed, "batches", device=task.device),
+                           task.augment, augment)
     lrs: list[float] = []
     losses: list[float] = []
     smoothed: list[float] = []
-    avg, best, stopped = 0.0, math.inf, False
-    perm = torch.randperm(n, generator=gen, device=x_all.device)
-    pos = 0
+    avg, best, stopped, samples = 0.0, math.inf, False, 0
     model.train()
     try:
-        for i in range(num_steps):
+        for i, (x, y) in zip(range(num_steps), batches):
             lr = lr_min * (lr_max / lr_min) ** (i / num_steps)
-            if b < n:
-                if pos + b > n:
-                    perm, pos = torch.randperm(n, generator=gen, device=x_all.device), 0
-                idx = perm[pos : pos + b]
-                pos += b
-                x, y = x_all[idx], y_all[idx]
-            else:
-                x, y = x_all, y_all
-            if task.augment is not None:
-                x = task.augment(x, gen)
+            samples += len(y)
             for group in opt.param_groups:
                 group["lr"] = lr
 
@@ -293,7 +285,6 @@ def lr_find(
     finally:
         model.load_state_dict(saved)
         model.train(was_training)
-    steps = len(lrs)
     found = apply_rule(lrs, smoothed, suggest, num_steps)
     return LRFinderResult(
         lrs=lrs,
@@ -302,7 +293,7 @@ def lr_find(
         suggestion=found.lr,
         method=suggest,
         stopped_early=stopped,
-        forward_samples=steps * b,
-        backward_samples=steps * b,
+        forward_samples=samples,
+        backward_samples=samples,
         at_edge=found.at_edge,
     )

@@ -19,10 +19,10 @@ so a Wolfe line search can fail at a kink ("precision loss"); ``restarts`` then 
 the current iterate (steepest descent again, BFGS matrix reset). One "epoch" is one iteration.
 
 Objective mode. Dropout (and every other module) is in eval mode; batch-norm layers normalise with
-the statistics of the full training batch and do not touch their running statistics, so f is a
-deterministic function of θ. After each iteration the running statistics are set to the full-batch
-statistics (one extra forward pass), so the eval-mode model that is monitored computes the same
-function up to BN's unbiased-variance factor N/(N−1).
+the statistics of the full training batch and do not touch their running statistics
+(:mod:`trainlab.models.batchnorm`, mode ``"batch"``), so f is a deterministic function of θ. After each
+iteration the running statistics are recalibrated on the training split (one extra forward pass;
+:func:`trainlab.models.batchnorm.recalibrate`), so the eval-mode model that is monitored computes exactly f.
 
 Spending, per training sample: a loss evaluation is 1 forward; a loss-and-gradient evaluation is
 1 forward + 1 backward; the Hessian is counted as D Hessian-vector products of 1 forward + 1 backward
@@ -30,8 +30,7 @@ each (plus the gradient); the batch-norm refresh is 1 forward. Line-search probe
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +45,7 @@ from trainlab.trainers.callbacks import Callback
 from trainlab.core.config import ConfigError, check_choice, check_number, from_mapping
 from trainlab.data.task import Split, Task
 from trainlab.losses import Loss
+from trainlab.models.batchnorm import bn_mode, recalibrate
 from trainlab.models.functional import ParamLayout
 from trainlab.trainers.result import RunResult
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
@@ -54,47 +54,6 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 ARMIJO_C1 = 1e-4
 MAX_HALVINGS = 30
 MAX_DAMPING_RAISES = 40
-
-
-@contextlib.contextmanager
-def objective_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode everywhere except batch norm, which uses batch statistics without recording them."""
-    saved = [(m, m.training, getattr(m, "track_running_stats", None)) for m in model.modules()]
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.train()
-            m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m, training, track in saved:
-            m.training = training
-            if track is not None:
-                m.track_running_stats = track
-
-
-@torch.no_grad()
-def refresh_batch_norm(model: nn.Module, x: Tensor) -> bool:
-    """Set every batch-norm layer's running statistics to those of the batch ``x``; ``False`` if none."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return False
-    saved = [(m, m.training) for m in model.modules()]
-    momenta = [m.momentum for m in norms]
-    model.eval()
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average: after one batch, exactly that batch's statistics
-        m.train()
-    try:
-        model(x)
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        for module, training in saved:
-            module.training = training
-    return True
 
 
 class FlatObjective:
@@ -126,7 +85,7 @@ class FlatObjective:
 
     def _f(self, theta: Tensor) -> Tensor:
         tensors = self.layout.unflatten(theta)
-        with objective_mode(self.model):
+        with bn_mode(self.model, "batch"):
             outputs = functional_call(self.model, {**self.buffers, **tensors}, (self.x,))
         return self.loss(outputs, self.y, self.step)
 
@@ -172,9 +131,8 @@ def _check_size(trainer: str, model: nn.Module, max_params: int) -> None:
 
 
 def _finish_iteration(monitor: Monitor, objective: FlatObjective, task: Task, loss_value: Tensor) -> bool:
-    """Refresh batch norm, tick one step with everything spent, end the epoch; ``True`` to stop."""
-    if refresh_batch_norm(objective.model, task.train.x):
-        objective.forward_samples += objective.n
+    """Recalibrate batch norm, tick one step with everything spent, end the epoch; ``True`` to stop."""
+    objective.forward_samples += recalibrate(objective.model, [task.train.x])
     forward, backward = objective.take_spent()
     stop = monitor.tick(forward, backward, steps=1, loss=loss_value)
     return monitor.end_epoch() or stop

@@ -7,21 +7,19 @@ per-individual model copies); :class:`PopulationEvaluator` returns the P losses 
 stacked forward (:func:`stacked_forward`, plain Sequential networks), or as a loop over individuals,
 whichever is fastest on the device (``mode="auto"`` measures them once).
 
-Batch norm is never shared between individuals and dropout is off during fitness:
+Batch norm is never shared between individuals and dropout is off during fitness; the modes are those
+of :mod:`trainlab.models.batchnorm`:
 
 * ``bn="batch"`` (default): every individual normalises with the statistics of the batch it is
   evaluated on (its own activations), running statistics are neither read nor written. After
-  :func:`recalibrate_bn` over the same data the eval-mode model computes the same function, so the
-  fitness is the loss of the model that is validated.
+  :func:`~trainlab.models.batchnorm.recalibrate` over the same data the eval-mode model computes the same
+  function, so the fitness is the loss of the model that is validated.
 * ``bn="eval"``: every individual uses the model's fixed running statistics (buffers are not genes).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-import types
-from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -29,81 +27,11 @@ from torch.func import functional_call, vmap
 
 from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.losses import Loss
+from trainlab.models.batchnorm import bn_mode, check_bn_mode, normalise
 from trainlab.models.functional import ParamLayout
 
 MODES = ("auto", "stacked", "vmap", "loop")
-BN_MODES = ("batch", "eval")
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-def _batch_stats_bn(self: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
-    """Batch norm with the statistics of ``x`` itself (biased variance), running statistics untouched:
-    (x − mean) / √(var + eps) · γ + β over every dimension but the channel one. Written with plain tensor
-    operations, which vmap batches far faster than ``torch.batch_norm``'s batching rule."""
-    dims = [0, *range(2, x.ndim)]
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    centred = x - x.mean(dims, keepdim=True)
-    y = centred * torch.rsqrt((centred * centred).mean(dims, keepdim=True) + self.eps)
-    if self.affine:
-        y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
-    return y
-
-
-@contextlib.contextmanager
-def fitness_mode(model: nn.Module, bn: str) -> Iterator[None]:
-    """Everything in eval mode (dropout off); with ``bn="batch"`` batch-norm layers normalise with the
-    statistics of their input batch and neither read nor update their running statistics. Restores
-    the model afterwards."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    patched = {m: m.__dict__.get("forward") for m in model.modules() if isinstance(m, _BN)} if bn == "batch" else {}
-    for m in patched:
-        m.forward = types.MethodType(_batch_stats_bn, m)  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        for m, previous in patched.items():
-            if previous is None:
-                del m.forward
-            else:
-                m.forward = previous  # type: ignore[method-assign]
-        for module, training in modes.items():
-            module.training = training
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, x: Tensor, batch_size: int | None = None) -> int:
-    """Set every batch-norm layer's running statistics to the exact mean and (biased) variance of its
-    inputs over ``x``, computed in batch-statistics mode (as in fitness with ``bn="batch"``) over
-    batches of ``batch_size`` (all of ``x`` by default), dropout off. With one batch, the eval-mode
-    model then computes exactly the function whose loss was the fitness. Returns the samples passed."""
-    bns = [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
-    if not bns:
-        return 0
-    sums: dict[nn.Module, tuple[Tensor, Tensor, int]] = {}
-
-    def record(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-        h = inputs[0].transpose(0, 1).reshape(inputs[0].shape[1], -1).double()
-        total, squares, count = sums.get(module, (torch.zeros(()), torch.zeros(()), 0))
-        sums[module] = (total + h.sum(1), squares + (h * h).sum(1), count + h.shape[1])
-
-    hooks = [m.register_forward_pre_hook(record) for m in bns]
-    size = batch_size or len(x)
-    try:
-        with fitness_mode(model, "batch"):
-            for i in range(0, len(x), size):
-                model(x[i : i + size])
-    finally:
-        for h in hooks:
-            h.remove()
-    for m in bns:
-        total, squares, count = sums[m]
-        mean = total / count
-        running_mean, running_var = m.running_mean, m.running_var
-        assert isinstance(running_mean, Tensor) and isinstance(running_var, Tensor)
-        running_mean.copy_(mean)
-        running_var.copy_((squares / count - mean * mean).clamp_min(0))
-    return len(x)
 
 
 _ELEMENTWISE = (
@@ -165,8 +93,7 @@ def stacked_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor, bn: 
         elif isinstance(m, _BN):
             dims = [0, *range(2 if shared else 3, h.ndim)]
             if bn == "batch":
-                h = h - h.mean(dims, keepdim=True)
-                h = h * torch.rsqrt((h * h).mean(dims, keepdim=True) + m.eps)
+                h = normalise(h, dims, m.eps)
             else:
                 shape = (1,) * (1 if shared else 2) + (-1,) + (1,) * (h.ndim - (2 if shared else 3))
                 mean = buffers[pre + "running_mean"].reshape(shape)
@@ -214,7 +141,7 @@ class PopulationEvaluator:
         batch_size: int | None = None,
     ):
         check_choice("mode", mode, MODES)
-        check_choice("bn", bn, BN_MODES)
+        bn = check_bn_mode(bn)
         if chunk_size is not None:
             check_number("chunk_size", chunk_size, low=1, integer=True)
         if batch_size is not None:
@@ -269,7 +196,7 @@ class PopulationEvaluator:
         """Losses (P,) of the genomes ``population`` (P, D) on ``(x, y)``."""
         if population.ndim != 2 or population.shape[1] != self.layout.dim:
             raise ValueError(f"population: got shape {tuple(population.shape)}; allowed: (P, {self.layout.dim})")
-        with fitness_mode(self.model, self.bn):
+        with bn_mode(self.model, self.bn):
             if self.mode_used is None:
                 self.mode_used = self._pick(population, x, y, step)
             return self._run(population, x, y, step, self.mode_used)
@@ -302,7 +229,7 @@ class PopulationEvaluator:
     def value_and_grad(self, genome: Tensor, x: Tensor, y: Tensor, step: int = 0) -> tuple[Tensor, Tensor]:
         """Loss of one genome (D,) and its gradient by backpropagation (fitness mode)."""
         genome = genome.detach().requires_grad_(True)
-        with fitness_mode(self.model, self.bn), torch.enable_grad():
+        with bn_mode(self.model, self.bn), torch.enable_grad():
             size = self.batch_size or len(x)
             total = self._single(genome, x[:size], y[:size], step) * len(x[:size])
             for i in range(size, len(x), size):  # in order, as Python's sum: the same value whatever the type

@@ -35,12 +35,13 @@ from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
 from trainlab.metaheuristics.base import SEARCHERS, Problem, Searcher, make_searcher
+from trainlab.models.batchnorm import check_bn_mode, recalibrate, split
 from trainlab.models.functional import ParamLayout
 from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.gradient import train_epoch
 from trainlab.trainers.optimizers import make_optimizer
-from trainlab.trainers.population.engine import BN_MODES, MODES, PopulationEvaluator, initial_population, recalibrate_bn
+from trainlab.trainers.population.engine import MODES, PopulationEvaluator, initial_population
 from trainlab.trainers.result import RunResult
 
 ALGORITHMS: dict[str, tuple[str, bool]] = {}
@@ -98,7 +99,7 @@ class PopulationConfig:
             if getattr(self, key) is not None:
                 check_number(key, getattr(self, key), low=1, integer=True)
         check_choice("mode", self.mode, MODES)
-        check_choice("bn", self.bn, BN_MODES)
+        check_bn_mode(self.bn)
         check_number("gd_every", self.gd_every, low=1, integer=True)
         check_choice("select", self.select, SELECTIONS)
         object.__setattr__(self, "options", dict(self.options))
@@ -147,7 +148,7 @@ class PopulationTrainer(Trainer):
         monitor = Monitor(self, model, task, loss, budget, seed, callbacks)
         layout = ParamLayout.of(model)
         x_train, y_train = task.train.x, task.train.y
-        recalibrate_bn(model, x_train, cfg.batch_size)
+        recalibrate(model, split(x_train, cfg.batch_size))
         evaluator = PopulationEvaluator(
             model, loss, mode=cfg.mode, bn=cfg.bn, chunk_size=cfg.chunk_size, batch_size=cfg.batch_size
         )
@@ -210,7 +211,7 @@ class PopulationTrainer(Trainer):
                 stop = self._gradient_epoch(model, task, loss, layout, searcher, problem, monitor, gd_gen)
                 stop = tick() or stop
             layout.load(model, searcher.best_x.to(next(model.parameters()).dtype))
-            recalibrate_bn(model, x_train, cfg.batch_size)
+            recalibrate(model, split(x_train, cfg.batch_size))
             stop = monitor.end_epoch() or stop
         result = monitor.finish({"trainer": self.describe()})
         result.records.setdefault("search", []).append(
