@@ -18,7 +18,9 @@ from the run seed and k, and discarded after its phase. The last hidden stage is
 model's own output layer O as its head, since O has exactly the shape of H_L. Fixed stages run in
 evaluation mode (batch norm uses its running statistics and records none, dropout is off) without
 gradients, so during phase k only S_k's and its head's parameters change, and only S_k's batch-norm
-statistics. Every phase and the fine-tuning start a fresh optimizer.
+statistics (with ``batch_size = 1``, per-sample SGD recalibrates every batch-norm layer at each epoch, the
+fixed stages' included: see :func:`~trainlab.trainers.gradient.train_epoch`). Every phase and the fine-tuning
+start a fresh optimizer.
 
 Budget: every pass over the training set is an epoch of the run, whichever phase it belongs to, so the
 L·E pre-training epochs count against the budget like any other (with an epoch budget, at most
