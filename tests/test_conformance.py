@@ -37,6 +37,8 @@ def test_builtin_optimizers_conform(name: str) -> None:
 
 @pytest.mark.parametrize("name", SEARCHERS.names())
 def test_builtin_searchers_conform(name: str) -> None:
+    if name.startswith("evotorch-"):
+        pytest.importorskip("evotorch", reason="an optional extra: pip install 'trainlab[evotorch]'")
     assert "best_f is at most the least fitness told" in check_searcher(name)
 
 
@@ -57,6 +59,8 @@ _RECURRENT_ONLY = {
     for n in TRAINERS.names()
 ])
 def test_every_builtin_trainer_conforms(name: str) -> None:
+    if name.startswith("evotorch-"):
+        pytest.importorskip("evotorch", reason="an optional extra: pip install 'trainlab[evotorch]'")
     small = {"population_size": 10, "evals_per_epoch": 20} if name in ("de", "shade", "lshade", "shade-ils", "shade-gd", "shade-ils-gd") else {}
     small = {"epochs_per_layer": 1} if name == "layerwise" else small  # 2 epochs must leave one to fine-tune
     check_trainer(name, **small)

@@ -33,8 +33,12 @@ def fit(task, name: str, epochs: int = 2, seed: int = 0, model: str = "mlp1", **
     return net, result
 
 
-@pytest.mark.parametrize("name", list(ALGORITHMS))
+@pytest.mark.parametrize("name", [  # xNES's full covariance costs O(D³) per generation: ~6 s on mlp1's weights
+    pytest.param(n, marks=pytest.mark.slow) if n.startswith("evotorch-xnes") else n for n in ALGORITHMS
+])
 def test_every_trainer_spends_exactly_and_keeps_its_promises(bcw, name: str) -> None:
+    if name.startswith("evotorch-"):
+        pytest.importorskip("evotorch", reason="an optional extra: pip install 'trainlab[evotorch]'")
     ils = {"options": {"de_evals": 20, "ls_evals": 5}} if "ils" in name else {}
     net, r = fit(bcw, name, **ils)  # shade-ils: 10 + 20 + 5 (LS) + 20 + 5 (the other LS) = 60 evaluations
     n = len(bcw.train)

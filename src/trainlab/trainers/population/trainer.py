@@ -49,10 +49,11 @@ ALGORITHMS: dict[str, tuple[str, bool]] = {}
 and the memetic hybrids of :data:`MEMETIC`."""
 MEMETIC = {
     "shade-gd": "shade", "shade-ils-gd": "shade-ils", "cma-es-gd": "cma-es", "sep-cma-es-gd": "sep-cma-es",
-    "snes-gd": "snes",
+    "snes-gd": "snes", "evotorch-snes-gd": "evotorch-snes", "evotorch-pgpe-gd": "evotorch-pgpe",
+    "evotorch-xnes-gd": "evotorch-xnes",
 }
 """The memetic hybrids (SHADE-GD and SHADE-ILS-GD of Morales Muñoz 2025, and the same for CMA-ES,
-sep-CMA-ES and SNES): trainer name → searcher."""
+sep-CMA-ES, SNES and EvoTorch's SNES, PGPE and xNES): trainer name → searcher."""
 SEARCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 """The searcher's dtype choices (option ``dtype``)."""
 SEARCHER_DEFAULTS: dict[str, dict[str, Any]] = {"shade-ils": {"de_evals": 200, "ls_evals": 10}}
