@@ -166,7 +166,7 @@ class EvoTorchSearcher(Searcher):
     def tell(self, fitness: Tensor) -> None:
         f = torch.tensor(worst_last(fitness), dtype=torch.float64)
         z = self._clipped().to(self.x.dtype)
-        self._note_best(z, fitness.detach().cpu().to(self.x.dtype))
+        self._note_best(z, fitness.detach().cpu().to(self.x.dtype).nan_to_num(math.inf))
         self.x, self.f = z.to(self.device), fitness.to(self.device, self.x.dtype)
         gradients = self.distribution.compute_gradients(self._samples, f, objective_sense="min",
                                                         ranking_method=self.ranking)
