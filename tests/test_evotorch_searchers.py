@@ -134,3 +134,13 @@ def test_importing_trainlab_does_not_import_evotorch() -> None:
             "assert 'evotorch-pgpe' in trainlab.trainers.TRAINERS and 'evotorch-pgpe-gd' in trainlab.trainers.TRAINERS; "
             "assert 'evotorch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_non_finite_fitness_is_ranked_last_and_never_the_best() -> None:
+    problem = Problem(sphere, 3, -1.0, 1.0)
+    searcher = make_searcher("evotorch-snes", problem, torch.zeros(1, 3), torch_generator(0, "s"))
+    x = searcher.ask()
+    f = sphere(x)
+    f[0], f[1] = math.nan, math.inf
+    searcher.tell(f)
+    assert searcher.best_f == float(f[2:].min()) and torch.isfinite(searcher.distribution.parameters["mu"]).all()
