@@ -45,7 +45,10 @@ def test_builtin_trainers_conform(name: str, options: dict[str, object]) -> None
     assert "the same seed gives the same run" in check_trainer(name, **options)
 
 
-_RECURRENT_ONLY = {"tbptt": "truncated BPTT needs a recurrent network; tests/test_recurrent_training.py checks it"}
+_RECURRENT_ONLY = {
+    "tbptt": "truncated BPTT needs a recurrent network; tests/test_recurrent_training.py checks it",
+    "curriculum": "needs a difficulty file of the spiral's size; tests/test_curriculum.py checks it",
+}
 
 
 @pytest.mark.slow
@@ -55,6 +58,7 @@ _RECURRENT_ONLY = {"tbptt": "truncated BPTT needs a recurrent network; tests/tes
 ])
 def test_every_builtin_trainer_conforms(name: str) -> None:
     small = {"population_size": 10, "evals_per_epoch": 20} if name in ("de", "shade", "lshade", "shade-ils", "shade-gd", "shade-ils-gd") else {}
+    small = {"epochs_per_layer": 1} if name == "layerwise" else small  # 2 epochs must leave one to fine-tune
     check_trainer(name, **small)
 
 

@@ -77,8 +77,8 @@ class _Main(click.Group):
     type=click.IntRange(min=1),
     envvar="TRAINLAB_THREADS",
     default=None,
-    help="torch intra-op threads (default: torch's choice). 1 is fastest for small models and on a busy "
-    "machine; process-pool and Ray workers always use 1.",
+    help="CPU threads of torch and of NumPy/SciPy's BLAS (default: the libraries' choice). 1 is fastest for "
+    "small models and on a busy machine; process-pool and Ray workers always use 1.",
 )
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error instead of one line.")
 def main(threads: int | None, debug: bool) -> None:
@@ -89,9 +89,9 @@ def main(threads: int | None, debug: bool) -> None:
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
     if threads is not None:
-        import torch  # start-up time: only a command that computes pays for torch
+        from trainlab.core.environment import set_threads  # start-up time: only commands that compute import torch
 
-        torch.set_num_threads(threads)
+        set_threads(threads)
 
 
 for command in (

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from trainlab.core.config import check_number
 
@@ -63,8 +64,11 @@ def environment(device: str | torch.device = "cpu") -> dict[str, object]:
 
 
 def set_threads(n: int) -> None:
-    """Use ``n`` CPU threads for torch's intra-op parallelism in this process (what the command line's
-    ``--threads`` / ``TRAINLAB_THREADS`` set). On a machine shared with other jobs, 1 per process is often
-    fastest for small models; process-pool workers always use 1."""
+    """Use ``n`` CPU threads in this process for torch's intra-op parallelism and for the BLAS/OpenMP pools of
+    NumPy and SciPy (through ``threadpoolctl``; pycma's covariance algebra runs there). This is what the command
+    line's ``--threads`` / ``TRAINLAB_THREADS`` set, and process-pool and Ray workers use 1. On a machine shared
+    with other jobs, 1 per process is often fastest: an idle BLAS worker thread spins while it waits, so on an
+    oversubscribed machine a second BLAS thread costs CPU time without saving wall time."""
     check_number("threads", n, low=1, integer=True)
     torch.set_num_threads(int(n))
+    threadpool_limits(limits=int(n))

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from trainlab.core.config import ConfigError, check_number
-from trainlab.core.environment import environment
+from trainlab.core.environment import environment, set_threads
 from trainlab.core.plugins import load_plugins
 from trainlab.data import load_task
 from trainlab.experiments.spec import RunSpec, execute
@@ -153,7 +153,7 @@ def _watch_parent(parent: int) -> None:
 def _worker_main(index: int, inbox: Any, outbox: Any, parent: int) -> None:
     """A pool worker: Ctrl-C is the parent's to handle; runs jobs from ``inbox`` until ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
+    set_threads(1)
     load_plugins()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
@@ -291,7 +291,7 @@ class RayExecutor(Executor):
 
 
 def _ray_job(job: Job, channel: Any) -> list[Outcome]:
-    torch.set_num_threads(1)
+    set_threads(1)
     load_plugins()
     return run_job(job, channel.put)
 

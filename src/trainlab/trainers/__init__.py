@@ -12,3 +12,5 @@ from trainlab.trainers import fletcher_reeves  # noqa: E402,F401
 from trainlab.trainers import saddle_free  # noqa: E402,F401
 from trainlab.trainers import block_coordinate  # noqa: E402,F401
 from trainlab.trainers import bptt  # noqa: E402,F401
+from trainlab.trainers import layerwise  # noqa: E402,F401
+from trainlab.trainers import curriculum  # noqa: E402,F401

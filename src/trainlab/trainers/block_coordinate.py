@@ -29,7 +29,7 @@ from trainlab.losses import Loss
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.gradient import train_epoch
-from trainlab.trainers.optimizers import OPTIMIZERS, make_optimizer, optimizer_options
+from trainlab.trainers.optimizers import OPTIMIZERS, inner_optimizer_config, make_optimizer, optimizer_options
 from trainlab.trainers.result import RunResult
 
 BLOCKS = ("layer", "parameter")
@@ -69,23 +69,7 @@ class BlockCoordinateDescent(Trainer):
     name = "bcd"
 
     def __init__(self, **options: Any):
-        own = {f.name for f in dataclasses.fields(BCDConfig)} - {"optimizer_options"}
-        optimizer = options.get("optimizer", "sgd")
-        if optimizer not in OPTIMIZERS:
-            raise ConfigError("trainer.bcd.optimizer", optimizer, "one of " + ", ".join(OPTIMIZERS.names()))
-        allowed = own | set(OPTIMIZERS.get(optimizer).defaults)
-        for key, value in options.items():
-            if key not in allowed:
-                raise ConfigError(f"trainer.bcd.{key}", value, "an option among " + ", ".join(sorted(allowed)))
-        try:
-            config = BCDConfig(
-                **{k: v for k, v in options.items() if k in own},
-                optimizer_options={k: v for k, v in options.items() if k not in own},
-            )
-        except ConfigError as err:
-            field_name = err.field.split(".")[-1]
-            raise ConfigError(f"trainer.bcd.{field_name}", err.value, err.allowed) from None
-        super().__init__(config)
+        super().__init__(inner_optimizer_config("bcd", BCDConfig, options))
 
     def describe(self) -> dict[str, Any]:
         cfg: BCDConfig = self.config

@@ -21,14 +21,17 @@ registered, e.g. ``OPTIMIZERS.register("adamax")(OptimizerSpec(torch.optim.Adama
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from trainlab.core.config import ConfigError, check_choice, check_number
 from trainlab.core.registry import Registry
+
+T = TypeVar("T")
 
 
 def _positive(field_name: str, value: Any) -> Any:
@@ -231,3 +234,29 @@ def make_optimizer(name: str, params: Iterable[Any], **options: Any) -> torch.op
     """The ``torch.optim`` optimizer registered as ``name`` over ``params`` (tensors or param groups)."""
     spec = OPTIMIZERS.get(name)
     return spec.cls(params, **spec.resolve(name, options), **spec.fixed)
+
+
+def inner_optimizer_config(trainer: str, cls: type[T], options: Mapping[str, Any]) -> T:
+    """The configuration ``cls`` of a trainer that runs a named optimizer inside its own loop (``bcd``,
+    ``layerwise``, ``curriculum``), from flat ``options``: ``cls``'s own fields, and the options of its
+    ``optimizer`` (default ``sgd``), which go to its ``optimizer_options`` field.
+
+    Unknown options and invalid values raise :class:`ConfigError` naming ``trainer.<trainer>.<option>``.
+    """
+    own = {f.name for f in dataclasses.fields(cls)} - {"optimizer_options"}  # type: ignore[arg-type]
+    optimizer = options.get("optimizer", "sgd")
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"trainer.{trainer}.optimizer", optimizer, "one of " + ", ".join(OPTIMIZERS.names()))
+    allowed = own | set(OPTIMIZERS.get(optimizer).defaults)
+    for key, value in options.items():
+        if key not in allowed:
+            raise ConfigError(f"trainer.{trainer}.{key}", value, "an option among " + ", ".join(sorted(allowed)))
+    build: Callable[..., T] = cls
+    try:
+        return build(
+            **{k: v for k, v in options.items() if k in own},
+            optimizer_options={k: v for k, v in options.items() if k not in own},
+        )
+    except ConfigError as err:
+        field_name = err.field.split(".")[-1]
+        raise ConfigError(f"trainer.{trainer}.{field_name}", err.value, err.allowed) from None
