@@ -12,7 +12,7 @@ from trainlab.core.config import ConfigError
 
 
 @click.command("search")
-@click.argument("searcher", type=click.Choice(["de", "shade", "lshade", "shade-ils"]))
+@click.argument("searcher")
 @click.option("--function", "function", default="sphere", show_default=True,
               type=click.Choice(["sphere", "rosenbrock", "rastrigin", "ackley"]))
 @click.option("--dim", type=int, default=10, show_default=True)
@@ -20,7 +20,10 @@ from trainlab.core.config import ConfigError
 @click.option("--population", type=int, default=100, show_default=True, help="Initial population size.")
 @click.option("--seeds", type=int, default=5, show_default=True, help="Runs with seeds 0..SEEDS-1.")
 def search(searcher: str, function: str, dim: int, evals: int, population: int, seeds: int) -> None:
-    """Minimise a test function with SEARCHER over several seeds and print the best values found."""
+    """Minimise a test function with SEARCHER over several seeds and print the best values found.
+
+    SEARCHER is any registered searcher: de, shade, lshade, shade-ils, cma-es, sep-cma-es, snes, the
+    evotorch-* searchers (with the evotorch extra) and plugins' searchers."""
     from trainlab.metaheuristics import minimize  # start-up time: see trainlab.cli.lazy
     from trainlab.metaheuristics.benchmarks import BOUNDS, FUNCTIONS, value_and_grad  # start-up time: see trainlab.cli.lazy
 
