@@ -14,7 +14,6 @@ the gradient trainers do. Mini-batches, divergence handling and model selection 
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,7 @@ from trainlab.losses import Loss
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.gradient import train_epoch
-from trainlab.trainers.optimizers import OPTIMIZERS, inner_optimizer_config, make_optimizer, optimizer_options
+from trainlab.trainers.optimizers import OPTIMIZERS, inner_optimizer_config, inner_optimizer_description, make_optimizer, optimizer_options
 from trainlab.trainers.result import RunResult
 
 BLOCKS = ("layer", "parameter")
@@ -72,9 +71,7 @@ class BlockCoordinateDescent(Trainer):
         super().__init__(inner_optimizer_config("bcd", BCDConfig, options))
 
     def describe(self) -> dict[str, Any]:
-        cfg: BCDConfig = self.config
-        out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "optimizer_options"}
-        return {"name": self.name, **out, **dict(cfg.optimizer_options)}
+        return inner_optimizer_description(self.name, self.config)
 
     def fit(
         self,

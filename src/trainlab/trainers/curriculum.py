@@ -53,7 +53,7 @@ from trainlab.models.warm_start import warm_start
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, predict, resolve_loss
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.gradient import train_epoch
-from trainlab.trainers.optimizers import OPTIMIZERS, inner_optimizer_config, make_optimizer, optimizer_options
+from trainlab.trainers.optimizers import OPTIMIZERS, inner_optimizer_config, inner_optimizer_description, make_optimizer, optimizer_options
 from trainlab.trainers.result import RunResult
 
 PACINGS = ("linear", "root", "step")
@@ -144,9 +144,7 @@ class Curriculum(Trainer):
         super().__init__(inner_optimizer_config("curriculum", CurriculumConfig, {"optimizer": "adam", **options}))
 
     def describe(self) -> dict[str, Any]:
-        cfg: CurriculumConfig = self.config
-        out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "optimizer_options"}
-        return {"name": self.name, **out, **dict(cfg.optimizer_options)}
+        return inner_optimizer_description(self.name, self.config)
 
     def fit(
         self,

@@ -33,7 +33,6 @@ mean training loss of its last epoch on the phase's own network (with the tempor
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ from trainlab.losses import Loss
 from trainlab.trainers.base import TRAINERS, Monitor, Trainer, resolve_loss
 from trainlab.trainers.callbacks import Callback
 from trainlab.trainers.gradient import train_epoch
-from trainlab.trainers.optimizers import OPTIMIZERS, inner_optimizer_config, make_optimizer, optimizer_options
+from trainlab.trainers.optimizers import OPTIMIZERS, inner_optimizer_config, inner_optimizer_description, make_optimizer, optimizer_options
 from trainlab.trainers.result import RunResult
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -138,9 +137,7 @@ class LayerwisePretraining(Trainer):
         super().__init__(inner_optimizer_config("layerwise", LayerwiseConfig, {"optimizer": "adam", **options}))
 
     def describe(self) -> dict[str, Any]:
-        cfg: LayerwiseConfig = self.config
-        out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "optimizer_options"}
-        return {"name": self.name, **out, **dict(cfg.optimizer_options)}
+        return inner_optimizer_description(self.name, self.config)
 
     def fit(
         self,

@@ -236,6 +236,14 @@ def make_optimizer(name: str, params: Iterable[Any], **options: Any) -> torch.op
     return spec.cls(params, **spec.resolve(name, options), **spec.fixed)
 
 
+def inner_optimizer_description(trainer: str, config: Any) -> dict[str, Any]:
+    """The resolved description of a trainer configured by :func:`inner_optimizer_config`: its name, its
+    configuration's own fields and, flattened beside them, its optimizer's options (the inverse of
+    :func:`inner_optimizer_config`'s split)."""
+    own = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "optimizer_options"}
+    return {"name": trainer, **own, **dict(config.optimizer_options)}
+
+
 def inner_optimizer_config(trainer: str, cls: type[T], options: Mapping[str, Any]) -> T:
     """The configuration ``cls`` of a trainer that runs a named optimizer inside its own loop (``bcd``,
     ``layerwise``, ``curriculum``), from flat ``options``: ``cls``'s own fields, and the options of its
