@@ -12,8 +12,8 @@ could gain over the loop while doing the same float32 FLOPs. Usage::
     TRAINLAB_DATA=shared/datasets .venv/bin/python bench/bench_population.py [--repeats 3] [--threads 1]
 
 ``--peers``: instead, the engine against three peers on the same P losses, each timed by CPU time (process
-time, robust to other load) and wall time, best of the repeats after a warm-up, interleaved: EvoTorch's
-``SupervisedNE`` (one common minibatch holding the samples), a ``torch.func`` baseline (``vmap`` of
+time, robust to other load) and wall time per call, best of the repeats after a warm-up, interleaved (a
+repeat is at least 50 ms of back-to-back calls): EvoTorch's ``SupervisedNE`` (one common minibatch holding the samples), a ``torch.func`` baseline (``vmap`` of
 ``functional_call`` over ``stack_module_state`` parameters, batch norm made stateless by
 ``replace_all_batch_norm_modules_``) and a ``vector_to_parameters`` loop (one model, one full-batch forward
 per individual). Ratio = the fastest peer's CPU time / the engine's.
@@ -95,16 +95,22 @@ def matmul_rate(device: str, repeats: int) -> float:
     return 2 * 1024**3 / best_of(mm, repeats, warmup=1)
 
 
-def cpu_and_wall(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
-    """Best (process time, wall time) of ``repeats`` interleaved calls of each function, after one warm-up."""
-    for fn in fns.values():
+def cpu_and_wall(fns: dict[str, Callable[[], object]], repeats: int, floor: float = 0.05) -> dict[str, tuple[float, float]]:
+    """Best (process time, wall time) per call over ``repeats`` interleaved samples of each function, after
+    one warm-up call; a sample is as many back-to-back calls as take ``floor`` seconds of CPU (judged on
+    the warm-up), so that millisecond calls are not timed one at a time."""
+    calls = {}
+    for k, fn in fns.items():
+        c0 = time.process_time()
         fn()
+        calls[k] = max(1, math.ceil(floor / max(time.process_time() - c0, 1e-6)))
     best = {k: (math.inf, math.inf) for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
             c0, w0 = time.process_time(), time.perf_counter()
-            fn()
-            c, w = time.process_time() - c0, time.perf_counter() - w0
+            for _ in range(calls[k]):
+                fn()
+            c, w = (time.process_time() - c0) / calls[k], (time.perf_counter() - w0) / calls[k]
             best[k] = (min(best[k][0], c), min(best[k][1], w))
     return best
 

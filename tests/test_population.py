@@ -279,6 +279,45 @@ def test_loop_mode_leaves_the_model_alone_and_follows_its_changes_only_at_constr
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
+class SkipBlock(nn.Module):
+    """y = body(x) + x, with a body that starts with a ReLU: that ReLU must not run in place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.ReLU(), nn.Linear(6, 6), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + x
+
+
+def test_inplace_relus_only_where_nothing_else_holds_the_input() -> None:
+    """The loop's private copy runs ReLUs in place only after a child that produced a new tensor; losses
+    equal a plain per-genome ``functional_call`` of the original model bit for bit, and the caller's
+    inputs are left untouched (a model that starts with a ReLU, and a residual body)."""
+    from torch.func import functional_call
+
+    from trainlab.trainers.population.engine import inplace_relus
+
+    seq = nn.Sequential(nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Flatten(), nn.ReLU(), nn.Identity(), nn.ReLU())
+    inplace_relus(seq)
+    assert [m.inplace for m in seq if isinstance(m, nn.ReLU)] == [False, True, True, False]
+    skip = inplace_relus(nn.Sequential(SkipBlock(), nn.ReLU(), nn.Linear(6, 3)))
+    assert [m.inplace for m in skip.modules() if isinstance(m, nn.ReLU)] == [False, True, False]
+    for model in (nn.Sequential(nn.ReLU(), nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)),
+                  nn.Sequential(SkipBlock(), nn.ReLU(), nn.Linear(6, 3))):
+        torch.manual_seed(0)
+        x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
+        pop = initial_population(model, 4, torch.Generator().manual_seed(1))
+        layout = ParamLayout.of(model)
+        x0 = x.clone()
+        loss = get_loss("cross_entropy")
+        got = PopulationEvaluator(model, loss, mode="loop")(pop, x, y)
+        assert torch.equal(x, x0)
+        model.train()
+        want = torch.stack([loss(functional_call(model, layout.unflatten(g), (x,)), y) for g in pop])
+        assert torch.equal(got, want) and torch.equal(x, x0)
+
+
 def test_bfloat16_fitness_is_close_and_refused_where_unsupported(monkeypatch) -> None:
     from trainlab.trainers.population import engine
 

@@ -118,14 +118,18 @@ class Searcher(ABC):
         """U[0, 1) numbers in the population's dtype, drawn on its device by :attr:`device_generator`."""
         return torch.rand(*shape, generator=self.device_generator, dtype=self.x.dtype, device=self.device)
 
-    def buffer(self, name: str, rows: int, dtype: torch.dtype | None = None) -> Tensor:
-        """A scratch (rows, D) tensor on the population's device, of its dtype unless ``dtype`` is given, kept
-        between calls (its content is whatever was left in it); allocated again only when more rows are
-        needed."""
+    def buffer(self, name: str, rows: int, dtype: torch.dtype | None = None, columns: int | None = None) -> Tensor:
+        """A scratch (rows, columns) tensor on the population's device (columns D and the population's dtype
+        unless given), kept between calls (its content is whatever was left in it); allocated again only
+        when more rows are needed."""
         dtype = dtype or self.x.dtype
+        columns = self.x.shape[1] if columns is None else columns
         buf = self._buffers.get(name)
-        if buf is None or len(buf) < rows or buf.dtype != dtype or buf.device != self.device:
-            buf = self._buffers[name] = torch.empty(rows, self.x.shape[1], dtype=dtype, device=self.device)
+        if (
+            buf is None or len(buf) < rows or buf.shape[1] != columns or buf.dtype != dtype
+            or buf.device != self.device
+        ):
+            buf = self._buffers[name] = torch.empty(rows, columns, dtype=dtype, device=self.device)
         return buf[:rows]
 
     def randint(self, high: int | Tensor, *shape: int) -> Tensor:

