@@ -87,6 +87,17 @@ def test_function_local_imports_only_in_the_command_line_each_with_its_reason() 
     assert not unexplained, "command-line imports without a '# start-up time' reason:\n" + "\n".join(unexplained)
 
 
+def test_python_dash_m_runs_the_command() -> None:
+    """``python -m trainlab`` is the ``trainlab`` command (same name in its usage line, same exit codes)."""
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "trainlab", "--version"], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0 and out.stdout.startswith("trainlab"), (out.stdout, out.stderr)
+    bad = subprocess.run([sys.executable, "-m", "trainlab", "no-such-command"], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert bad.returncode == 2 and "trainlab" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
+
 def test_listing_the_commands_imports_neither_torch_nor_the_library() -> None:
     code = (
         "import sys\n"

@@ -14,7 +14,8 @@ def render() -> str:
         "# Command-line reference",
         "",
         "Generated from `trainlab ... --help` by `python tools/gen_cli_docs.py`; "
-        "`tests/test_docs.py` checks that it is current.",
+        "`tests/test_docs.py` checks that it is current. `python -m trainlab` is the same command, for "
+        "environments without the `trainlab` script on the path.",
         "",
     ]
 
