@@ -240,6 +240,44 @@ def test_kl_and_hellinger_with_soft_targets() -> None:
     assert np.all(hellinger <= 1)
 
 
+def _fused_cases(dtype: torch.dtype) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(loss, outputs, targets) for every input form of the fused means: class indices, probability rows
+    (cross-entropy) or values (MSE, also with a single output), and sequence outputs (N, T, C) with per-step
+    class indices."""
+    gen = torch.Generator().manual_seed(11)
+    z = torch.randn(64, 5, generator=gen, dtype=dtype) * 3
+    seq = torch.randn(16, 7, 5, generator=gen, dtype=dtype) * 3
+    labels = torch.randint(0, 5, (64,), generator=gen)
+    steps = torch.randint(0, 5, (16, 7), generator=gen)
+    probabilities = torch.softmax(torch.randn(64, 5, generator=gen, dtype=dtype), dim=-1)
+    values = torch.randn(64, 5, generator=gen, dtype=dtype)
+    cases = [
+        (name, outputs, targets)
+        for name, extra in [("cross_entropy", probabilities), ("mse", values)]
+        for outputs, targets in [(z, labels), (z, extra), (seq, steps)]
+    ]
+    return cases + [("mse", z[:, :1], values[:, 0])]  # one regression output, targets of shape (N,)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_means_equal_the_per_sample_mean(dtype: torch.dtype) -> None:
+    """Cross-entropy and MSE compute their mean with PyTorch's fused reductions; the oracle is the mean of
+    ``per_sample`` (itself checked against SciPy above). Both sides sum n ≤ 320 non-negative terms, each to a
+    relative error of about ⌈log₂ n⌉ ε, so they agree to rtol 2⌈log₂ n⌉ ε; gradients to ``assert_close``'s
+    defaults for the dtype."""
+    for name, outputs, targets in _fused_cases(dtype):
+        loss = get_loss(name)
+        fused_in = outputs.clone().requires_grad_()
+        fused = loss(fused_in, targets)
+        fused.backward()
+        mean_in = outputs.clone().requires_grad_()
+        mean = loss.per_sample(mean_in, targets).mean()
+        mean.backward()
+        rtol = 2 * math.ceil(math.log2(outputs.numel())) * torch.finfo(dtype).eps
+        torch.testing.assert_close(fused, mean, rtol=rtol, atol=0, msg=lambda m: f"{name} {tuple(targets.shape)}: {m}")
+        torch.testing.assert_close(fused_in.grad, mean_in.grad, msg=lambda m: f"{name} gradient: {m}")
+
+
 def test_kl_equals_cross_entropy_for_one_hot_targets(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
     z, y = batch
     torch.testing.assert_close(get_loss("kl_divergence").per_sample(z, y), CrossEntropy().per_sample(z, y))
@@ -296,14 +334,26 @@ def test_dynamic_per_sample_by_hand() -> None:
     torch.testing.assert_close(get_loss("dynamic_mse2", **kw).per_sample(z, y, 5), torch.tensor([16.0, 1.0], dtype=torch.float64))
 
 
-@pytest.mark.parametrize("name", DYNAMIC)
-def test_amplitude_one_gives_the_ordinary_loss(batch: tuple[torch.Tensor, torch.Tensor], name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [(name, {"normalise": normalise}) for name in DYNAMIC for normalise in (True, False)]
+    + [("dynamic_mse2", {"normalise": normalise, "rescale": True}) for normalise in (True, False)],
+)
+def test_amplitude_one_gives_the_ordinary_loss(
+    batch: tuple[torch.Tensor, torch.Tensor], name: str, extra: dict[str, bool]
+) -> None:
+    """At A = 1 the per-sample losses equal the static ones bit for bit, and the mean is the static loss's own
+    (fused) call, equal to the mean of ``per_sample`` up to rounding."""
     z, y = batch
-    loss = get_loss(name, amplitude=1.0, period=5)
+    loss = get_loss(name, amplitude=1.0, period=5, **extra)
     static = loss.static()
     assert static.name == ("cross_entropy" if name == "dynamic_ce" else "mse")
     for step in (0, 2, 7, 13):
         assert torch.equal(loss.per_sample(z, y, step), static.per_sample(z, y))
+        assert torch.equal(loss(z, y, step), static(z, y))
+        torch.testing.assert_close(loss(z, y, step), loss.per_sample(z, y, step).mean(), rtol=1e-14, atol=0)
+    with pytest.raises(ConfigError, match=rf"{name}\.targets"):
+        loss(z, torch.zeros(7, 3, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("name", DYNAMIC)

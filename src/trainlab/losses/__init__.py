@@ -76,7 +76,12 @@ def _class_indices(loss: str, targets: Tensor) -> Tensor:
 @LOSSES.register("cross_entropy")
 @dataclass(frozen=True)
 class CrossEntropy(Loss):
-    """ℓ(z, y) = −log softmax(z)_y; for sequence outputs (N, T, C) and targets (N, T), the mean over steps."""
+    """ℓ(z, y) = −log softmax(z)_y; for sequence outputs (N, T, C) and targets (N, T), the mean over steps.
+
+    Targets are class indices or rows of class probabilities. Calling the loss computes the mean with
+    ``F.cross_entropy``'s own mean reduction (one fused autograd node, as a hand-written PyTorch loop does):
+    the mean of :meth:`per_sample` up to rounding.
+    """
 
     name = "cross_entropy"
 
@@ -85,6 +90,11 @@ class CrossEntropy(Loss):
             return per_sequence(F.cross_entropy(outputs.movedim(-1, 1), targets, reduction="none"))
         return F.cross_entropy(outputs, targets, reduction="none")
 
+    def __call__(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        if outputs.ndim > 2:
+            return F.cross_entropy(outputs.movedim(-1, 1), targets)
+        return F.cross_entropy(outputs, targets)
+
 
 @LOSSES.register("mse")
 @dataclass(frozen=True)
@@ -92,13 +102,19 @@ class MSE(Loss):
     """ℓ(z, y) = Σ_k (z_k − y_k)², summed over outputs (one-hot targets for class indices).
 
     This is Lavín Pallero's (2021) convention (``mean((f − Y)²)·C``), so its learning rates mean the same here.
-    For sequence outputs (N, T, C), the mean over steps of that sum.
+    For sequence outputs (N, T, C), the mean over steps of that sum. Calling the loss computes exactly that
+    convention, ``F.mse_loss`` (the mean over all N·C squared errors, one fused autograd node) times C: the mean
+    of :meth:`per_sample` up to rounding.
     """
 
     name = "mse"
 
     def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
         return per_sequence(((outputs - as_target_matrix(outputs, targets)) ** 2).sum(dim=-1))
+
+    def __call__(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        mean = F.mse_loss(outputs, as_target_matrix(outputs, targets))
+        return mean if outputs.shape[-1] == 1 else mean * outputs.shape[-1]
 
 
 @LOSSES.register("mae")
@@ -357,6 +373,13 @@ class DynamicLoss(Loss):
     def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
         factors = self.factors(step, outputs.shape[-1], outputs.dtype, outputs.device)
         return self.weighted(outputs, _class_indices(self.name, targets), factors)
+
+    def __call__(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
+        """The mean of :meth:`per_sample`; at amplitude 1 (every factor is 1 at every step) the static loss's
+        own call, so that such a run trains bit for bit like one with :meth:`static`."""
+        if self.amplitude == 1 and (static := self.static()) is not self:
+            return static(outputs, _class_indices(self.name, targets), step)
+        return super().__call__(outputs, targets, step)
 
     @abstractmethod
     def weighted(self, outputs: Tensor, targets: Tensor, factors: Tensor) -> Tensor:
