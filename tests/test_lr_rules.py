@@ -184,3 +184,30 @@ def test_the_finder_trains_on_the_batches_and_augmentations_of_the_run_it_tunes(
     assert finder == run[:7] and draws[:7] == draws[7:14]
     assert sorted(sum(run[:3], [])) == list(range(n)) and run[:3] != run[3:6]  # a fresh permutation each epoch
     assert result.spending.forward_samples == result.spending.backward_samples == sum(map(len, seen))
+
+
+def test_per_sample_finder_freezes_batch_norm_as_the_run_does() -> None:
+    """With ``batch_size = 1`` on a batch-norm model the finder trains as the run it tunes: every
+    per-sample forward uses running statistics (the batch-norm layer is in eval mode), and the running
+    statistics are recalibrated on the whole split at each epoch's start (9 samples: 8 steps per epoch, the
+    last of 2 samples, so a 10-step sweep recalibrates before steps 0 and 8). Seam: a forward pre-hook on
+    the batch-norm layer records its batch size and mode."""
+    n = 9
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+    split = Split(x, y)
+    task = Task("toy", "classification", split, split, split, 3, "cross_entropy", "accuracy")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    calls: list[tuple[int, bool]] = []
+    model[1].register_forward_pre_hook(lambda m, inp: calls.append((len(inp[0]), m.training)))
+    result = lr_find(model, task, optimizer="sgd", batch_size=1, num_steps=10, lr_max=1e-2)
+    assert len(result.losses) == 10 and all(math.isfinite(v) for v in result.losses)
+    steps = [c for c in calls if c[0] < n]
+    assert [size for size, _ in steps] == [1] * 7 + [2] + [1, 1] and not any(mode for _, mode in steps)
+    assert [i for i, c in enumerate(calls) if c[0] == n] == [0, 9]  # recalibrations before steps 0 and 8
+    assert result.forward_samples == 11 + 2 * n and result.backward_samples == 11
+    calls.clear()
+    make_trainer("sgd", lr=1e-3, batch_size=1).fit(model, task, Budget(steps=10), seed=0)
+    run = [c for c in calls if c[0] < n and not c[1]]
+    assert [size for size, _ in run] == [size for size, _ in steps]

@@ -5,15 +5,23 @@ An epoch is a ``torch.randperm`` of the training split, drawn from the run's ``"
 device (no permutation when the epoch is one batch), cut into batches of ``batch_size``; a trailing batch of a single
 sample joins the previous one (batch norm cannot train on one sample). A task's augmentation is applied to each
 batch with the ``"augment"`` generator when there is one, else with the batches generator.
+
+With ``batch_size = 1`` (per-sample SGD) on a model with batch norm a sample's own statistics are undefined, so
+batch norm is *frozen* (:func:`frozen_batch_norm`): each layer normalises with its running statistics while its
+affine parameters train, and the running statistics are recalibrated on the whole training split at the start of
+every epoch.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
+from typing import ContextManager
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from trainlab.data.task import Split
+from trainlab.models.batchnorm import batch_norm_layers, bn_mode
 
 
 def batch_starts(n: int, batch_size: int | None) -> list[int]:
@@ -60,3 +68,14 @@ def batch_stream(
     """:func:`epoch_batches` of one epoch after another, without end: the batches of a run's steps in order."""
     while True:
         yield from epoch_batches(split, batch_size, generator, augment, augment_generator)
+
+
+def frozen_batch_norm(model: nn.Module, split: Split, batch_size: int | None) -> bool:
+    """Whether training ``model`` on ``split`` in batches of ``batch_size`` freezes its batch norm (module
+    docstring): per-sample batches of a model with batch-norm layers, on a split of more than one sample."""
+    return batch_size == 1 and len(split.y) > 1 and bool(batch_norm_layers(model))
+
+
+def training_forward(model: nn.Module, frozen: bool) -> ContextManager[object]:
+    """The context of a training forward pass: batch norm on running statistics when ``frozen``."""
+    return bn_mode(model, "eval", keep_others=True) if frozen else contextlib.nullcontext()

@@ -14,7 +14,7 @@ a sample's own statistics are undefined (zero variance), so each batch-norm laye
 running statistics (as in evaluation, "frozen" batch norm) while its affine parameters still train, and
 the running statistics are recalibrated on the whole training split at the start of every epoch
 (:func:`trainlab.models.batchnorm.recalibrate`: one forward pass over it, counted as forward samples), so
-they follow the weights. ``train_epoch`` is public so that memetic hybrids can apply "one
+they follow the weights; the LR finder does the same. ``train_epoch`` is public so that memetic hybrids can apply "one
 epoch of a chosen optimizer" to any model.
 """
 from __future__ import annotations
@@ -35,9 +35,9 @@ from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
 from trainlab.losses.metrics import METRICS
-from trainlab.models.batchnorm import batch_norm_layers, bn_mode, recalibrate
+from trainlab.models.batchnorm import recalibrate
 from trainlab.trainers.base import SELECTIONS, TRAINERS, Monitor, Trainer, resolve_loss
-from trainlab.trainers.batching import batch_starts, epoch_batches
+from trainlab.trainers.batching import batch_starts, epoch_batches, frozen_batch_norm, training_forward
 from trainlab.trainers.callbacks import Callback, Penalty
 from trainlab.trainers.evaluation import EVAL_TEST, EVAL_TRAIN, EvalPolicy, resolve_train
 from trainlab.trainers.lr_finder import SUGGESTIONS, lr_find
@@ -280,13 +280,12 @@ def train_epoch(
     rule = rule or StepRule()
     model.train()
     x_all = task.train.x
-    n = len(task.train.y)
     params: dict[str, Tensor] = dict(model.named_parameters())
     trainable = [p for p in params.values() if p.requires_grad]
     weights: list[Tensor] = [params[name] for name in weight_names(model)] if rule.decoupled_weight_decay > 0 else []
     closure_needed = isinstance(optimizer, torch.optim.LBFGS)
     stats = EpochStats()
-    frozen = batch_size == 1 and n > 1 and bool(batch_norm_layers(model))
+    frozen = frozen_batch_norm(model, task.train, batch_size)
     refresh = recalibrate(model, [x_all]) if frozen else 0
     loss_sum = 0.0
     seen = 0
@@ -306,7 +305,7 @@ def train_epoch(
             nonlocal calls
             calls += 1
             optimizer.zero_grad(set_to_none=True)
-            with bn_mode(model, "eval", keep_others=True) if frozen else contextlib.nullcontext():
+            with training_forward(model, frozen):
                 outputs = run(x)
             if keep_outputs and calls == 1:
                 stats.outputs.append(outputs.detach())

@@ -21,8 +21,9 @@ A suggestion whose point lies in the first or last 5 % of the considered log-lr 
 ``at_edge``: the curve gave the rule nothing to choose from and the value is an artefact of the range.
 Step i trains on the batch step i of a run with the same seed and batch size trains on
 (:func:`trainlab.trainers.batching.batch_stream`, the gradient trainers' batching loop, with the run's
-``"batches"`` and ``"augment"`` generators), epoch after epoch. The model's weights, buffers and train/eval
-mode are restored afterwards.
+``"batches"`` and ``"augment"`` generators), epoch after epoch, and with the run's batch-norm handling (per-sample
+batches freeze it: :func:`trainlab.trainers.batching.frozen_batch_norm`). The model's weights, buffers and
+train/eval mode are restored afterwards.
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ from trainlab.core.seeding import torch_generator
 from trainlab.data.task import Task
 from trainlab.losses import Loss
 from trainlab.trainers.base import resolve_loss
-from trainlab.trainers.batching import batch_stream
+from trainlab.models.batchnorm import recalibrate
+from trainlab.trainers.batching import batch_starts, batch_stream, frozen_batch_norm, training_forward
 from trainlab.trainers.callbacks import Penalty
 from trainlab.trainers.optimizers import make_optimizer
 
@@ -248,18 +250,24 @@ def lr_find(
     lrs: list[float] = []
     losses: list[float] = []
     smoothed: list[float] = []
-    avg, best, stopped, samples = 0.0, math.inf, False, 0
+    avg, best, stopped, samples, forward_only = 0.0, math.inf, False, 0, 0
+    frozen = frozen_batch_norm(model, task.train, batch_size)
+    steps_per_epoch = len(batch_starts(len(task.train.y), batch_size))
     model.train()
     try:
         for i, (x, y) in zip(range(num_steps), batches):
             lr = lr_min * (lr_max / lr_min) ** (i / num_steps)
             samples += len(y)
+            if frozen and i % steps_per_epoch == 0:  # as the run recalibrates at each epoch's start
+                forward_only += recalibrate(model, [task.train.x])
             for group in opt.param_groups:
                 group["lr"] = lr
 
             def closure() -> torch.Tensor:
                 opt.zero_grad(set_to_none=True)
-                value = loss_fn(model(x), y, i)
+                with training_forward(model, frozen):
+                    outputs = model(x)
+                value = loss_fn(outputs, y, i)
                 objective = value + penalty(params) if penalty is not None else value
                 objective.backward()
                 return value.detach()
@@ -293,7 +301,7 @@ def lr_find(
         suggestion=found.lr,
         method=suggest,
         stopped_early=stopped,
-        forward_samples=samples,
+        forward_samples=samples + forward_only,
         backward_samples=samples,
         at_edge=found.at_edge,
     )
