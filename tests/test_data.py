@@ -1,6 +1,7 @@
 """trainlab.data on small files the tests write in the official formats (no network, no real data)."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -691,6 +692,10 @@ def test_positional_scheme_standardises_in_place_like_the_notebook() -> None:
     twice = np.isin(parts[2], parts[0])  # a training row in the test split: ((x − m) / s − m) / s ≈ −m / s
     m, s = x[parts[0], 0].mean(), x[parts[0], 0].std()
     np.testing.assert_allclose(arrays["test"][0][twice, 0], ((x[parts[2][twice], 0] - m) / s - m) / s, rtol=1e-12)
+    once, _ = preprocess(raw, dataclasses.replace(options, in_place_scaling=False), "regression")
+    scaler = StandardScaler().fit(x[parts[0]])
+    for name, part in zip(("train", "val", "test"), parts):
+        np.testing.assert_allclose(once[name][0], scaler.transform(x[part]), rtol=1e-12, atol=1e-12)
 
 
 def test_upper_z_side_and_features_dropped_by_name() -> None:
@@ -712,7 +717,7 @@ def test_upper_z_side_and_features_dropped_by_name() -> None:
     with pytest.raises(ConfigError) as err:
         preprocess(raw, TabularOptions(drop_features=("d",)), "regression")
     assert err.value.field == "drop_features" and "a, b, c" in err.value.allowed
-    for field, bad in (("z_side", "lower"), ("split_scheme", "fastai"), ("drop_features", "b")):
+    for field, bad in (("z_side", "lower"), ("split_scheme", "fastai"), ("drop_features", "b"), ("in_place_scaling", 1)):
         given: dict[str, object] = {field: bad}
         with pytest.raises(ConfigError) as err:
             TabularOptions(**given)  # type: ignore[arg-type]

@@ -116,6 +116,9 @@ class TabularOptions:
     split_scheme: str = "random"
     """``random``: :func:`split_indices`; ``fastai-positional``: the thesis's code (:func:`fastai_positional_split`,
     validation and test rows drawn from the first rows, standardised in place)."""
+    in_place_scaling: bool = True
+    """With ``fastai-positional``: standardise in place as the notebooks do (a training row that is also a
+    validation or test row is standardised twice); ``False`` standardises every row once."""
 
     def __post_init__(self) -> None:
         check_choice("profile", self.profile, PROFILES)
@@ -125,6 +128,7 @@ class TabularOptions:
         if isinstance(drop, str) or not isinstance(drop, Sequence) or not all(isinstance(f, str) for f in drop):
             raise ConfigError("drop_features", drop, "a list of feature names")
         object.__setattr__(self, "drop_features", tuple(drop))
+        check_bool("in_place_scaling", self.in_place_scaling)
         check_choice("metrics", self.metrics, METRIC_PROTOCOLS)
         check_number("eval_batch_size", self.eval_batch_size, low=1, integer=True)
         if self.corr_threshold is not None:
@@ -189,6 +193,7 @@ class Resolved:
     drop_features: tuple[str, ...] = ()
     z_side: str = "both"
     split_scheme: str = "random"
+    in_place_scaling: bool = True
 
 
 def resolve_options(task: str, options: TabularOptions) -> Resolved:
@@ -211,7 +216,7 @@ def resolve_options(task: str, options: TabularOptions) -> Resolved:
         pair_threshold=options.pair_threshold, z_threshold=options.z_threshold, iqr_factor=options.iqr_factor,
         standardize=options.standardize, split=options.split, data_seed=options.data_seed,
         profile=options.profile, drop_features=options.drop_features, z_side=options.z_side,
-        split_scheme=options.split_scheme, **values,
+        split_scheme=options.split_scheme, in_place_scaling=options.in_place_scaling, **values,
     )
 
 
@@ -411,7 +416,7 @@ def preprocess(
     std = x_train.std(axis=0) if options.standardize else np.ones(len(keep))
     std = np.where(std > 0, std, 1.0)
     kept_names = [names[j] for j in keep]
-    if positional:
+    if positional and options.in_place_scaling:
         # The notebook standardises in place, split after split, so a validation or test row that is also a
         # training row is standardised twice, in the training data too.
         work = raw.x[:, keep].astype(np.float64)
@@ -433,6 +438,7 @@ def preprocess(
         "rows": int(len(raw.y)),
         "split": {
             "scheme": options.split_scheme,
+            "in_place_scaling": bool(positional and options.in_place_scaling),
             "fractions": list(options.split),
             "data_seed": options.data_seed,
             "stratified": strata is not None,
