@@ -1,6 +1,7 @@
 """trainlab.data on small files the tests write in the official formats (no network, no real data)."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -36,6 +37,7 @@ from trainlab.data.images import ImageOptions, RandomAffine, affine, load_image_
 from trainlab.data.root import DataFile, Dataset, download_dataset, download_file, require, resolve_root, verify_file
 from trainlab.data.spiral import make_spiral
 from trainlab.data.tabular import (
+    fastai_positional_split,
     RawTable,
     TabularOptions,
     merge_rare_classes,
@@ -635,3 +637,88 @@ def test_outlier_rules_and_rare_classes() -> None:
     y = np.array([0] * 30 + [1] * 200 + [2] * 5)
     merged, names = merge_rare_classes(y, ["7", "8", "9"], 10)
     assert names == ["7", "8-9"] and merged.tolist() == [0] * 30 + [1] * 205
+
+
+# ----------------------------------------------------------------------------- the thesis's own code (Morales Muñoz 2025)
+def notebook_split_and_scale(
+    frame: pd.DataFrame, features: list[str], parts: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> pd.DataFrame:
+    """The standardisation loop of the thesis's notebooks (code/WQCLAS.ipynb, code/BHP.ipynb) transcribed:
+    a StandardScaler per feature, fitted on the training rows, applied in place to train, val, then test."""
+    df_c = frame.reset_index(drop=True).copy()
+    train_idx, val_idx, test_idx = parts
+    scaler = StandardScaler()
+    for feat in features:
+        df_c.loc[train_idx, feat] = scaler.fit_transform(df_c.loc[train_idx, [feat]])[:, 0]
+        df_c.loc[val_idx, feat] = scaler.transform(df_c.loc[val_idx, [feat]])[:, 0]
+        df_c.loc[test_idx, feat] = scaler.transform(df_c.loc[test_idx, [feat]])[:, 0]
+    return df_c
+
+
+def test_fastai_positional_split_draws_val_and_test_from_the_first_rows() -> None:
+    """fastai's RandomSplitter returns positions (a permutation cut at int(valid_pct · len)); the notebook uses
+    the second call's positions as row labels."""
+    n = 1000
+    train, val, test = fastai_positional_split(n, (0.7, 0.09, 0.21), numpy_generator(3, "t"))
+    cut = int(0.3 * n)
+    assert len(train) == n - cut and len(test) == int(0.7 * cut) and len(val) == cut - int(0.7 * cut)
+    assert sorted(np.concatenate([val, test]).tolist()) == list(range(cut))  # the first 30 % of the rows
+    assert len(np.unique(train)) == len(train) and train.min() >= 0 and train.max() < n
+    also = np.isin(test, train).mean()
+    assert 0.6 < also < 0.8  # about f_train of the test rows are training rows too
+    same = fastai_positional_split(n, (0.7, 0.09, 0.21), numpy_generator(3, "t"))
+    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), same))
+
+
+def test_positional_scheme_standardises_in_place_like_the_notebook() -> None:
+    rng = np.random.default_rng(11)
+    n = 200
+    x = np.column_stack([rng.normal(50, 10, n), rng.normal(0.5, 0.1, n)])
+    y = x[:, 0] * 0.1 + rng.normal(size=n)
+    raw = RawTable(x, y, y, ["a", "b"], None, {})
+    options = TabularOptions(
+        corr_threshold=0, pair_threshold=1, z_threshold=None, clip=False, split=(0.7, 0.09, 0.21),
+        split_scheme="fastai-positional", data_seed=4,
+    )
+    arrays, record = preprocess(raw, options, "regression")
+    parts = fastai_positional_split(n, options.split, numpy_generator(4, "tabular-split"))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": y})
+    expected = notebook_split_and_scale(frame, ["a", "b"], parts)
+    for name, part in zip(("train", "val", "test"), parts):
+        np.testing.assert_allclose(arrays[name][0], expected.loc[part, ["a", "b"]].to_numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(arrays[name][1], y[part])
+    assert record["split"]["scheme"] == "fastai-positional" and not record["split"]["stratified"]
+    assert record["split"]["rows_also_in_train"]["test"] == int(np.isin(parts[2], parts[0]).sum()) > 0
+    twice = np.isin(parts[2], parts[0])  # a training row in the test split: ((x − m) / s − m) / s ≈ −m / s
+    m, s = x[parts[0], 0].mean(), x[parts[0], 0].std()
+    np.testing.assert_allclose(arrays["test"][0][twice, 0], ((x[parts[2][twice], 0] - m) / s - m) / s, rtol=1e-12)
+    once, _ = preprocess(raw, dataclasses.replace(options, in_place_scaling=False), "regression")
+    scaler = StandardScaler().fit(x[parts[0]])
+    for name, part in zip(("train", "val", "test"), parts):
+        np.testing.assert_allclose(once[name][0], scaler.transform(x[part]), rtol=1e-12, atol=1e-12)
+
+
+def test_upper_z_side_and_features_dropped_by_name() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 3))
+    x[0, 0], x[1, 1] = 6.0, -6.0
+    y = x[:, 2] + 0.1 * rng.normal(size=300)
+    keep = (stats.zscore(np.column_stack([x, y])) < 3).all(axis=1)  # the notebook's rule, target included
+    assert outlier_rows(np.column_stack([x, y]), "z", 3.0, 1.5, "upper").tolist() == (~keep).tolist()
+    assert not outlier_rows(x[:, 1:2], "z", 3.0, 1.5, "upper")[1]  # a low value is never an outlier
+    raw = RawTable(x, y, y, ["a", "b", "c"], None, {})
+    options = TabularOptions(
+        corr_threshold=0, pair_threshold=1, outlier_scope="all", z_side="upper", drop_features=("b",), clip=False,
+    )
+    _, record = preprocess(raw, options, "regression")
+    assert record["features"] == ["a", "c"] and record["dropped_by_name"] == ["b"]
+    z = stats.zscore(np.column_stack([x[:, [0, 2]], y]))
+    assert record["outliers"]["rows_dropped_before_split"] == np.flatnonzero(~(z < 3).all(axis=1)).tolist()
+    with pytest.raises(ConfigError) as err:
+        preprocess(raw, TabularOptions(drop_features=("d",)), "regression")
+    assert err.value.field == "drop_features" and "a, b, c" in err.value.allowed
+    for field, bad in (("z_side", "lower"), ("split_scheme", "fastai"), ("drop_features", "b"), ("in_place_scaling", 1)):
+        given: dict[str, object] = {field: bad}
+        with pytest.raises(ConfigError) as err:
+            TabularOptions(**given)  # type: ignore[arg-type]
+        assert err.value.field == field

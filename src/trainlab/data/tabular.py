@@ -25,6 +25,13 @@ for being constant, Wine Quality is red + white (6,497 rows) and, for ``wqc``, a
 ``min_class_rows`` = 10 rows joins its nearest level (quality 9, 5 rows, joins 8: 6 classes). Standardisation
 statistics still come from the training split (fastai's ``Normalize`` fits on the training set).
 
+Three options reproduce what the thesis's notebooks actually do (public repository eedduu/TFG,
+``code/WQCLAS.ipynb``, ``code/WQREG.ipynb``, ``code/BHP.ipynb``) and are off in both profiles:
+``drop_features`` (features removed by name first; the notebooks drop hand-picked lists), ``z_side = "upper"``
+(the notebooks keep ``(stats.zscore(df) < 3).all(axis=1)``: only high values are outliers) and
+``split_scheme = "fastai-positional"`` (:func:`fastai_positional_split`: validation and test drawn from the
+first rows, most of them training rows too, standardised in place so that those rows are standardised twice).
+
 An option left at ``None`` takes its profile's value; the resolved values are recorded in
 ``Task.preprocessing`` with everything decided or fitted.
 
@@ -69,6 +76,8 @@ def check_bool(field: str, value: Any) -> None:
 
 PROFILES = ("default", "thesis000")
 OUTLIER_RULES = ("z", "iqr", "none")
+Z_SIDES = ("both", "upper")
+SPLIT_SCHEMES = ("random", "fastai-positional")
 OUTLIER_SCOPES = ("train", "all")
 CONSTANT_FEATURES = ("drop", "keep")
 METRIC_PROTOCOLS = ("whole", "batch-mean")
@@ -99,9 +108,27 @@ class TabularOptions:
     split's (data-file) order, weighted by batch size, as fastai's ``AvgMetric`` (the thesis's tables)."""
     eval_batch_size: int = 64
     """Rows per evaluation batch under ``metrics = "batch-mean"`` (fastai evaluates with the training batch size)."""
+    drop_features: tuple[str, ...] = ()
+    """Features removed by name before anything else (the thesis's code drops hand-picked lists)."""
+    z_side: str = "both"
+    """``both``: a z-score outlier has |z| > ``z_threshold``; ``upper``: z ≥ ``z_threshold`` (the thesis's code
+    keeps ``stats.zscore(df) < 3``, so low values are never outliers)."""
+    split_scheme: str = "random"
+    """``random``: :func:`split_indices`; ``fastai-positional``: the thesis's code (:func:`fastai_positional_split`,
+    validation and test rows drawn from the first rows, standardised in place)."""
+    in_place_scaling: bool = True
+    """With ``fastai-positional``: standardise in place as the notebooks do (a training row that is also a
+    validation or test row is standardised twice); ``False`` standardises every row once."""
 
     def __post_init__(self) -> None:
         check_choice("profile", self.profile, PROFILES)
+        check_choice("z_side", self.z_side, Z_SIDES)
+        check_choice("split_scheme", self.split_scheme, SPLIT_SCHEMES)
+        drop = self.drop_features
+        if isinstance(drop, str) or not isinstance(drop, Sequence) or not all(isinstance(f, str) for f in drop):
+            raise ConfigError("drop_features", drop, "a list of feature names")
+        object.__setattr__(self, "drop_features", tuple(drop))
+        check_bool("in_place_scaling", self.in_place_scaling)
         check_choice("metrics", self.metrics, METRIC_PROTOCOLS)
         check_number("eval_batch_size", self.eval_batch_size, low=1, integer=True)
         if self.corr_threshold is not None:
@@ -163,6 +190,10 @@ class Resolved:
     split: tuple[float, float, float]
     data_seed: int
     profile: str
+    drop_features: tuple[str, ...] = ()
+    z_side: str = "both"
+    split_scheme: str = "random"
+    in_place_scaling: bool = True
 
 
 def resolve_options(task: str, options: TabularOptions) -> Resolved:
@@ -184,14 +215,19 @@ def resolve_options(task: str, options: TabularOptions) -> Resolved:
     return Resolved(
         pair_threshold=options.pair_threshold, z_threshold=options.z_threshold, iqr_factor=options.iqr_factor,
         standardize=options.standardize, split=options.split, data_seed=options.data_seed,
-        profile=options.profile, **values,
+        profile=options.profile, drop_features=options.drop_features, z_side=options.z_side,
+        split_scheme=options.split_scheme, in_place_scaling=options.in_place_scaling, **values,
     )
 
 
-def outlier_rows(table: np.ndarray, rule: str, z_threshold: float | None, iqr_factor: float) -> np.ndarray:
+def outlier_rows(
+    table: np.ndarray, rule: str, z_threshold: float | None, iqr_factor: float, z_side: str = "both"
+) -> np.ndarray:
     """Boolean mask of the rows of ``table`` (N, F) that are outliers under ``rule`` (z, iqr or none).
 
-    z: any |x − mean| / std > ``z_threshold`` (ddof 0; constant columns never count);
+    z: any |x − mean| / std > ``z_threshold`` (ddof 0; constant columns never count), or with
+    ``z_side = "upper"`` any (x − mean) / std ≥ ``z_threshold`` (the complement of the thesis's
+    ``(stats.zscore(df) < 3).all(axis=1)``);
     iqr: any value outside [Q1 − k·IQR, Q3 + k·IQR] with k = ``iqr_factor`` (linear quantiles, as pandas).
     """
     if rule == "none" or len(table) == 0:
@@ -200,6 +236,8 @@ def outlier_rows(table: np.ndarray, rule: str, z_threshold: float | None, iqr_fa
         assert z_threshold is not None
         std = table.std(axis=0)
         z = (table - table.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        if z_side == "upper":
+            return np.asarray((z >= z_threshold).any(axis=1))
         return np.asarray((np.abs(z) > z_threshold).any(axis=1))
     q1, q3 = np.quantile(table, 0.25, axis=0), np.quantile(table, 0.75, axis=0)
     iqr = q3 - q1
@@ -269,6 +307,27 @@ def split_indices(
     return train, val, test
 
 
+def fastai_positional_split(
+    n: int, fractions: Sequence[float], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The split of the thesis's notebooks (Morales Muñoz 2025, code/WQCLAS.ipynb and siblings), positions in
+    ``range(n)``: ``RandomSplitter(valid_pct=f_val + f_test)(range_of(df))`` then
+    ``RandomSplitter(valid_pct=f_test / (f_val + f_test))(val_test_idx)``.
+
+    fastai's ``RandomSplitter`` returns positions into what it is given (a permutation cut at
+    ``int(valid_pct · len)``, Howard & Gugger 2020), so the second call returns positions into
+    ``val_test_idx``, which the notebook then uses as row labels: validation and test rows are drawn from the
+    first ``int((f_val + f_test) · n)`` rows of the table, and about ``f_train`` of them are training rows too.
+    Train, validation and test come back in the permutations' order (the notebook's test rows keep it).
+    """
+    perm = rng.permutation(n)
+    cut = int((1.0 - fractions[0]) * n)
+    train = perm[cut:]
+    perm2 = rng.permutation(cut)
+    cut2 = int(fractions[2] / (fractions[1] + fractions[2]) * cut)
+    return train, perm2[cut2:], perm2[:cut2]
+
+
 def target_correlations(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Pearson correlation of each column of ``x`` with ``t``; 0 for a constant column."""
     xc = x - x.mean(axis=0)
@@ -289,8 +348,14 @@ def preprocess(
     JSON-serialisable record."""
     if isinstance(options, TabularOptions):
         options = resolve_options(task, options)
+    if options.drop_features:
+        unknown = [f for f in options.drop_features if f not in raw.features]
+        if unknown:
+            raise ConfigError("drop_features", unknown[0], f"feature names of this task: {', '.join(raw.features)}")
+        columns_kept = [j for j, f in enumerate(raw.features) if f not in options.drop_features]
+        raw = dataclasses.replace(raw, x=raw.x[:, columns_kept], features=[raw.features[j] for j in columns_kept])
     rows = np.arange(len(raw.y))
-    rule = (options.outliers, options.z_threshold, options.iqr_factor)
+    rule = (options.outliers, options.z_threshold, options.iqr_factor, options.z_side)
     dropped_before_split: list[int] = []
     if options.outlier_scope == "all":
         columns = raw.x if options.outliers == "iqr" else np.column_stack([raw.x, raw.corr_target])
@@ -298,8 +363,14 @@ def preprocess(
         dropped_before_split = [int(i) for i in rows[outlier]]
         rows = rows[~outlier]
     rng = numpy_generator(options.data_seed, "tabular-split")
-    strata = raw.y[rows] if kind == "classification" else None
-    idx = {s: rows[i] for s, i in zip(("train", "val", "test"), split_indices(len(rows), options.split, rng, strata))}
+    positional = options.split_scheme == "fastai-positional"
+    strata = raw.y[rows] if kind == "classification" and not positional else None
+    parts = (
+        fastai_positional_split(len(rows), options.split, rng)
+        if positional
+        else split_indices(len(rows), options.split, rng, strata)
+    )
+    idx = {s: rows[i] for s, i in zip(("train", "val", "test"), parts)}
     x_train, t_train = raw.x[idx["train"]], raw.corr_target[idx["train"]]
     names = raw.features
 
@@ -309,7 +380,8 @@ def preprocess(
 
     pairs = []
     if len(keep) > 1:
-        cm = np.corrcoef(x_train[:, keep], rowvar=False)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a constant column: r = nan, taken as 0
+            cm = np.corrcoef(x_train[:, keep], rowvar=False)
         cm = np.nan_to_num(cm, nan=0.0)
         candidates = [
             (abs(cm[a, b]), keep[a], keep[b])
@@ -344,7 +416,15 @@ def preprocess(
     std = x_train.std(axis=0) if options.standardize else np.ones(len(keep))
     std = np.where(std > 0, std, 1.0)
     kept_names = [names[j] for j in keep]
-    out = {s: ((raw.x[i][:, keep] - mean) / std, raw.y[i]) for s, i in idx.items()}
+    if positional and options.in_place_scaling:
+        # The notebook standardises in place, split after split, so a validation or test row that is also a
+        # training row is standardised twice, in the training data too.
+        work = raw.x[:, keep].astype(np.float64)
+        for s in ("train", "val", "test"):
+            work[idx[s]] = (work[idx[s]] - mean) / std
+        out = {s: (work[i], raw.y[i]) for s, i in idx.items()}
+    else:
+        out = {s: ((raw.x[i][:, keep] - mean) / std, raw.y[i]) for s, i in idx.items()}
     clipped: dict[str, int] = {}
     if options.clip and len(x_train):
         low_b, high_b = out["train"][0].min(axis=0), out["train"][0].max(axis=0)
@@ -357,11 +437,15 @@ def preprocess(
         "profile": options.profile,
         "rows": int(len(raw.y)),
         "split": {
+            "scheme": options.split_scheme,
+            "in_place_scaling": bool(positional and options.in_place_scaling),
             "fractions": list(options.split),
             "data_seed": options.data_seed,
             "stratified": strata is not None,
             "sizes": {s: int(len(i)) for s, i in idx.items()},
+            "rows_also_in_train": {s: int(np.isin(idx[s], idx["train"]).sum()) for s in ("val", "test")},
         },
+        "dropped_by_name": list(options.drop_features),
         "features_in": list(names),
         "dropped_low_target_corr": {"threshold": options.corr_threshold, "features": low},
         "dropped_pair_corr": {"threshold": options.pair_threshold, "pairs": pairs},
@@ -371,6 +455,7 @@ def preprocess(
             "rule": options.outliers,
             "scope": options.outlier_scope,
             "z_threshold": options.z_threshold,
+            "z_side": options.z_side,
             "iqr_factor": options.iqr_factor,
             "rows_dropped_before_split": dropped_before_split,
             "train_rows_dropped": rows_dropped,
