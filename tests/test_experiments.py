@@ -1,6 +1,8 @@
 """Experiment files: grid expansion, run identity, validation errors, resume, failures, executors, CLI."""
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import os
 import re
@@ -151,6 +153,23 @@ def test_run_identity_is_stable_and_ignores_spelling() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == a
     assert a == RunSpec("spiral", "spiral-mlp", "adam", Budget(epochs=2), seed=derive_seed(0, 0)).run_id()
+
+
+def test_late_task_options_at_their_default_keep_the_earlier_run_ids() -> None:
+    """Task options added after run ids were published (the thesis notebooks' ``drop_features``, ``z_side``,
+    ``split_scheme``, ``in_place_scaling``) do not enter the id at their default: the ids below were computed
+    by the code before those options existed (commit 5b8cf74), so stores made then keep their runs. The
+    options are still recorded in the resolved spec, and any other value changes the id."""
+    wqc = RunSpec("wqc", "mlp1", "adam", Budget(epochs=2), seed=3, task_options={"profile": "thesis000"})
+    bhp = RunSpec("bhp", "mlp1", "shade", Budget(epochs=2), seed=3, task_options={"profile": "thesis000"})
+    assert (wqc.run_id(), bhp.run_id()) == ("5f7bf774f9acef0c", "dfa7cec739d34221")
+    assert wqc.resolved().task_options["split_scheme"] == "random"
+    explicit = dataclasses.replace(wqc, task_options={"profile": "thesis000", "z_side": "both", "drop_features": []})
+    assert explicit.run_id() == wqc.run_id()
+    for change in ({"z_side": "upper"}, {"split_scheme": "fastai-positional"}, {"drop_features": ["pH"]},
+                   {"split_scheme": "fastai-positional", "in_place_scaling": False}):
+        other = dataclasses.replace(wqc, task_options={"profile": "thesis000", **change})
+        assert other.run_id() != wqc.run_id(), change
 
 
 # ---------------------------------------------------------------------------------------------- validation

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
@@ -92,3 +93,19 @@ def from_mapping(cls: type[T], options: Mapping[str, Any], where: str = "") -> T
         if prefix and not err.field.startswith(prefix):
             raise ConfigError(prefix + err.field, err.value, err.allowed) from None
         raise
+
+
+LATE_OPTION = {"identity": "when-set"}
+"""Field metadata of an option added after run ids were first published, whose default keeps the earlier
+behaviour: at that default it is left out of the run id (:func:`identity_view`), so stores keep their runs."""
+
+
+def identity_view(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (the JSON-ready options of dataclass ``cls``) without the :data:`LATE_OPTION` fields that
+    are at their default: the part of a run's options that enters its id."""
+    late = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("identity") == LATE_OPTION["identity"]:
+            assert f.default is not dataclasses.MISSING, f"late option {f.name} needs a plain default"
+            late[f.name] = json.loads(json.dumps(f.default, default=str))
+    return {k: v for k, v in values.items() if k not in late or json.loads(json.dumps(v, default=str)) != late[k]}

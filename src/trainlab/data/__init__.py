@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from trainlab.core.config import ConfigError, from_mapping
+from trainlab.core.config import ConfigError, from_mapping, identity_view
 from trainlab.core.preflight import check_device
 from trainlab.data import images, sequences, spiral, tabular  # noqa: F401 - registers the tasks
 from trainlab.data.catalog import TASKS, TaskEntry
@@ -36,6 +37,7 @@ __all__ = [
     "load_task",
     "resolve_device",
     "task_config",
+    "task_identity",
     "task_inventory",
     "task_options",
     "verify_datasets",
@@ -48,9 +50,15 @@ def task_options(name: str, **options: Any) -> Any:
 
 
 def task_config(name: str, **options: Any) -> dict[str, Any]:
-    """Every option of task ``name`` with defaults filled in (JSON-ready), for run identity."""
+    """Every option of task ``name`` with defaults filled in (JSON-ready), as a run records it."""
     opts = task_options(name, **options)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(opts).items()}
+
+
+def task_identity(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a task's resolved options (:func:`task_config`) that enters a run's id: all of them but
+    options added later (:data:`~trainlab.core.config.LATE_OPTION`) left at their default."""
+    return identity_view(TASKS.get(name).options, config)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

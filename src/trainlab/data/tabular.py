@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from trainlab.core.config import ConfigError, check_choice, check_number
+from trainlab.core.config import LATE_OPTION, ConfigError, check_choice, check_number
 from trainlab.data.catalog import TaskEntry, register
 from trainlab.data.formats import read_semicolon_csv, read_whitespace_table
 from trainlab.data.root import DATASETS, require
@@ -108,15 +108,15 @@ class TabularOptions:
     split's (data-file) order, weighted by batch size, as fastai's ``AvgMetric`` (the thesis's tables)."""
     eval_batch_size: int = 64
     """Rows per evaluation batch under ``metrics = "batch-mean"`` (fastai evaluates with the training batch size)."""
-    drop_features: tuple[str, ...] = ()
+    drop_features: tuple[str, ...] = field(default=(), metadata=LATE_OPTION)
     """Features removed by name before anything else (the thesis's code drops hand-picked lists)."""
-    z_side: str = "both"
+    z_side: str = field(default="both", metadata=LATE_OPTION)
     """``both``: a z-score outlier has |z| > ``z_threshold``; ``upper``: z ≥ ``z_threshold`` (the thesis's code
     keeps ``stats.zscore(df) < 3``, so low values are never outliers)."""
-    split_scheme: str = "random"
+    split_scheme: str = field(default="random", metadata=LATE_OPTION)
     """``random``: :func:`split_indices`; ``fastai-positional``: the thesis's code (:func:`fastai_positional_split`,
     validation and test rows drawn from the first rows, standardised in place)."""
-    in_place_scaling: bool = True
+    in_place_scaling: bool = field(default=True, metadata=LATE_OPTION)
     """With ``fastai-positional``: standardise in place as the notebooks do (a training row that is also a
     validation or test row is standardised twice); ``False`` standardises every row once."""
 

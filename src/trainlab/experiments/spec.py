@@ -20,7 +20,7 @@ from trainlab.core.budget import Budget
 from trainlab.core.config import ConfigError, check_number
 from trainlab.core.environment import environment
 from trainlab.core.seeding import torch_generator
-from trainlab.data import load_task, task_config
+from trainlab.data import load_task, task_config, task_identity
 from trainlab.diagnostics import Diagnostics, diagnostics_config
 from trainlab.losses import get_loss
 from trainlab.models import build_model, model_config
@@ -98,8 +98,11 @@ class RunSpec:
 
 
 def resolved_id(resolved: Mapping[str, Any]) -> str:
-    """The run id of a resolved spec given as ``RunSpec.resolved().to_dict()``."""
-    text = json.dumps(resolved, sort_keys=True, default=str)
+    """The run id of a resolved spec given as ``RunSpec.resolved().to_dict()``: a hash of all of it, except
+    task options added later that are at their default (:func:`~trainlab.data.task_identity`), so that adding
+    an option that keeps the earlier behaviour leaves every stored run's id as it was."""
+    identity = {**resolved, "task_options": task_identity(resolved["task"], resolved["task_options"])}
+    text = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
