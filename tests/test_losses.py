@@ -261,7 +261,8 @@ def _fused_cases(dtype: torch.dtype) -> list[tuple[str, torch.Tensor, torch.Tens
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_fused_means_equal_the_per_sample_mean(dtype: torch.dtype) -> None:
-    """Cross-entropy and MSE compute their mean with PyTorch's fused reductions; the oracle is the mean of
+    """Cross-entropy computes its mean with PyTorch's fused reduction (MSE keeps the mean of ``per_sample``,
+    see its docstring, so its cases here guard that its call stays that mean); the oracle is the mean of
     ``per_sample`` (itself checked against SciPy above). Both sides sum n ≤ 320 non-negative terms, each to a
     relative error of about ⌈log₂ n⌉ ε, so they agree to rtol 2⌈log₂ n⌉ ε; gradients to ``assert_close``'s
     defaults for the dtype."""

@@ -102,19 +102,15 @@ class MSE(Loss):
     """ℓ(z, y) = Σ_k (z_k − y_k)², summed over outputs (one-hot targets for class indices).
 
     This is Lavín Pallero's (2021) convention (``mean((f − Y)²)·C``), so its learning rates mean the same here.
-    For sequence outputs (N, T, C), the mean over steps of that sum. Calling the loss computes exactly that
-    convention, ``F.mse_loss`` (the mean over all N·C squared errors, one fused autograd node) times C: the mean
-    of :meth:`per_sample` up to rounding.
+    For sequence outputs (N, T, C), the mean over steps of that sum. Calling the loss takes the mean of
+    :meth:`per_sample` (not the fused ``F.mse_loss``, whose backward has no forward-mode derivative against a
+    constant target in torch 2.13, which forward-over-reverse Hessian-vector products need).
     """
 
     name = "mse"
 
     def per_sample(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
         return per_sequence(((outputs - as_target_matrix(outputs, targets)) ** 2).sum(dim=-1))
-
-    def __call__(self, outputs: Tensor, targets: Tensor, step: int = 0) -> Tensor:
-        mean = F.mse_loss(outputs, as_target_matrix(outputs, targets))
-        return mean if outputs.shape[-1] == 1 else mean * outputs.shape[-1]
 
 
 @LOSSES.register("mae")
