@@ -140,7 +140,7 @@ def stacked_forward(model: nn.Module, params: dict[str, Tensor], x: Tensor, bn: 
 
 _ALLOCATING = (
     nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, *_BN, *_POOLS,
-    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus,
+    *(m for m in _ELEMENTWISE if m not in (nn.Identity, nn.Dropout)),
 )
 """Modules whose output is a new tensor (or, for an in-place ReLU, their input when that was new)."""
 
